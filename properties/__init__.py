@@ -1,0 +1,1 @@
+"""Default configuration files of the plugin (installed as package data)."""

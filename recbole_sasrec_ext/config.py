@@ -1,0 +1,147 @@
+"""The plugin's ``Config``: RecBole's, plus the plugin's model defaults, its data-path rules and
+one validation pass (RecBole-GNN's add-on convention)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+
+import recbole
+from recbole.config import Config as RecBoleConfig
+from recbole.utils import ModelType
+
+from recbole_sasrec_ext import compat
+from recbole_sasrec_ext.config_keys import COMMON_KEYS, check_keys
+from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.registry import base_model_name, get_model, implementation_name
+
+#: Where plugin data sets live unless ``data_path`` says otherwise (relative to the working dir).
+DEFAULT_DATA_PATH = "datasets/"
+#: Loss types whose training needs no RecBole-side negative sampling.
+_SELF_SAMPLING_LOSSES = {"CE", "BCE", "SAMPLED_SOFTMAX", "GBCE"}
+
+
+def properties_dir() -> Path:
+    """The plugin's ``properties/`` folder (installed package, or the source checkout)."""
+    try:
+        installed = Path(str(resources.files("recbole_sasrec_ext.properties")))
+        if (installed / "overall.yaml").is_file():
+            return installed
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parent.parent / "properties"
+
+
+def bundled_dataset_dir(dataset: str) -> Path:
+    """Folder of a data set bundled inside the installed recbole package (ml-100k)."""
+    return Path(recbole.__file__).resolve().parent / "dataset_example" / dataset
+
+
+class Config(RecBoleConfig):
+    """RecBole's ``Config`` for the plugin's pipeline.
+
+    Differences from RecBole's:
+
+    * ``model`` is resolved by :func:`recbole_sasrec_ext.registry.get_model` (plugin first;
+      ``RecBole.<Name>`` for a built-in the plugin shadows);
+    * defaults are read from the plugin's ``properties/overall.yaml``, ``properties/model/<Model>.yaml``
+      and ``properties/dataset/<dataset>.yaml`` (after RecBole's own, before user input);
+    * ``data_path`` defaults to ``datasets/``; ``ml-100k`` falls back to the copy bundled with
+      recbole when ``<data_path>/ml-100k`` does not exist;
+    * sequential models that sample their own negatives or use CE get ``train_neg_sample_args: ~``
+      unless the user set it; the time field is added to ``load_col`` when the ``.inter`` file has it;
+    * the plugin's keys and a few core keys are validated once (:class:`PluginError` names the key);
+    * numpy 2 / pandas 3 compatibility is applied by :mod:`recbole_sasrec_ext.compat`, and
+      command-line arguments that are not ``--key=value`` are ignored without a warning.
+    """
+
+    def compatibility_settings(self):
+        compat.apply()
+
+    def _load_cmd_line(self):
+        argv, sys.argv = sys.argv, [sys.argv[0]] + [
+            a for a in sys.argv[1:] if a.startswith("--") and len(a[2:].split("=")) == 2
+        ]
+        try:
+            return super()._load_cmd_line()
+        finally:
+            sys.argv = argv
+
+    def _get_model_and_dataset(self, model, dataset):
+        if model is None:
+            model = self.external_config_dict.get("model")
+            if model is None:
+                raise PluginError("no model given: pass --model NAME or set 'model' in a config file")
+        if dataset is None:
+            dataset = self.external_config_dict.get("dataset")
+            if dataset is None:
+                raise PluginError(
+                    "no dataset given: pass --dataset NAME or set 'dataset' in a config file"
+                )
+        if isinstance(model, str):
+            return model, get_model(model), dataset
+        return model.__name__, model, dataset
+
+    def _load_internal_config_dict(self, model, model_class, dataset):
+        super()._load_internal_config_dict(base_model_name(model), model_class, dataset)
+        props = properties_dir()
+        files = [props / "overall.yaml", props / "dataset" / f"{dataset}.yaml"]
+        if model_class.__module__.startswith("recbole_sasrec_ext."):
+            files.insert(1, props / "model" / f"{model}.yaml")
+        for file in files:
+            if file.is_file():
+                self._update_internal_config_dict(str(file))
+        self.internal_config_dict["implementation"] = implementation_name(model_class)
+
+    def _get_final_config_dict(self):
+        final = super()._get_final_config_dict()
+        is_sequential = final.get("MODEL_TYPE") == ModelType.SEQUENTIAL
+        samples_itself = str(final.get("loss_type", "")).upper() in _SELF_SAMPLING_LOSSES
+        if is_sequential and samples_itself and "train_neg_sample_args" not in self.external_config_dict:
+            final["train_neg_sample_args"] = None
+        return final
+
+    def _set_default_parameters(self):
+        user_path = self.final_config_dict.get("data_path") or DEFAULT_DATA_PATH
+        super()._set_default_parameters()
+        path = Path(user_path) / self.dataset
+        if not path.is_dir() and bundled_dataset_dir(self.dataset).is_dir():
+            path = bundled_dataset_dir(self.dataset)
+        self.final_config_dict["data_path"] = str(path)
+        self._load_time_field()
+        check_keys(self.final_config_dict, COMMON_KEYS)
+        check_keys(self.final_config_dict, getattr(self.model_class, "CONFIG_KEYS", ()))
+        _check_adam_betas(self.final_config_dict.get("adam_betas"))
+
+    def _load_time_field(self) -> None:
+        """Add the time field to ``load_col`` when the ``.inter`` file has one."""
+        inter = Path(self.final_config_dict["data_path"]) / f"{self.dataset}.inter"
+        time_field = self.final_config_dict.get("TIME_FIELD")
+        load_col = self.final_config_dict.get("load_col")
+        if not (inter.is_file() and time_field and isinstance(load_col, dict)):
+            return
+        columns = inter_header_fields(inter, self.final_config_dict.get("field_separator", "\t"))
+        inter_cols = load_col.get("inter")
+        if time_field in columns and isinstance(inter_cols, list) and time_field not in inter_cols:
+            load_col["inter"] = inter_cols + [time_field]
+
+
+def _check_adam_betas(betas) -> None:
+    ok = betas is None or (
+        isinstance(betas, (list, tuple))
+        and len(betas) == 2
+        and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)
+    )
+    if not ok:
+        raise PluginError(
+            f"config key 'adam_betas' = {betas!r} is not allowed: expected None or a list of two floats in [0, 1)"
+        )
+
+
+def inter_header_fields(path: os.PathLike, separator: str = "\t") -> list[str]:
+    """Field names (without types) of an atomic file's header."""
+    with open(path, encoding="utf-8") as f:
+        header = f.readline().rstrip("\r\n")
+    return [column.split(":")[0] for column in header.split(separator)]

@@ -1,0 +1,112 @@
+"""Full-sequence training data: one training example per user, a loss at every position.
+
+RecBole's ``SequentialDataset`` turns every prefix of every user into its own training sample
+(ML-1M at length 200: 981k samples x 200 ids per epoch). The SASRec paper trains on each user's
+whole sequence once per epoch with a target at every position. :class:`FullSequenceDataset` does
+that inside RecBole: memory grows with users x max length, not interactions x max length.
+
+The validation and test examples are RecBole's exactly (same leave-one-out split, same histories,
+same targets; ``tests/test_full_sequence_dataset.py`` compares them with ``SequentialDataset``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from recbole.data.interaction import Interaction
+from recbole.utils import FeatureSource, FeatureType
+
+from recbole_sasrec_ext.data.ordered_dataset import OrderedSequentialDataset
+from recbole_sasrec_ext.errors import PluginError
+
+#: Field with the next-item target of every input position of a training row (0 = no target).
+TARGET_LIST_FIELD = "target_item_id_list"
+#: Items held out per user by each leave-one-out mode of RecBole's ``eval_args.split``.
+LEAVE_OUT = {"valid_and_test": 2, "valid_only": 1, "test_only": 1}
+
+
+class FullSequenceDataset(OrderedSequentialDataset):
+    """Per user, one training row (the user's whole training sequence, its last
+    ``MAX_ITEM_LIST_LENGTH``+1 items, input and shifted targets) and RecBole's validation and test
+    rows. Requires the leave-one-out split (``eval_args.split: {'LS': ...}``, order ``TO``).
+
+    Attributes
+    ----------
+    train_pairs : tuple of numpy arrays
+        (users, items) of every training-split interaction (not truncated): the items a model may
+        learn statistics from (popularity, co-occurrence). Held-out items never appear here.
+    """
+
+    def __init__(self, config):
+        split = config["eval_args"]["split"]
+        if not (isinstance(split, dict) and list(split) == ["LS"] and split["LS"] in LEAVE_OUT):
+            raise PluginError(
+                f"config key 'eval_args.split' = {split!r} is not allowed for {config['model']}: "
+                f"expected {{'LS': one of {', '.join(map(repr, LEAVE_OUT))}}} (leave-one-out)"
+            )
+        super().__init__(config)
+
+    def data_augmentation(self):
+        self.logger.debug("full-sequence rows for sequential recommendation")
+        self._aug_presets()
+        max_len = self.max_item_list_len
+        self.set_field_property(TARGET_LIST_FIELD, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION, max_len)
+        self._check_field("uid_field", "time_field")
+        self.sort(by=[self.uid_field, self.time_field], ascending=True)
+
+        users = self.inter_feat[self.uid_field].numpy()
+        items = self.inter_feat[self.iid_field].numpy()
+        self.user_item_pairs = (users.copy(), items.copy())
+        target, is_train, train_mask = self._row_targets(users)
+        self.train_pairs = (users[train_mask], items[train_mask])
+
+        first = np.r_[0, np.flatnonzero(users[1:] != users[:-1]) + 1]
+        user_start = np.repeat(first, np.diff(np.r_[first, len(users)]))  # start of each row's user
+        start = np.maximum(user_start[target], target - max_len)  # (R,) first history index
+        length = target - start  # (R,) history length, 1..max_len
+        offsets = np.arange(max_len)
+        index = start[:, None] + offsets[None, :]  # (R, L) positions in inter_feat
+        valid = offsets[None, :] < length[:, None]  # (R, L)
+        index_t = torch.from_numpy(np.where(valid, index, 0))
+        valid_t = torch.from_numpy(valid)
+
+        new_data = self.inter_feat[torch.from_numpy(target)]
+        new_dict = {self.item_list_length_field: torch.from_numpy(length.astype(np.int64))}
+        for field in self.inter_feat:
+            if field == self.uid_field:
+                continue
+            values = self.inter_feat[field]
+            gathered = values[index_t]  # (R, L, ...)
+            mask = valid_t.view(valid_t.shape + (1,) * (gathered.dim() - 2))
+            new_dict[getattr(self, f"{field}_list_field")] = torch.where(mask, gathered, torch.zeros_like(gathered))
+        next_items = torch.from_numpy(items)[torch.from_numpy(np.where(valid, index + 1, 0))]  # (R, L)
+        train_rows = torch.from_numpy(is_train)[:, None] & valid_t
+        new_dict[TARGET_LIST_FIELD] = torch.where(train_rows, next_items, torch.zeros_like(next_items))
+        new_data.update(Interaction(new_dict))
+        self.inter_feat = new_data
+
+    def _row_targets(self, users: np.ndarray):
+        """Index (in the user-sorted interactions) of the last target of each row, in RecBole's
+        leave-one-out order: the training row first, then the held-out rows of the user.
+
+        A user with ``n`` interactions has ``k = n - 1`` prefix samples in RecBole; RecBole holds out
+        ``m = min(leave_out, k - 1)`` of them and trains on the first ``k - m``.
+        """
+        leave_out = LEAVE_OUT[self.config["eval_args"]["split"]["LS"]]
+        first = np.r_[0, np.flatnonzero(users[1:] != users[:-1]) + 1]
+        count = np.diff(np.r_[first, len(users)])  # interactions per user
+        k = count - 1
+        held = np.clip(np.minimum(leave_out, k - 1), 0, None)
+        n_train = k - held  # training targets per user (>= 1 whenever k >= 1)
+        has_rows = k >= 1
+        rows_per_user = np.where(has_rows, 1 + held, 0)
+        # last target index of the training row, then each held-out target
+        train_last = first + n_train
+        row_user = np.repeat(np.arange(len(first)), rows_per_user)
+        row_rank = np.arange(rows_per_user.sum()) - np.repeat(np.cumsum(rows_per_user) - rows_per_user, rows_per_user)
+        target = train_last[row_user] + row_rank
+        is_train = row_rank == 0
+        # interactions that belong to a training sequence: positions < train_last + 1 of users with rows
+        position = np.arange(len(users)) - np.repeat(first, count)
+        train_mask = np.repeat(has_rows, count) & (position <= np.repeat(n_train, count))
+        return target, is_train, train_mask

@@ -1,0 +1,92 @@
+"""``create_dataset`` and ``data_preparation`` for the plugin's pipeline (RecBole's, with the
+plugin's data set classes, atomic-file checks and fixed evaluation negatives)."""
+
+from __future__ import annotations
+
+import importlib
+
+from recbole.data.utils import create_samplers, get_dataloader
+from recbole.utils import ModelType
+
+from recbole_sasrec_ext.data.atomic import check_dataset_files
+from recbole_sasrec_ext.data.fixed_sampler import FixedNegativeSampler
+from recbole_sasrec_ext.data.full_sequence_dataset import FullSequenceDataset
+from recbole_sasrec_ext.data.ordered_dataset import OrderedSequentialDataset
+from recbole_sasrec_ext.registry import base_model_name
+
+_RECBOLE_TYPE_TO_CLASS = {
+    ModelType.GENERAL: "Dataset",
+    ModelType.CONTEXT: "Dataset",
+    ModelType.KNOWLEDGE: "KnowledgeBasedDataset",
+    ModelType.TRADITIONAL: "Dataset",
+    ModelType.DECISIONTREE: "Dataset",
+}
+
+
+def dataset_class_for(config) -> type:
+    """The plugin's models read :class:`FullSequenceDataset`; RecBole's sequential models
+    :class:`OrderedSequentialDataset` (RecBole's prefix samples); other models RecBole's choice."""
+    model_class = getattr(config, "model_class", None)
+    if model_class is not None and model_class.__module__.startswith("recbole_sasrec_ext."):
+        return FullSequenceDataset
+    module = importlib.import_module("recbole.data.dataset")
+    special = getattr(module, base_model_name(config["model"]) + "Dataset", None)
+    if special is not None:
+        return special
+    if config["MODEL_TYPE"] == ModelType.SEQUENTIAL:
+        return OrderedSequentialDataset
+    return getattr(module, _RECBOLE_TYPE_TO_CLASS[config["MODEL_TYPE"]])
+
+
+def create_dataset(config):
+    """Check the atomic files, then build the data set (never from a stale cached ``.pth``)."""
+    check_dataset_files(
+        config["data_path"], config["dataset"], config["load_col"],
+        config["field_separator"], config["encoding"],
+    )
+    return dataset_class_for(config)(config)
+
+
+def _uni_sample_num(mode: str) -> int | None:
+    return int(mode[3:]) if mode.startswith("uni") else None
+
+
+def _all_pairs(dataset):
+    """Every (user, item) interaction of the whole data set, as numpy arrays."""
+    pairs = getattr(dataset, "user_item_pairs", None)
+    if pairs is not None:
+        return pairs
+    return dataset.inter_feat[dataset.uid_field].numpy(), dataset.inter_feat[dataset.iid_field].numpy()
+
+
+def data_preparation(config, dataset):
+    """Split and wrap in RecBole's data loaders; ``uniNN`` evaluation uses fixed negatives.
+
+    Returns
+    -------
+    (train_data, valid_data, test_data)
+    """
+    built = dataset.build()
+    train_ds, valid_ds, test_ds = built
+    train_sampler, valid_sampler, test_sampler = create_samplers(config, dataset, built)
+
+    modes = config["eval_args"]["mode"]
+    nums = {phase: _uni_sample_num(modes[phase]) for phase in ("valid", "test")}
+    fixed: dict[int, FixedNegativeSampler] = {}
+    for phase, num in nums.items():
+        if num is None:
+            continue
+        if num not in fixed:
+            users, items = _all_pairs(dataset)
+            fixed[num] = FixedNegativeSampler(
+                users, items, dataset.user_num, dataset.item_num, num, config["eval_neg_seed"]
+            )
+        if phase == "valid":
+            valid_sampler = fixed[num].set_phase(phase)
+        else:
+            test_sampler = fixed[num].set_phase(phase)
+
+    train_data = get_dataloader(config, "train")(config, train_ds, train_sampler, shuffle=config["shuffle"])
+    valid_data = get_dataloader(config, "valid")(config, valid_ds, valid_sampler, shuffle=False)
+    test_data = get_dataloader(config, "test")(config, test_ds, test_sampler, shuffle=False)
+    return train_data, valid_data, test_data

@@ -1,0 +1,1 @@
+"""Building blocks of the plugin's models: plain ``nn.Module``s with explicit arguments."""

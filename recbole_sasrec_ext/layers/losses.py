@@ -1,0 +1,83 @@
+"""Next-item losses over every valid position of a batch of sequences.
+
+All take the hidden states of the valid positions ``h`` (P, d), their target items ``pos`` (P,)
+and the item embedding table ``items`` (n_items, d) whose row 0 is padding, and return the mean
+over positions. Negatives are drawn uniformly from the items other than the padding id.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import torch
+import torch.nn.functional as F
+
+
+class LossType(str, enum.Enum):
+    """``loss_type`` values of the plugin's sequential models."""
+
+    BCE = "BCE"  # the SASRec paper: one sampled negative per position, binary cross-entropy
+    CE = "CE"  # full softmax over all items ("SASRec+")
+    SAMPLED_SOFTMAX = "SAMPLED_SOFTMAX"  # softmax over the target and k shared uniform negatives
+    GBCE = "GBCE"  # gSASRec: k negatives per position, generalised BCE with calibration t
+
+
+def sample_negatives_excluding(pos: torch.Tensor, n_items: int, k: int) -> torch.Tensor:
+    """``k`` uniform negatives per position from ``1..n_items-1`` minus the position's target.
+
+    Returns
+    -------
+    torch.LongTensor of shape (P, k)
+    """
+    neg = torch.randint(1, n_items - 1, (pos.size(0), k), device=pos.device)  # (P, k)
+    return neg + (neg >= pos[:, None]).long()  # (P, k) skips the target, stays uniform
+
+
+def bce_loss(h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """The SASRec paper's loss: −log σ(h·e_pos) − log(1 − σ(h·e_neg)), one negative per position."""
+    neg = sample_negatives_excluding(pos, items.size(0), 1)[:, 0]  # (P,)
+    pos_logit = (h * items[pos]).sum(-1)  # (P,)
+    neg_logit = (h * items[neg]).sum(-1)  # (P,)
+    return (F.softplus(-pos_logit) + F.softplus(neg_logit)).mean()
+
+
+def ce_loss(h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over every item except padding."""
+    logits = h @ items[1:].T  # (P, n_items-1)
+    return F.cross_entropy(logits, pos - 1)
+
+
+def sampled_softmax_loss(h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor, k: int) -> torch.Tensor:
+    """Softmax over the target and ``k`` uniform negatives shared by the batch; a negative that
+    equals a position's target is masked out for that position."""
+    neg = torch.randint(1, items.size(0), (k,), device=h.device)  # (k,)
+    pos_logit = (h * items[pos]).sum(-1, keepdim=True)  # (P, 1)
+    neg_logit = h @ items[neg].T  # (P, k)
+    neg_logit = neg_logit.masked_fill(neg[None, :] == pos[:, None], float("-inf"))  # (P, k)
+    logits = torch.cat([pos_logit, neg_logit], dim=1)  # (P, 1+k)
+    return F.cross_entropy(logits, torch.zeros_like(pos))
+
+
+def gbce_loss(h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor, k: int, t: float) -> torch.Tensor:
+    """gSASRec's generalised BCE (Petrov & Macdonald, RecSys 2023): the positive's probability is
+    raised to β = α(t(1 − 1/α) + 1/α), α = k / (n_items − 2) the negative sampling rate."""
+    n_candidates = items.size(0) - 2  # items other than padding and the target
+    alpha = k / n_candidates
+    beta = alpha * (t * (1 - 1 / alpha) + 1 / alpha)
+    neg = sample_negatives_excluding(pos, items.size(0), k)  # (P, k)
+    pos_logit = (h * items[pos]).sum(-1)  # (P,)
+    neg_logit = torch.einsum("pd,pkd->pk", h, items[neg])  # (P, k)
+    return (beta * F.softplus(-pos_logit) + F.softplus(neg_logit).sum(-1)).mean()
+
+
+def next_item_loss(
+    loss_type: LossType, h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor, n_negatives: int, gbce_t: float
+) -> torch.Tensor:
+    """Dispatch on ``loss_type``."""
+    if loss_type is LossType.BCE:
+        return bce_loss(h, pos, items)
+    if loss_type is LossType.CE:
+        return ce_loss(h, pos, items)
+    if loss_type is LossType.SAMPLED_SOFTMAX:
+        return sampled_softmax_loss(h, pos, items, n_negatives)
+    return gbce_loss(h, pos, items, n_negatives, gbce_t)

@@ -1,0 +1,134 @@
+"""What SASRec and RKSA share: embeddings, the block stack, losses and scoring.
+
+A subclass supplies only its attention layer (:meth:`build_attention`) and, if it needs more
+than the validity mask, the attention inputs (:meth:`attention_inputs`).
+"""
+
+from __future__ import annotations
+
+import torch
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.utils import InputType
+from torch import nn
+
+from recbole_sasrec_ext.config_keys import Key
+from recbole_sasrec_ext.data.full_sequence_dataset import TARGET_LIST_FIELD
+from recbole_sasrec_ext.layers.block import ACTIVATIONS, TransformerBlock
+from recbole_sasrec_ext.layers.embedding import SequenceEmbedding
+from recbole_sasrec_ext.layers.losses import LossType, next_item_loss
+
+#: The keys of every transformer recommender of the plugin (documented in properties/model/*.yaml).
+TRANSFORMER_KEYS: tuple[Key, ...] = (
+    Key("hidden_size", int, low=1),
+    Key("n_layers", int, low=1),
+    Key("n_heads", int, low=1),
+    Key("inner_size", int, low=1),
+    Key("hidden_dropout_prob", float, low=0.0, high=1.0, high_open=True),
+    Key("attn_dropout_prob", float, low=0.0, high=1.0, high_open=True),
+    Key("hidden_act", str, choices=tuple(ACTIVATIONS)),
+    Key("layer_norm", str, choices=("pre", "post")),
+    Key("layer_norm_eps", float, low=0.0, low_open=True),
+    Key("scale_embedding", bool),
+    Key("loss_type", str, choices=tuple(t.value for t in LossType)),
+    Key("n_negatives", int, low=1),
+    Key("gbce_t", float, low=0.0, high=1.0),
+)
+
+
+class TransformerRecommender(SequentialRecommender):
+    """Self-attentive next-item model trained with a loss at every position of each sequence.
+
+    Reads :data:`TARGET_LIST_FIELD` (the next item of every input position) from
+    :class:`~recbole_sasrec_ext.data.FullSequenceDataset`. Scores are dot products with the shared
+    item embedding.
+    """
+
+    input_type = InputType.POINTWISE
+    CONFIG_KEYS = TRANSFORMER_KEYS
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        d = config["hidden_size"]
+        self.loss_type = LossType(config["loss_type"])
+        self.n_negatives = config["n_negatives"]
+        self.gbce_t = config["gbce_t"]
+        self.embedding = SequenceEmbedding(
+            self.n_items, self.max_seq_length, d, config["hidden_dropout_prob"], config["scale_embedding"]
+        )
+        pre_norm = config["layer_norm"] == "pre"
+        self.blocks = nn.ModuleList(
+            TransformerBlock(
+                self.build_attention(config),
+                d,
+                config["inner_size"],
+                config["hidden_dropout_prob"],
+                config["hidden_act"],
+                pre_norm,
+                config["layer_norm_eps"],
+            )
+            for _ in range(config["n_layers"])
+        )
+        self.final_norm = nn.LayerNorm(d, eps=config["layer_norm_eps"]) if pre_norm else nn.Identity()
+        self.apply(self._init_weights)
+
+    # --- to override -------------------------------------------------------------------------
+    def build_attention(self, config) -> nn.Module:
+        """A new attention layer for one block."""
+        raise NotImplementedError
+
+    def attention_inputs(self, interaction, item_seq: torch.Tensor, e: torch.Tensor) -> dict:
+        """Keyword inputs of the attention layer besides the block input."""
+        return {"valid": item_seq > 0}
+
+    # --- shared ------------------------------------------------------------------------------
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.xavier_normal_(module.weight)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+            if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+
+    def encode(self, interaction) -> tuple[torch.Tensor, list]:
+        """Hidden states at every position (B, L, d) and each block's attention output."""
+        item_seq = interaction[self.ITEM_SEQ]  # (B, L)
+        x, e = self.embedding(item_seq, interaction[self.ITEM_SEQ_LEN])  # (B, L, d) x2
+        inputs = self.attention_inputs(interaction, item_seq, e)
+        extras = []
+        for block in self.blocks:
+            x, att = block(x, **inputs)  # (B, L, d)
+            extras.append(att)
+        return self.final_norm(x), extras
+
+    def forward(self, interaction) -> torch.Tensor:
+        return self.encode(interaction)[0]  # (B, L, d)
+
+    def auxiliary_loss(self, extras: list) -> torch.Tensor | float:
+        """Extra loss terms from the attention layers (none for SASRec)."""
+        return 0.0
+
+    def calculate_loss(self, interaction) -> torch.Tensor:
+        hidden, extras = self.encode(interaction)  # (B, L, d)
+        targets = interaction[TARGET_LIST_FIELD]  # (B, L)
+        mask = targets > 0  # (B, L)
+        loss = next_item_loss(
+            self.loss_type, hidden[mask], targets[mask], self.embedding.item.weight, self.n_negatives, self.gbce_t
+        )
+        return loss + self.auxiliary_loss(extras)
+
+    def encode_sequences(self, interaction) -> torch.Tensor:
+        """The representation of each sequence: the hidden state at its last item (B, d)."""
+        hidden = self.forward(interaction)  # (B, L, d)
+        return self.gather_indexes(hidden, interaction[self.ITEM_SEQ_LEN] - 1)  # (B, d)
+
+    def score_candidates(self, sequences: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores (N,) of items (N,) for sequence representations (N, d)."""
+        return (sequences * self.embedding.item(items)).sum(-1)
+
+    def predict(self, interaction) -> torch.Tensor:
+        return self.score_candidates(self.encode_sequences(interaction), interaction[self.ITEM_ID])
+
+    def full_sort_predict(self, interaction) -> torch.Tensor:
+        return self.encode_sequences(interaction) @ self.embedding.item.weight.T  # (B, n_items)

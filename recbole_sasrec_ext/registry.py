@@ -1,0 +1,105 @@
+"""Model and trainer look-up: the plugin's models first, then RecBole's (RecBole-GNN's convention).
+
+The plugin ships its own ``SASRec`` and ``Pop``. Inside the plugin's pipeline the plugin's model
+wins; RecBole's built-in stays reachable under the explicit name ``RecBole.<Name>`` (for example
+``RecBole.SASRec``). :func:`implementation_name` says which class ran; logs and results print it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+from recbole.utils import get_model as recbole_get_model
+from recbole.utils import get_trainer as recbole_get_trainer
+
+from recbole_sasrec_ext.errors import PluginError
+
+#: Explicit prefix that selects RecBole's built-in model of the same name.
+RECBOLE_PREFIX = "RecBole."
+
+#: The plugin's models: name -> "module:Class".
+PLUGIN_MODELS = {
+    "SASRec": "recbole_sasrec_ext.models.sasrec:SASRec",
+    "RKSA": "recbole_sasrec_ext.models.rksa:RKSA",
+    "Pop": "recbole_sasrec_ext.models.pop:Pop",
+}
+
+_RECBOLE_MODEL_PACKAGES = (
+    "recbole.model.general_recommender",
+    "recbole.model.sequential_recommender",
+    "recbole.model.context_aware_recommender",
+    "recbole.model.knowledge_aware_recommender",
+)
+
+
+def _load_plugin_model(name: str) -> type:
+    module_name, class_name = PLUGIN_MODELS[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def recbole_model_names() -> list[str]:
+    """Names of RecBole's built-in models (imports RecBole's model packages; only used for
+    messages and listings)."""
+    from recbole.model.abstract_recommender import AbstractRecommender
+
+    names = set()
+    for package in _RECBOLE_MODEL_PACKAGES:
+        try:
+            module = importlib.import_module(package)
+        except ImportError:  # an optional dependency of some RecBole model is missing
+            continue
+        for name, obj in vars(module).items():
+            if inspect.isclass(obj) and issubclass(obj, AbstractRecommender):
+                names.add(name)
+    return sorted(names)
+
+
+def available_models() -> list[str]:
+    """Every name :func:`get_model` accepts: the plugin's models, ``RecBole.<Name>`` for the
+    built-ins they shadow, and RecBole's other models."""
+    recbole_names = recbole_model_names()
+    shadowed = [RECBOLE_PREFIX + n for n in PLUGIN_MODELS if n in recbole_names]
+    others = [n for n in recbole_names if n not in PLUGIN_MODELS]
+    return list(PLUGIN_MODELS) + shadowed + others
+
+
+def base_model_name(name: str) -> str:
+    """``RecBole.SASRec`` -> ``SASRec``; other names unchanged."""
+    return name[len(RECBOLE_PREFIX):] if name.startswith(RECBOLE_PREFIX) else name
+
+
+def get_model(name: str) -> type:
+    """Resolve a model name to its class: the plugin's first, then RecBole's.
+
+    Raises
+    ------
+    PluginError
+        If no model has that name; the message lists the available ones.
+    """
+    if name in PLUGIN_MODELS:
+        return _load_plugin_model(name)
+    try:
+        return recbole_get_model(base_model_name(name))
+    except (ValueError, ImportError, AttributeError):
+        raise PluginError(
+            f"unknown model '{name}'. Available models: {', '.join(available_models())}"
+        ) from None
+
+
+def implementation_name(model_class: type) -> str:
+    """Fully qualified class name, e.g. ``recbole.model.sequential_recommender.sasrec.SASRec``."""
+    return f"{model_class.__module__}.{model_class.__qualname__}"
+
+
+def get_trainer(model_type, model_name: str) -> type:
+    """The plugin's trainer (weights-only checkpoints) wherever RecBole would use its plain
+    ``Trainer``; RecBole's specialised trainers (knowledge graph, pre-training, ...) otherwise."""
+    from recbole.trainer import Trainer
+
+    from recbole_sasrec_ext.trainer import PluginTrainer
+
+    if model_name in PLUGIN_MODELS:
+        return PluginTrainer
+    trainer = recbole_get_trainer(model_type, base_model_name(model_name))
+    return PluginTrainer if trainer is Trainer else trainer
