@@ -9,6 +9,8 @@ RecBole 1.2.1 (the last release) breaks on a current Python stack; each fix belo
 * **pandas 3** (copy-on-write) turns RecBole's chained ``df[col].fillna(..., inplace=True)`` into a
   silent no-op: missing values stay missing. :func:`patch_pandas_fillna` replaces the two places
   (``Dataset._fill_nan`` and the sequence fields of ``Dataset._load_feat``).
+* **pandas 3** also changed ``Series.agg(len)`` to return the length of the Series, not of each
+  element: RecBole's ID remapping of ``token_seq`` fields then fails. :func:`_remap` uses ``map``.
 * **torch >= 2.6** loads checkpoints with ``weights_only=True``; RecBole pickles its ``Config`` into
   them. The plugin's trainer (``trainer.py``) writes tensors and plain data only, so nothing is
   patched here for it.
@@ -68,6 +70,28 @@ def _fill_nan(self) -> None:
                 )
 
 
+def _remap(self, remap_list) -> None:
+    """``Dataset._remap`` with per-element lengths computed by ``map(len)`` (pandas 2 and 3)."""
+    from recbole.utils import FeatureType
+
+    if len(remap_list) == 0:
+        return
+    tokens, split_point = self._concat_remaped_tokens(remap_list)
+    new_ids_list, mp = pd.factorize(tokens)
+    new_ids_list = np.split(new_ids_list + 1, split_point)
+    mp = np.array(["[PAD]"] + list(mp))
+    token_id = {t: i for i, t in enumerate(mp)}
+    for (feat, field, ftype), new_ids in zip(remap_list, new_ids_list):
+        if field not in self.field2id_token:
+            self.field2id_token[field] = mp
+            self.field2token_id[field] = token_id
+        if ftype == FeatureType.TOKEN:
+            feat[field] = new_ids
+        elif ftype == FeatureType.TOKEN_SEQ:
+            lengths = feat[field].map(len).to_numpy()
+            feat[field] = pd.Series(np.split(new_ids, np.cumsum(lengths)[:-1]), index=feat.index, dtype=object)
+
+
 class _SeqFieldsFilledPandas:
     """A stand-in for the ``pd`` module inside ``recbole.data.dataset.dataset`` whose
     ``read_csv`` fills missing sequence fields with ``""`` (what RecBole's no-op fillna meant)."""
@@ -89,6 +113,7 @@ def patch_pandas_fillna() -> None:
     from recbole.data.dataset import dataset as dataset_module
 
     dataset_module.Dataset._fill_nan = _fill_nan
+    dataset_module.Dataset._remap = _remap
     dataset_module.pd = _SeqFieldsFilledPandas()
 
 

@@ -1,0 +1,173 @@
+"""Command line of the benchmark.
+
+``python -m recbole_sasrec_ext.benchmark <suite> --out <dir> [--seeds 1,2,3] [--only-models A,B]
+[--max-runs N] [--timeout S] [--data-root DIR] [--dry-run]`` runs a suite (a name in
+``properties/benchmark`` or a path to a yaml file) and writes results.csv, results.md and plots.
+``python -m recbole_sasrec_ext.benchmark report <dir>`` remakes results.md and the plots from the
+folder's results.csv.
+
+Exit status: 0 when the suite finished (even with failed runs), 2 for a bad suite file or bad
+arguments, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from recbole_sasrec_ext.benchmark.results import ResultsError
+from recbole_sasrec_ext.benchmark.runner import command_text, default_command_prefix, run_suite
+from recbole_sasrec_ext.benchmark.suite import (
+    SuiteError,
+    available_suites,
+    load_suite,
+    plan_summary,
+)
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+PROG = "python -m recbole_sasrec_ext.benchmark"
+REPORT_COMMAND = "report"
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}")
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+def _positive(kind: type) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _name_list(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected at least one name")
+    return names
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Run a benchmark suite: every model x data set x seed in its own subprocess. "
+        f"`{PROG} {REPORT_COMMAND} <dir>` remakes the report of a finished folder.",
+    )
+    parser.add_argument("suite", help=f"suite name ({', '.join(available_suites())}) or yaml path")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (resumable)")
+    parser.add_argument("--seeds", type=_int_list, help="replace the suite's seeds, e.g. 1,2,3")
+    parser.add_argument(
+        "--only-models", type=_name_list, help="run only these models, e.g. SASRec,Pop"
+    )
+    parser.add_argument(
+        "--max-runs", type=_positive(int), help="start at most N runs now; rerun to continue"
+    )
+    parser.add_argument(
+        "--timeout", type=_positive(float), help="seconds per run (replaces the suite's timeout_s)"
+    )
+    parser.add_argument(
+        "--data-root", type=Path, help="base of a relative data_path (default: repo root)"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the run commands, run nothing"
+    )
+    return parser
+
+
+def _report_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} {REPORT_COMMAND}",
+        description="Remake results.md and the plots from results.csv.",
+    )
+    parser.add_argument("out", type=Path, help="a benchmark output folder")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == REPORT_COMMAND:
+            return _report(_report_parser().parse_args(argv[1:]).out)
+        return _run(_run_parser().parse_args(argv), f"{PROG} {shlex.join(argv)}")
+    except (SuiteError, ResultsError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(
+            "interrupted: finished runs are saved; rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+
+
+def _report(out: Path) -> int:
+    from recbole_sasrec_ext.benchmark.report import write_report
+
+    for path in write_report(out):
+        print(path)
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace, command_line: str) -> int:
+    suite = load_suite(args.suite)
+    if args.timeout is not None:
+        suite = replace(suite, timeout_s=args.timeout)
+    plan = suite.runs(seeds=args.seeds, models=args.only_models, data_root=args.data_root)
+    if args.dry_run:
+        prefix = default_command_prefix()
+        for spec in plan:
+            print(command_text([*prefix, *spec.args()]))
+        print(
+            f"{suite.name}: {plan_summary(plan)}, timeout {suite.timeout_s:g} s each",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    print(f"{suite.name} ({suite.source}): {plan_summary(plan)} into {args.out}", file=sys.stderr)
+    summary = run_suite(
+        suite,
+        args.out,
+        seeds=args.seeds,
+        models=args.only_models,
+        max_runs=args.max_runs,
+        data_root=args.data_root,
+        command_line=command_line,
+    )
+    from recbole_sasrec_ext.benchmark.report import write_report
+
+    written = write_report(args.out.resolve())
+    print(f"report: {', '.join(str(p) for p in written)}", file=sys.stderr)
+    print(
+        f"finished: {summary.ran} run now ({summary.failed} failed), {summary.skipped} already "
+        f"done, of {summary.planned} planned",
+        file=sys.stderr,
+    )
+    if summary.stopped_early:
+        print(
+            f"stopped after --max-runs {args.max_runs}: rerun the same command to continue",
+            file=sys.stderr,
+        )
+    if summary.failed:
+        print(
+            f"{summary.failed} runs failed: see 'Failed runs' in results.md and the logs",
+            file=sys.stderr,
+        )
+    return EXIT_OK

@@ -1,0 +1,242 @@
+"""The benchmark's files: ``results.csv`` rows, ``histories.jsonl`` and ``suite.json``, written atomically.
+
+``results.csv`` has one row per run (see ``LEAD_COLUMNS``, ``test_<metric>`` columns, ``TAIL_COLUMNS``).
+``histories.jsonl`` holds what does not fit a csv cell: each run's ``valid_history`` and
+``explanation``. ``suite.json`` records the suite's description, notes and model order and the command
+used, for the report's header and notes. Every file is rewritten whole to a temporary file and moved
+into place with ``os.replace``, so a crash never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+CSV_NAME = "results.csv"
+HISTORIES_NAME = "histories.jsonl"
+SUITE_META_NAME = "suite.json"
+LOGS_DIR = "logs"
+METRIC_PREFIX = "test_"
+
+LEAD_COLUMNS = ("model", "implementation", "dataset", "seed", "protocol", "status", "error")
+TAIL_COLUMNS = (
+    "best_valid_score",
+    "best_epoch",
+    "epochs",
+    "train_seconds",
+    "seconds_per_epoch",
+    "peak_memory_mb",
+    "config_hash",  # hash of the suite's overrides for this run: part of the resume key
+    "run_config_hash",  # the run's own "config_hash" (of its final config), when it reports one
+    "versions",
+    "date",
+    "hardware",
+    "overrides",  # JSON of the suite's overrides for this run
+    "checkpoint",
+    "log",
+)
+# Keys of the run's JSON copied as they are into the column of the same name.
+JSON_SCALAR_KEYS = (
+    "implementation",
+    "best_valid_score",
+    "best_epoch",
+    "epochs",
+    "train_seconds",
+    "seconds_per_epoch",
+    "peak_memory_mb",
+    "checkpoint",
+)
+# Families of metrics in the order the report shows them; others follow alphabetically.
+METRIC_ORDER = ("hit", "ndcg", "mrr", "recall", "precision", "map")
+
+Row = dict[str, str]
+RunKey = tuple[str, str, int, str]
+
+
+class ResultsError(ValueError):
+    """An output folder whose files are not the benchmark's; the message names the file."""
+
+
+class Status(str, Enum):
+    OK = "ok"
+    FAILED = "failed"
+
+
+def metric_sort_key(metric: str) -> tuple[int, str, int]:
+    """``hit@10`` before ``ndcg@10`` before ``mrr@10``; within a family by cut-off."""
+    family, _, k = metric.lower().partition("@")
+    rank = METRIC_ORDER.index(family) if family in METRIC_ORDER else len(METRIC_ORDER)
+    return (rank, family, int(k) if k.isdigit() else 0)
+
+
+def metric_columns(rows: Iterable[Mapping[str, str]]) -> list[str]:
+    """The ``test_<metric>`` columns present in ``rows``, in report order."""
+    names = {c for row in rows for c in row if c.startswith(METRIC_PREFIX)}
+    return sorted(names, key=lambda c: metric_sort_key(c[len(METRIC_PREFIX) :]))
+
+
+def columns_for(rows: list[Mapping[str, str]]) -> list[str]:
+    return [*LEAD_COLUMNS, *metric_columns(rows), *TAIL_COLUMNS]
+
+
+def format_cell(value: Any) -> str:
+    """A csv cell: floats keep full precision (``repr``), None is empty, containers become JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return " ".join(str(value).split())  # one line
+
+
+def format_versions(versions: Any) -> str:
+    """``{"recbole": "1.2.1", "torch": "2.5"}`` -> ``recbole=1.2.1 torch=2.5``."""
+    if isinstance(versions, Mapping):
+        return " ".join(f"{k}={v}" for k, v in versions.items())
+    return format_cell(versions)
+
+
+def row_key(row: Mapping[str, str]) -> RunKey:
+    return (row["model"], row["dataset"], int(row["seed"]), row["config_hash"])
+
+
+def make_row(
+    *,
+    model: str,
+    dataset: str,
+    seed: int,
+    protocol: str,
+    config_hash: str,
+    overrides: Mapping[str, Any],
+    status: Status,
+    error: str,
+    result: Mapping[str, Any] | None,
+    hardware: str,
+    date: str,
+    log: str,
+) -> Row:
+    """One csv row from a run's spec and its JSON result (``None`` when it failed)."""
+    result = result or {}
+    row: Row = {
+        "model": model,
+        "dataset": dataset,
+        "seed": str(seed),
+        "protocol": format_cell(result.get("protocol") or protocol),
+        "status": status.value,
+        "error": format_cell(error),
+        "config_hash": config_hash,
+        "run_config_hash": format_cell(result.get("config_hash")),
+        "versions": format_versions(result.get("versions")),
+        "date": date,
+        "hardware": hardware,
+        "overrides": format_cell(dict(overrides)),
+        "log": log,
+    }
+    for key in JSON_SCALAR_KEYS:
+        row[key] = format_cell(result.get(key))
+    test_result = result.get("test_result")
+    for metric, value in test_result.items() if isinstance(test_result, Mapping) else []:
+        row[f"{METRIC_PREFIX}{metric.lower()}"] = format_cell(value)
+    return row
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file next to ``path``, then move it over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_rows(path: Path) -> list[Row]:
+    """Rows of a ``results.csv`` (empty list when it does not exist).
+
+    Raises
+    ------
+    ResultsError
+        If the file lacks a column the resume key needs.
+    """
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"model", "dataset", "seed", "status", "config_hash"} - set(
+            reader.fieldnames or []
+        )
+        if missing:
+            raise ResultsError(
+                f"{path}: not a benchmark results file (no column {sorted(missing)})"
+            )
+        return [{k: v or "" for k, v in row.items() if k is not None} for row in reader]
+
+
+def write_rows(path: Path, rows: list[Row]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns_for(rows), restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def upsert_row(rows: list[Row], row: Row) -> None:
+    """Replace the row with the same run key in place, or append."""
+    for i, old in enumerate(rows):
+        if row_key(old) == row_key(row):
+            rows[i] = row
+            return
+    rows.append(row)
+
+
+def read_histories(path: Path) -> list[dict[str, Any]]:
+    """Entries of ``histories.jsonl``: model, dataset, seed, config_hash, valid_history, explanation."""
+    if not path.is_file():
+        return []
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            entries.append(json.loads(line))
+    return entries
+
+
+def upsert_history(path: Path, key: RunKey, result: Mapping[str, Any]) -> None:
+    """Store one run's ``valid_history`` and ``explanation`` (replacing an earlier try of the key)."""
+    model, dataset, seed, config_hash = key
+    entry = {
+        "model": model,
+        "dataset": dataset,
+        "seed": seed,
+        "config_hash": config_hash,
+        "valid_history": result.get("valid_history") or [],
+        "explanation": result.get("explanation"),
+    }
+    entries = [e for e in read_histories(path) if history_key(e) != key] + [entry]
+    atomic_write_text(path, "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries))
+
+
+def history_key(entry: Mapping[str, Any]) -> RunKey:
+    return (entry["model"], entry["dataset"], int(entry["seed"]), entry["config_hash"])
+
+
+def read_meta(out_dir: Path) -> dict[str, Any]:
+    path = out_dir / SUITE_META_NAME
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def write_meta(out_dir: Path, meta: Mapping[str, Any]) -> None:
+    atomic_write_text(out_dir / SUITE_META_NAME, json.dumps(meta, indent=2) + "\n")

@@ -1,0 +1,316 @@
+"""Run a suite: every run in its own subprocess with a timeout, results saved after each, resumable.
+
+The runner never imports recbole or torch. A single run is
+``<command prefix> --model M --dataset D --seed=S --key=value ...`` with the output folder as working
+directory; the prefix is ``python -m recbole_sasrec_ext`` unless a caller or the environment variable
+``RECBOLE_SASREC_EXT_RUN_CMD`` (split like a shell line) gives another (the tests use a fake).
+The run's last stdout line must be one JSON object with at least ``test_result``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from recbole_sasrec_ext.benchmark import results
+from recbole_sasrec_ext.benchmark.results import Status
+from recbole_sasrec_ext.benchmark.suite import RunSpec, Suite
+
+RUN_CMD_ENV = "RECBOLE_SASREC_EXT_RUN_CMD"
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # so the child imports this same package
+MAX_ERROR_CHARS = 500
+_KILL_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What one subprocess run produced."""
+
+    status: Status
+    error: str
+    result: dict[str, Any] | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SuiteSummary:
+    planned: int
+    ran: int
+    skipped: int
+    failed: int
+    stopped_early: bool
+
+
+def default_command_prefix() -> list[str]:
+    """``$RECBOLE_SASREC_EXT_RUN_CMD`` split like a shell line, else ``python -m recbole_sasrec_ext``."""
+    raw = os.environ.get(RUN_CMD_ENV, "").strip()
+    return shlex.split(raw) if raw else [sys.executable, "-m", "recbole_sasrec_ext"]
+
+
+def command_text(command: Sequence[str]) -> str:
+    """A shell line for ``command`` that reads well with Python literals (double quotes if possible)."""
+    parts = []
+    for arg in command:
+        quoted = shlex.quote(arg)
+        if quoted != arg and not any(c in arg for c in '"$`\\!'):
+            quoted = f'"{arg}"'
+        parts.append(quoted)
+    return " ".join(parts)
+
+
+def cpu_description() -> str:
+    """CPU model (from /proc/cpuinfo on Linux) and the number of logical cores."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.lower().startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    model = model or platform.processor() or platform.machine() or "unknown CPU"
+    return f"{model} ({os.cpu_count()} cores)"
+
+
+def hardware_description(cpu: str, result: dict[str, Any] | None) -> str:
+    """The CPU, plus the GPU the run reports (``gpu``: its name, else a ``device`` like ``cuda:0``)."""
+    result = result or {}
+    device = str(result.get("device") or "")
+    gpu = result.get("gpu") or (device if device.startswith("cuda") else None)
+    return f"{cpu}; GPU: {gpu}" if gpu else cpu
+
+
+def now_iso() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def run_one(
+    spec: RunSpec, command_prefix: Sequence[str], out_dir: Path, timeout_s: float
+) -> RunOutcome:
+    """Run one spec in a fresh subprocess; its stdout, then its stderr, go to ``logs/<run>.log``.
+
+    A timeout, a non-zero exit, a signal (e.g. the out-of-memory killer) or a last stdout line that is
+    not a JSON object with ``test_result`` gives a ``failed`` outcome whose error is one line.
+    """
+    command = [*command_prefix, *spec.args()]
+    log_path = out_dir / results.LOGS_DIR / spec.log_name
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(PACKAGE_PARENT), env.get("PYTHONPATH", "")) if p
+    )
+    start = time.monotonic()
+    timed_out = False
+    with log_path.open("w+b") as log, tempfile.TemporaryFile("w+b") as err:
+        log.write(f"$ {command_text(command)}\n# cwd: {out_dir}\n".encode())
+        log.flush()
+        stdout_start = log.tell()
+        process = subprocess.Popen(
+            command,
+            cwd=out_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=err,
+            env=env,
+            start_new_session=True,  # one process group: a timeout kills its workers too
+        )
+        try:
+            returncode = process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            returncode = _kill_group(process)
+        except BaseException:  # e.g. Ctrl-C: do not leave the run behind
+            _kill_group(process)
+            raise
+        seconds = time.monotonic() - start
+        log.seek(stdout_start)
+        stdout = log.read().decode("utf-8", errors="replace")
+        err.seek(0)
+        stderr = err.read().decode("utf-8", errors="replace")
+        log.seek(0, os.SEEK_END)
+        log.write(f"\n----- stderr (exit code {returncode}) -----\n{stderr}".encode())
+    return _outcome(stdout, stderr, returncode, timed_out, timeout_s, seconds)
+
+
+def _kill_group(process: subprocess.Popen) -> int:
+    for sig, wait_s in ((signal.SIGTERM, _KILL_GRACE_S), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            return process.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+    return process.wait()
+
+
+def _outcome(
+    stdout: str, stderr: str, returncode: int, timed_out: bool, timeout_s: float, seconds: float
+) -> RunOutcome:
+    err_lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    # The run's own one-line message; warnings may follow it or stand alone.
+    error_line = next((line for line in reversed(err_lines) if line.startswith("error:")), "")
+
+    def failed(reason: str) -> RunOutcome:
+        text = f"{reason}: {error_line}" if error_line and error_line != reason else reason
+        return RunOutcome(Status.FAILED, " ".join(text.split())[:MAX_ERROR_CHARS], None, seconds)
+
+    if timed_out:
+        return failed(f"timeout after {timeout_s:g} s")
+    if returncode < 0:
+        name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else ""
+        hint = " (out of memory?)" if -returncode == signal.SIGKILL else ""
+        return failed(f"killed by signal {-returncode} {name}{hint}".replace("  ", " "))
+    if returncode != 0:
+        return failed(error_line or (err_lines[-1] if err_lines else f"exit code {returncode}"))
+    out_lines = [line for line in stdout.splitlines() if line.strip()]
+    try:
+        result = json.loads(out_lines[-1]) if out_lines else None
+    except json.JSONDecodeError:
+        result = None
+    if not isinstance(result, dict):
+        return failed("exit code 0 but the last stdout line is not a JSON object")
+    if not isinstance(result.get("test_result"), dict):
+        return failed("the result JSON has no test_result object")
+    return RunOutcome(Status.OK, "", result, seconds)
+
+
+def run_suite(
+    suite: Suite,
+    out_dir: Path,
+    *,
+    seeds: Sequence[int] | None = None,
+    models: Sequence[str] | None = None,
+    max_runs: int | None = None,
+    command_prefix: Sequence[str] | None = None,
+    data_root: Path | None = None,
+    command_line: str = "",
+    stream: TextIO | None = None,
+) -> SuiteSummary:
+    """Run every planned run not yet in ``results.csv`` with status ok; save after each run.
+
+    Parameters
+    ----------
+    suite
+        The validated suite.
+    out_dir
+        Output folder: results.csv, histories.jsonl, suite.json, logs/; runs use it as working folder.
+    seeds, models
+        Restrict or replace the suite's seeds and models.
+    max_runs
+        Start at most this many runs (skipped ones do not count); rerun to continue.
+    command_prefix
+        The single-run command before ``--model``; default ``default_command_prefix()``.
+    data_root
+        Base of a relative ``data_path`` (default: the repository root).
+    command_line
+        The command used, for the report's header.
+    stream
+        Where progress lines go (default stderr).
+    """
+    stream = stream or sys.stderr
+    prefix = list(command_prefix) if command_prefix else default_command_prefix()
+    plan = suite.runs(seeds=seeds, models=models, data_root=data_root)
+    out_dir = out_dir.resolve()
+    (out_dir / results.LOGS_DIR).mkdir(parents=True, exist_ok=True)
+    csv_path = out_dir / results.CSV_NAME
+    rows = results.read_rows(csv_path)
+    done = {results.row_key(r) for r in rows if r["status"] == Status.OK.value}
+    _write_suite_meta(out_dir, suite, command_line)
+    _warn_missing_data(plan, stream)
+
+    cpu = cpu_description()
+    start = time.monotonic()
+    ran = skipped = failed = 0
+    stopped = False
+    for index, spec in enumerate(plan, start=1):
+        where = f"[{index}/{len(plan)}] {spec.model} on {spec.dataset} seed {spec.seed}"
+        if spec.key in done:
+            skipped += 1
+            print(f"{where}: already in {results.CSV_NAME}, skipped", file=stream, flush=True)
+            continue
+        if max_runs is not None and ran >= max_runs:
+            stopped = True
+            break
+        elapsed = dt.timedelta(seconds=int(time.monotonic() - start))
+        print(f"{where} (elapsed {elapsed}, {len(plan) - index} left)", file=stream, flush=True)
+        outcome = run_one(spec, prefix, out_dir, suite.timeout_s)
+        ran += 1
+        failed += outcome.status is Status.FAILED
+        row = results.make_row(
+            model=spec.model,
+            dataset=spec.dataset,
+            seed=spec.seed,
+            protocol=spec.protocol,
+            config_hash=spec.config_hash,
+            overrides=spec.overrides,
+            status=outcome.status,
+            error=outcome.error,
+            result=outcome.result,
+            hardware=hardware_description(cpu, outcome.result),
+            date=now_iso(),
+            log=f"{results.LOGS_DIR}/{spec.log_name}",
+        )
+        results.upsert_row(rows, row)
+        results.write_rows(csv_path, rows)
+        if outcome.result is not None:
+            results.upsert_history(out_dir / results.HISTORIES_NAME, spec.key, outcome.result)
+        print(f"    {_describe(outcome)}", file=stream, flush=True)
+    return SuiteSummary(len(plan), ran, skipped, failed, stopped)
+
+
+def _describe(outcome: RunOutcome) -> str:
+    if outcome.status is Status.FAILED:
+        return f"failed after {outcome.seconds:.1f} s: {outcome.error}"
+    metrics = outcome.result["test_result"] if outcome.result else {}
+    shown = " ".join(
+        f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+    )
+    return f"ok in {outcome.seconds:.1f} s: {shown}"
+
+
+def _write_suite_meta(out_dir: Path, suite: Suite, command_line: str) -> None:
+    meta = results.read_meta(out_dir)
+    commands = [c for c in meta.get("commands", []) if c != command_line] + [command_line]
+    results.write_meta(
+        out_dir,
+        {
+            "suite": suite.name,
+            "source": str(suite.source),
+            "description": suite.description,
+            "notes": list(suite.notes),
+            "timeout_s": suite.timeout_s,
+            "models": list(dict.fromkeys([*meta.get("models", []), *suite.models])),
+            "commands": [c for c in commands if c],
+        },
+    )
+
+
+def _warn_missing_data(plan: list[RunSpec], stream: TextIO) -> None:
+    """Warn once per data set whose atomic file is not under its ``data_path``."""
+    seen = set()
+    for spec in plan:
+        data_path = spec.overrides.get("data_path")
+        if not data_path or spec.dataset in seen:
+            continue
+        seen.add(spec.dataset)
+        inter = Path(str(data_path)) / spec.dataset / f"{spec.dataset}.inter"
+        if not inter.is_file():
+            print(
+                f"warning: {inter} does not exist: runs on {spec.dataset} will fail (convert it "
+                "first: python -m recbole_sasrec_ext.convert, see datasets/README.md)",
+                file=stream,
+                flush=True,
+            )

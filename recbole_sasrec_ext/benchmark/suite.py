@@ -1,0 +1,367 @@
+"""Benchmark suites: find, load and validate a suite file, and expand it into single runs.
+
+A suite is a yaml file (``properties/benchmark/<name>.yaml``) with these top-level keys; any other key
+is an error that names it:
+
+``description`` (str)
+    One paragraph shown at the top of ``results.md``.
+``timeout_s`` (number > 0, default 3600)
+    Wall-clock limit of one run; a run past it is killed and recorded as ``failed``.
+``seeds`` (list of int, default ``[2020]``)
+    Every model x data set pair runs once per seed.
+``common`` (mapping)
+    RecBole config overrides given to every run (protocol, split, metrics, ...).
+``datasets`` (mapping, required)
+    ``name: {overrides}``: the data sets, with overrides for every run on that data set.
+``models`` (mapping, required)
+    ``name: {overrides}``: the models, with overrides for every run of that model. The reserved
+    sub-key ``per_dataset: {dataset: {overrides}}`` holds overrides for one model on one data set.
+``notes`` (list of str)
+    Printed below every table of ``results.md`` (epoch caps, settings that differ and why).
+
+Overrides are merged ``common`` < ``datasets[d]`` < ``models[m]`` < ``models[m].per_dataset[d]``.
+A relative ``data_path`` is resolved against the data root (the repository root by default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SUITE_KEYS = ("description", "timeout_s", "seeds", "common", "datasets", "models", "notes")
+PER_DATASET_KEY = "per_dataset"
+# Set by the runner itself: a suite may not override them.
+RESERVED_OVERRIDES = frozenset({"model", "dataset", "seed"})
+# Left out of the run key's hash, so that moving the data does not invalidate finished runs.
+UNHASHED_OVERRIDES = frozenset({"data_path"})
+DATA_PATH_KEY = "data_path"
+DEFAULT_TIMEOUT_S = 3600.0
+DEFAULT_SEEDS = (2020,)
+SUITE_SUFFIXES = (".yaml", ".yml")
+RESERVED_SUITE_NAMES = frozenset({"report"})  # a sub-command of the CLI
+
+_PACKAGE_PROPERTIES = "recbole_sasrec_ext.properties"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MODEL_RE = re.compile(r"(RecBole\.)?[A-Za-z][A-Za-z0-9_]*")
+_DATASET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # also used in log file names
+# Strings RecBole's command-line parser (eval, then a string fallback) reads back unchanged.
+_PLAIN_STRING_RE = re.compile(r"[A-Za-z_/][A-Za-z0-9_@./:-]*")
+_LITERAL_WORDS = frozenset({"true", "false", "none"})
+
+
+class SuiteError(ValueError):
+    """A suite file that cannot be used; the message names the file and the key."""
+
+
+class _SuiteLoader(yaml.SafeLoader):
+    """Safe yaml loader that reads ``1e-3`` as a float (as RecBole does) and rejects duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_SuiteLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One single run: a model on a data set with a seed and its merged config overrides."""
+
+    model: str
+    dataset: str
+    seed: int
+    overrides: Mapping[str, Any]
+
+    @property
+    def config_hash(self) -> str:
+        """Short hash of the overrides (without ``data_path``): part of the resume key."""
+        hashed = {k: v for k, v in self.overrides.items() if k not in UNHASHED_OVERRIDES}
+        text = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+    @property
+    def key(self) -> tuple[str, str, int, str]:
+        """``(model, dataset, seed, config_hash)``: a run with this key and status ok is done."""
+        return (self.model, self.dataset, self.seed, self.config_hash)
+
+    @property
+    def log_name(self) -> str:
+        return f"{self.model}-{self.dataset}-{self.seed}.log"
+
+    @property
+    def protocol(self) -> str:
+        """``full``/``uni100``/... from ``eval_args.mode`` (test mode when given per split)."""
+        mode = (self.overrides.get("eval_args") or {}).get("mode", "")
+        if isinstance(mode, Mapping):
+            mode = mode.get("test", "")
+        return str(mode)
+
+    def args(self) -> list[str]:
+        """Command-line arguments after the run command: ``--model M --dataset D --seed=S ...``."""
+        args = ["--model", self.model, "--dataset", self.dataset, f"--seed={self.seed}"]
+        args += [f"--{key}={format_value(value)}" for key, value in self.overrides.items()]
+        return args
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A validated suite file; see the module docstring for the schema."""
+
+    name: str
+    source: Path
+    description: str
+    timeout_s: float
+    seeds: tuple[int, ...]
+    common: Mapping[str, Any]
+    datasets: Mapping[str, Mapping[str, Any]]
+    models: Mapping[str, Mapping[str, Any]]
+    per_dataset: Mapping[str, Mapping[str, Mapping[str, Any]]]
+    notes: tuple[str, ...]
+
+    def overrides(self, model: str, dataset: str, data_root: Path | None = None) -> dict[str, Any]:
+        """Merged overrides of one model on one data set, with ``data_path`` made absolute."""
+        merged = {**self.common, **self.datasets[dataset], **self.models[model]}
+        merged.update(self.per_dataset.get(model, {}).get(dataset, {}))
+        if DATA_PATH_KEY in merged:
+            path = Path(str(merged[DATA_PATH_KEY])).expanduser()
+            if not path.is_absolute():
+                path = (data_root or default_data_root()) / path
+            # RecBole joins data_path and the data set name by string concatenation.
+            merged[DATA_PATH_KEY] = str(path.resolve()) + "/"
+        return merged
+
+    def runs(
+        self,
+        seeds: Sequence[int] | None = None,
+        models: Sequence[str] | None = None,
+        data_root: Path | None = None,
+    ) -> list[RunSpec]:
+        """Every model x data set x seed, data set by data set and seed by seed.
+
+        Raises
+        ------
+        SuiteError
+            If ``models`` names a model the suite does not have.
+        """
+        chosen = list(self.models) if models is None else list(models)
+        unknown = [m for m in chosen if m not in self.models]
+        if unknown:
+            raise SuiteError(
+                f"{self.source}: models: no model {', '.join(unknown)} "
+                f"(the suite has {', '.join(self.models)})"
+            )
+        return [
+            RunSpec(model, dataset, seed, self.overrides(model, dataset, data_root))
+            for dataset in self.datasets
+            for seed in (self.seeds if seeds is None else seeds)
+            for model in chosen
+        ]
+
+
+def default_data_root() -> Path:
+    """The repository root when running from a checkout, else the current directory."""
+    return REPO_ROOT if (REPO_ROOT / "properties" / "benchmark").is_dir() else Path.cwd()
+
+
+def format_value(value: Any) -> str:
+    """Write an override value so that RecBole's command-line parser reads it back unchanged.
+
+    RecBole ``eval``s a command-line value and keeps the raw string when that fails, so plain words
+    and paths are written as they are and everything else as a Python literal (``repr``).
+    """
+    plain = isinstance(value, str) and _PLAIN_STRING_RE.fullmatch(value)
+    return value if plain and value.lower() not in _LITERAL_WORDS else repr(value)
+
+
+def suite_dirs() -> list[Path]:
+    """Folders searched for suite names: the installed package's, then the repository's."""
+    dirs = []
+    try:
+        installed = Path(str(resources.files(_PACKAGE_PROPERTIES).joinpath("benchmark")))
+        dirs.append(installed)
+    except (ModuleNotFoundError, AttributeError, TypeError, ValueError):
+        pass  # running from a source checkout that is not installed
+    dirs.append(REPO_ROOT / "properties" / "benchmark")
+    return [d for i, d in enumerate(dirs) if d.is_dir() and d not in dirs[:i]]
+
+
+def available_suites() -> list[str]:
+    return sorted({p.stem for d in suite_dirs() for p in d.iterdir() if p.suffix in SUITE_SUFFIXES})
+
+
+def find_suite(name_or_path: str) -> Path:
+    """Path of a suite given by name (``quick``) or by a path to a yaml file.
+
+    Raises
+    ------
+    SuiteError
+        If there is no such file.
+    """
+    candidate = Path(name_or_path).expanduser()
+    if candidate.suffix in SUITE_SUFFIXES or len(candidate.parts) > 1 or candidate.is_file():
+        if not candidate.is_file():
+            raise SuiteError(f"{candidate}: no such suite file")
+        return candidate
+    for folder in suite_dirs():
+        for suffix in SUITE_SUFFIXES:
+            if (folder / f"{name_or_path}{suffix}").is_file():
+                return folder / f"{name_or_path}{suffix}"
+    raise SuiteError(
+        f"{name_or_path}: no such suite (available: {', '.join(available_suites()) or 'none'}; "
+        f"searched {', '.join(str(d) for d in suite_dirs())})"
+    )
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    """Find, parse and validate a suite.
+
+    Raises
+    ------
+    SuiteError
+        On bad yaml, an unknown or missing key, or a value of the wrong type; the message names the
+        file and the key.
+    """
+    path = find_suite(str(name_or_path))
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_SuiteLoader)
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"{path}: not valid yaml: {' '.join(str(exc).split())}") from exc
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot read: {exc}") from exc
+    return _validate(path, raw)
+
+
+def _validate(path: Path, raw: Any) -> Suite:
+    def fail(key: str, message: str) -> SuiteError:
+        return SuiteError(f"{path}: {key}: {message}")
+
+    if not isinstance(raw, dict):
+        raise SuiteError(f"{path}: the suite must be a mapping of {', '.join(SUITE_KEYS)}")
+    unknown = [str(k) for k in raw if k not in SUITE_KEYS]
+    if unknown:
+        raise fail(unknown[0], f"unknown key (allowed: {', '.join(SUITE_KEYS)})")
+    if path.stem in RESERVED_SUITE_NAMES:
+        raise SuiteError(f"{path}: the suite name {path.stem!r} is reserved")
+    for required in ("datasets", "models"):
+        if not raw.get(required):
+            raise fail(required, "missing or empty: list at least one")
+
+    description = raw.get("description", "") or ""
+    if not isinstance(description, str):
+        raise fail("description", "must be a string")
+    timeout_s = raw.get("timeout_s", DEFAULT_TIMEOUT_S)
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or timeout_s <= 0:
+        raise fail("timeout_s", f"must be a positive number of seconds, got {timeout_s!r}")
+    seeds = raw.get("seeds", list(DEFAULT_SEEDS))
+    if not isinstance(seeds, list) or not seeds or not all(_is_int(s) for s in seeds):
+        raise fail("seeds", f"must be a non-empty list of integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise fail("seeds", f"repeated seed in {seeds!r}")
+    notes = raw.get("notes") or []
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise fail("notes", "must be a list of strings")
+
+    common = _overrides(fail, "common", raw.get("common"))
+    datasets = _named(fail, "datasets", raw["datasets"], _DATASET_RE)
+    datasets = {name: _overrides(fail, f"datasets.{name}", v) for name, v in datasets.items()}
+    models: dict[str, dict[str, Any]] = {}
+    per_dataset: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, value in _named(fail, "models", raw["models"], _MODEL_RE).items():
+        value = dict(value or {}) if isinstance(value, dict) or value is None else value
+        if isinstance(value, dict) and PER_DATASET_KEY in value:
+            block = _named(fail, f"models.{name}.{PER_DATASET_KEY}", value.pop(PER_DATASET_KEY))
+            for dataset, sub in block.items():
+                key = f"models.{name}.{PER_DATASET_KEY}.{dataset}"
+                if dataset not in datasets:
+                    raise fail(key, f"not a data set of this suite ({', '.join(datasets)})")
+                per_dataset.setdefault(name, {})[dataset] = _overrides(fail, key, sub)
+        models[name] = _overrides(fail, f"models.{name}", value)
+    return Suite(
+        name=path.stem,
+        source=path,
+        description=description.strip(),
+        timeout_s=float(timeout_s),
+        seeds=tuple(int(s) for s in seeds),
+        common=common,
+        datasets=datasets,
+        models=models,
+        per_dataset=per_dataset,
+        notes=tuple(n.strip() for n in notes),
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _named(fail: Any, where: str, value: Any, name_re: re.Pattern[str] = _DATASET_RE) -> dict:
+    if not isinstance(value, dict):
+        raise fail(where, f"must be a mapping of name to overrides, got {type(value).__name__}")
+    for name in value:
+        if not isinstance(name, str) or not name_re.fullmatch(name):
+            raise fail(f"{where}.{name}", f"not a valid name (must match {name_re.pattern})")
+    return value
+
+
+def _overrides(fail: Any, where: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise fail(where, f"must be a mapping of config key to value, got {type(value).__name__}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
+            raise fail(f"{where}.{key}", "not a valid config key")
+        if key in RESERVED_OVERRIDES or key == PER_DATASET_KEY:
+            raise fail(
+                f"{where}.{key}", "is set by the benchmark itself (use seeds / models / datasets)"
+            )
+        _check_value(fail, f"{where}.{key}", item)
+        if "=" in format_value(item):
+            raise fail(f"{where}.{key}", "contains '=', which RecBole's command line cannot carry")
+    return dict(value)
+
+
+def _check_value(fail: Any, where: str, value: Any) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, (str, int)):
+                raise fail(where, f"mapping key {key!r} must be a string or integer")
+            _check_value(fail, f"{where}.{key}", item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_value(fail, where, item)
+    elif value is not None and not isinstance(value, (str, int, float, bool)):
+        raise fail(where, f"unsupported value {value!r} ({type(value).__name__}); quote it")
+
+
+def plan_summary(runs: Iterable[RunSpec]) -> str:
+    runs = list(runs)
+    models = dict.fromkeys(r.model for r in runs)
+    datasets = dict.fromkeys(r.dataset for r in runs)
+    seeds = dict.fromkeys(r.seed for r in runs)
+    return (
+        f"{len(runs)} runs: {len(models)} models x {len(datasets)} data sets x {len(seeds)} seeds"
+    )

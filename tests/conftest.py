@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny generated atomic data sets (no downloads, seconds to train on)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_inter(folder: Path, name: str, rows: list[tuple], header: str = "user_id:token\titem_id:token\ttimestamp:float") -> Path:
+    """Write ``<folder>/<name>/<name>.inter`` and return ``folder`` (the data_path)."""
+    target = folder / name
+    target.mkdir(parents=True, exist_ok=True)
+    lines = [header] + ["\t".join(str(v) for v in row) for row in rows]
+    (target / f"{name}.inter").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def tiny_rows(n_users: int = 40, n_items: int = 30, max_len: int = 25, seed: int = 0) -> list[tuple]:
+    """Users with 1..max_len interactions (some with 1, 2, 3), distinct items per user, increasing
+    times with ties, rows shuffled (so the time field, not the file order, orders them)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(1, n_users + 1):
+        n = [1, 2, 3][u - 1] if u <= 3 else int(rng.integers(4, max_len + 1))
+        items = rng.choice(np.arange(1, n_items + 1), size=min(n, n_items), replace=False)
+        times = np.cumsum(rng.integers(0, 3, size=len(items)))  # ties (0 steps) included
+        rows += [(u, int(i), int(t)) for i, t in zip(items, times)]
+    order = rng.permutation(len(rows))
+    return [rows[i] for i in order]
+
+
+@pytest.fixture
+def tiny_data(tmp_path) -> Path:
+    """data_path with data set ``tiny``."""
+    return write_inter(tmp_path / "data", "tiny", tiny_rows())
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Run every test in its own working directory (checkpoints, logs) with a clean argv."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [sys.argv[0]])
+
+
+def fast_config(data_path: Path, **extra) -> dict:
+    """Config dict for seconds-long runs on the tiny data set."""
+    base = {
+        "data_path": str(data_path),
+        "show_progress": False,
+        "epochs": 2,
+        "MAX_ITEM_LIST_LENGTH": 10,
+        "train_batch_size": 16,
+        "eval_batch_size": 64,
+        "state": "WARNING",
+        "hidden_size": 16,
+        "inner_size": 16,
+        "embedding_size": 16,
+    }
+    base.update(extra)
+    return base

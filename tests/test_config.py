@@ -1,0 +1,56 @@
+"""Configuration: plugin defaults, explicit RecBole built-ins, data paths, validation."""
+
+import pytest
+
+from conftest import fast_config, write_inter
+from recbole_sasrec_ext import Config, PluginError, get_model
+from recbole_sasrec_ext.config import bundled_dataset_dir
+
+
+def test_plugin_model_defaults_and_implementation(tiny_data):
+    config = Config("SASRec", "tiny", config_dict={"data_path": str(tiny_data)})
+    assert config["hidden_size"] == 50 and config["n_heads"] == 1 and config["loss_type"] == "BCE"
+    assert config["adam_betas"] == [0.9, 0.98] and config["train_batch_size"] == 128
+    assert config["train_neg_sample_args"]["distribution"] == "none"
+    assert config["implementation"] == "recbole_sasrec_ext.models.sasrec.SASRec"
+
+
+def test_recbole_builtin_under_explicit_name(tiny_data):
+    config = Config("RecBole.SASRec", "tiny", config_dict={"data_path": str(tiny_data)})
+    assert config["hidden_size"] == 64 and config["hidden_act"] == "gelu"  # RecBole's own yaml
+    assert config["implementation"].startswith("recbole.model.sequential_recommender")
+    assert get_model("SASRec").__module__ == "recbole_sasrec_ext.models.sasrec"
+
+
+def test_priority_files_dict(tiny_data, tmp_path):
+    f = tmp_path / "a.yaml"
+    f.write_text("hidden_size: 32\nn_layers: 3\n")
+    config = Config("SASRec", "tiny", config_file_list=[str(f)], config_dict={"data_path": str(tiny_data), "n_layers": 1})
+    assert config["hidden_size"] == 32 and config["n_layers"] == 1
+
+
+def test_time_field_added_to_load_col(tmp_path):
+    data = write_inter(tmp_path, "t", [(1, 2, 3)])
+    config = Config("GRU4Rec", "t", config_dict={"data_path": str(data)})
+    assert "timestamp" in config["load_col"]["inter"]
+    data = write_inter(tmp_path / "b", "u", [(1, 2)], header="user_id:token\titem_id:token")
+    config = Config("GRU4Rec", "u", config_dict={"data_path": str(data)})
+    assert "timestamp" not in config["load_col"]["inter"]
+
+
+def test_data_path_default_and_ml100k_fallback(tmp_path):
+    config = Config("Pop", "ml-100k")
+    assert config["data_path"] == str(bundled_dataset_dir("ml-100k"))
+    write_inter(tmp_path / "datasets", "ml-100k", [(1, 2, 3)])
+    config = Config("Pop", "ml-100k")  # cwd is tmp_path: datasets/ml-100k now exists
+    assert config["data_path"] == "datasets/ml-100k"
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("n_layers", 0), ("hidden_act", "tanh"), ("gbce_t", 2.0), ("scale_embedding", "yes"), ("adam_betas", [0.9]),
+     ("train_batch_size", 0), ("learning_rate", 0.0)],
+)
+def test_bad_values_name_the_key(tiny_data, key, value):
+    with pytest.raises(PluginError, match=f"'{key}'"):
+        Config("SASRec", "tiny", config_dict={"data_path": str(tiny_data), key: value})

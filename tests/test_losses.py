@@ -1,0 +1,84 @@
+"""Each loss against a hand computation on a tiny input."""
+
+import math
+
+import pytest
+import torch
+
+from recbole_sasrec_ext.layers import losses
+
+H = torch.tensor([[1.0, 0.0], [0.5, -1.0]])  # (P=2, d=2)
+ITEMS = torch.tensor([[0.0, 0.0], [1.0, 2.0], [-1.0, 0.5], [0.3, 0.3]])  # (n_items=4, d) row 0 = padding
+POS = torch.tensor([1, 3])
+
+
+def _sig(x):
+    return 1 / (1 + math.exp(-x))
+
+
+def test_negatives_never_hit_target_or_padding():
+    torch.manual_seed(0)
+    pos = torch.tensor([1, 2, 3] * 1000)
+    neg = losses.sample_negatives_excluding(pos, n_items=4, k=5)
+    assert neg.min() >= 1 and neg.max() <= 3
+    assert not (neg == pos[:, None]).any()
+    # uniform over the two other items
+    counts = torch.bincount(neg[pos == 1].flatten(), minlength=4)
+    assert abs(counts[2].item() / counts[3].item() - 1) < 0.1
+
+
+def test_bce_matches_hand_computation():
+    torch.manual_seed(1)
+    neg = losses.sample_negatives_excluding(POS, 4, 1)[:, 0]
+    torch.manual_seed(1)
+    got = losses.bce_loss(H, POS, ITEMS).item()
+    want = 0.0
+    for p in range(2):
+        sp = float(H[p] @ ITEMS[POS[p]])
+        sn = float(H[p] @ ITEMS[neg[p]])
+        want += -math.log(_sig(sp)) - math.log(1 - _sig(sn))
+    assert got == pytest.approx(want / 2, rel=1e-5)
+
+
+def test_ce_excludes_padding():
+    got = losses.ce_loss(H, POS, ITEMS).item()
+    want = 0.0
+    for p in range(2):
+        scores = [float(H[p] @ ITEMS[i]) for i in (1, 2, 3)]
+        want += -scores[POS[p] - 1] + math.log(sum(math.exp(s) for s in scores))
+    assert got == pytest.approx(want / 2, rel=1e-5)
+
+
+def test_sampled_softmax_masks_accidental_hits():
+    torch.manual_seed(2)
+    neg = torch.randint(1, 4, (6,))
+    torch.manual_seed(2)
+    got = losses.sampled_softmax_loss(H, POS, ITEMS, k=6).item()
+    want = 0.0
+    for p in range(2):
+        sp = float(H[p] @ ITEMS[POS[p]])
+        others = [float(H[p] @ ITEMS[n]) for n in neg if n != POS[p]]
+        want += -sp + math.log(math.exp(sp) + sum(math.exp(s) for s in others))
+    assert got == pytest.approx(want / 2, rel=1e-5)
+
+
+def test_gbce_with_t_zero_is_bce_over_k_negatives():
+    torch.manual_seed(3)
+    neg = losses.sample_negatives_excluding(POS, 4, 2)
+    torch.manual_seed(3)
+    got = losses.gbce_loss(H, POS, ITEMS, k=2, t=0.0).item()
+    # t = 0 -> beta = 1: plain BCE with the positive and k negatives
+    want = 0.0
+    for p in range(2):
+        want += -math.log(_sig(float(H[p] @ ITEMS[POS[p]])))
+        want += sum(-math.log(1 - _sig(float(H[p] @ ITEMS[n]))) for n in neg[p])
+    assert got == pytest.approx(want / 2, rel=1e-5)
+
+
+def test_gbce_beta_calibration():
+    # k equal to all candidates (alpha = 1) -> beta = 1 for any t
+    torch.manual_seed(4)
+    a = losses.gbce_loss(H, POS, ITEMS, k=2, t=0.75).item()
+    torch.manual_seed(4)
+    b = losses.gbce_loss(H, POS, ITEMS, k=2, t=0.0).item()
+    assert a == pytest.approx(b)

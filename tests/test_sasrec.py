@@ -1,0 +1,86 @@
+"""The plugin's SASRec: causality, padding invariance, seeded determinism, scoring."""
+
+import pytest
+import torch
+from recbole.data.interaction import Interaction
+
+from conftest import fast_config
+from recbole_sasrec_ext import Config
+from recbole_sasrec_ext.data import TARGET_LIST_FIELD
+from recbole_sasrec_ext.quick_start import build
+
+
+def _model(tiny_data, **extra):
+    config = Config("SASRec", "tiny", config_dict=fast_config(tiny_data, **extra))
+    return build(config)
+
+
+def _batch(seq, length, user=None):
+    seq = torch.tensor(seq)
+    inter = {"item_id_list": seq, "item_length": torch.tensor(length)}
+    if user is not None:
+        inter["user_id"] = torch.tensor(user)
+    return Interaction(inter)
+
+
+@pytest.mark.parametrize("layer_norm", ["pre", "post"])
+def test_causality(tiny_data, layer_norm):
+    *_, model = _model(tiny_data, layer_norm=layer_norm)
+    model.eval()
+    a = _batch([[3, 5, 7, 9, 2, 4, 0, 0, 0, 0]], [6])
+    b = _batch([[3, 5, 7, 11, 12, 13, 0, 0, 0, 0]], [6])
+    ha, hb = model(a), model(b)
+    assert torch.allclose(ha[0, :3], hb[0, :3], atol=1e-6)
+    assert not torch.allclose(ha[0, 3], hb[0, 3])
+
+
+def test_padding_invariance(tiny_data):
+    *_, model = _model(tiny_data)
+    model.eval()
+    short = model.encode_sequences(_batch([[3, 5, 7, 0, 0, 0, 0, 0, 0, 0]], [3]))
+    garbage_after = model.encode_sequences(_batch([[3, 5, 7, 0, 0, 0, 0, 0, 0, 0]], [3]))
+    shorter_window = model.encode_sequences(_batch([[3, 5, 7, 0, 0]], [3]))
+    assert torch.allclose(short, garbage_after) and torch.allclose(short, shorter_window, atol=1e-6)
+    # padding id embeds to zero
+    assert torch.count_nonzero(model.embedding.item.weight[0]) == 0
+
+
+def test_same_seed_same_loss_and_predictions(tiny_data):
+    losses = []
+    for _ in range(2):
+        _, train, _, test, model = _model(tiny_data, seed=7)
+        batch = next(iter(train))
+        model.train()
+        torch.manual_seed(0)
+        losses.append(model.calculate_loss(batch).item())
+    assert losses[0] == losses[1]
+    _, train, _, _, other = _model(tiny_data, seed=8)
+    torch.manual_seed(0)
+    assert other.calculate_loss(next(iter(train))).item() != losses[0]
+
+
+def test_full_sort_equals_predict(tiny_data):
+    *_, model = _model(tiny_data)
+    model.eval()
+    batch = _batch([[3, 5, 7, 0, 0, 0, 0, 0, 0, 0], [1, 2, 0, 0, 0, 0, 0, 0, 0, 0]], [3, 2])
+    full = model.full_sort_predict(batch)
+    assert full.shape == (2, model.n_items)
+    batch.update(Interaction({"item_id": torch.tensor([4, 6])}))
+    assert torch.allclose(model.predict(batch), full[[0, 1], [4, 6]], atol=1e-5)
+
+
+@pytest.mark.parametrize("loss_type", ["BCE", "CE", "SAMPLED_SOFTMAX", "GBCE"])
+def test_every_loss_trains(tiny_data, loss_type):
+    _, train, _, _, model = _model(tiny_data, loss_type=loss_type, n_negatives=5)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    batch = next(iter(train))
+    assert (batch[TARGET_LIST_FIELD] > 0).sum() > 0
+    first = None
+    for _ in range(30):
+        opt.zero_grad()
+        torch.manual_seed(0)
+        loss = model.calculate_loss(batch)
+        loss.backward()
+        opt.step()
+        first = first if first is not None else loss.item()
+    assert loss.item() < first
