@@ -3,28 +3,34 @@
 Everything a RecBole pipeline needs is importable from here::
 
     from recbole_sasrec_ext import Config, get_model, get_trainer, create_dataset, data_preparation, run
+
+Imports are lazy, so light entry points (the converters, the benchmark runner) start without
+loading torch and RecBole. The compatibility fixes (:mod:`recbole_sasrec_ext.compat`) are applied
+when a ``Config`` is built.
 """
 
-from recbole_sasrec_ext import compat
-
-compat.apply()
-
-from recbole_sasrec_ext.config import Config  # noqa: E402
-from recbole_sasrec_ext.data import create_dataset, data_preparation  # noqa: E402
-from recbole_sasrec_ext.errors import PluginError  # noqa: E402
-from recbole_sasrec_ext.quick_start import load_data_and_model, run  # noqa: E402
-from recbole_sasrec_ext.registry import available_models, get_model, get_trainer  # noqa: E402
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Config",
-    "PluginError",
-    "available_models",
-    "create_dataset",
-    "data_preparation",
-    "get_model",
-    "get_trainer",
-    "load_data_and_model",
-    "run",
-]
+_EXPORTS = {
+    "Config": "recbole_sasrec_ext.config",
+    "PluginError": "recbole_sasrec_ext.errors",
+    "available_models": "recbole_sasrec_ext.registry",
+    "get_model": "recbole_sasrec_ext.registry",
+    "get_trainer": "recbole_sasrec_ext.registry",
+    "create_dataset": "recbole_sasrec_ext.data.preparation",
+    "data_preparation": "recbole_sasrec_ext.data.preparation",
+    "run": "recbole_sasrec_ext.quick_start",
+    "load_data_and_model": "recbole_sasrec_ext.quick_start",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'recbole_sasrec_ext' has no attribute {name!r}")

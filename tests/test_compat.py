@@ -10,8 +10,8 @@ from conftest import ROOT, fast_config, write_inter
 from recbole_sasrec_ext import Config, create_dataset
 
 
-def test_numpy_aliases_recbole_needs():
-    import recbole_sasrec_ext  # noqa: F401
+def test_numpy_aliases_recbole_needs(tiny_data):
+    Config("Pop", "tiny", config_dict={"data_path": str(tiny_data)})  # RecBole's Config assigns np.float = np.float_
 
     assert np.float_ is np.float64 and np.unicode_ is np.str_ and np.complex_ is np.complex128
     assert np.float is np.float64  # recbole.evaluator.metrics uses np.float
