@@ -31,6 +31,7 @@ from recbole_sasrec_ext.benchmark.runner import (
 )
 from recbole_sasrec_ext.benchmark.suite import (
     SuiteError,
+    default_data_root,
     available_suites,
     find_suite,
     format_value,
@@ -224,7 +225,7 @@ def test_shipped_suites_load_and_follow_the_brief() -> None:
     assert (games["MAX_ITEM_LIST_LENGTH"], games["hidden_dropout_prob"]) == (50, 0.5)
     assert (ml1m["hidden_size"], ml1m["n_layers"], ml1m["n_heads"]) == (50, 2, 1)
     assert (ml1m["learning_rate"], ml1m["train_batch_size"]) == (1e-3, 128)
-    assert ml1m["data_path"] == str(REPO / "datasets") + "/"
+    assert ml1m["data_path"] == str(default_data_root() / "datasets") + "/"
     assert {r.protocol for r in paper.runs()} == {"uni100"}
     assert set(paper.models) == {"SASRec", "GRU4Rec", "Caser", "Pop", "RecBole.SASRec"}
 
@@ -237,7 +238,8 @@ def test_shipped_suites_load_and_follow_the_brief() -> None:
 
 
 def test_find_suite_by_name_or_path(tmp_path: Path) -> None:
-    assert find_suite("quick") == REPO / "properties" / "benchmark" / "quick.yaml"
+    found = find_suite("quick")  # the installed package's copy, or the checkout's
+    assert found.name == "quick.yaml" and found.read_text() == (REPO / "properties" / "benchmark" / "quick.yaml").read_text()
     path = write_suite(tmp_path / "mine.yaml", ["SASRec"], [1])
     assert find_suite(str(path)) == path
     with pytest.raises(SuiteError, match="available: .*quick"):
