@@ -5,6 +5,8 @@
 ``properties/benchmark`` or a path to a yaml file) and writes results.csv, results.md and plots.
 ``python -m recbole_sasrec_ext.benchmark report <dir>`` remakes results.md and the plots from the
 folder's results.csv.
+``python -m recbole_sasrec_ext.benchmark speed <suite> --out <dir> [--target-metric ndcg@10]`` runs
+the suite's ``reference`` and ``candidate`` models and writes ``speed.md`` comparing them (speed.py).
 
 Exit status: 0 when the suite finished (even with failed runs), 2 for a bad suite file or bad
 arguments, 130 when interrupted.
@@ -34,6 +36,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 PROG = "python -m recbole_sasrec_ext.benchmark"
 REPORT_COMMAND = "report"
+SPEED_COMMAND = "speed"
 
 
 def _int_list(text: str) -> list[int]:
@@ -102,11 +105,34 @@ def _report_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _speed_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} {SPEED_COMMAND}",
+        description="Run a suite's `reference` and `candidate` models (resumable) and write "
+        "speed.md: seconds per epoch, time to the reference's best validation score, peak memory.",
+    )
+    parser.add_argument("suite", help="suite name or yaml path with `reference` and `candidate`")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (resumable)")
+    parser.add_argument(
+        "--target-metric",
+        help="validation metric of the target, e.g. ndcg@10 (default: the suite's valid_metric)",
+    )
+    parser.add_argument(
+        "--timeout", type=_positive(float), help="seconds per run (replaces the suite's timeout_s)"
+    )
+    parser.add_argument(
+        "--data-root", type=Path, help="base of a relative data_path (default: repo root)"
+    )
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] == REPORT_COMMAND:
             return _report(_report_parser().parse_args(argv[1:]).out)
+        if argv and argv[0] == SPEED_COMMAND:
+            return _speed(_speed_parser().parse_args(argv[1:]), f"{PROG} {shlex.join(argv)}")
         return _run(_run_parser().parse_args(argv), f"{PROG} {shlex.join(argv)}")
     except (SuiteError, ResultsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -124,6 +150,24 @@ def _report(out: Path) -> int:
 
     for path in write_report(out):
         print(path)
+    return EXIT_OK
+
+
+def _speed(args: argparse.Namespace, command_line: str) -> int:
+    from recbole_sasrec_ext.benchmark.speed import run_speed
+
+    suite = load_suite(args.suite)
+    if args.timeout is not None:
+        suite = replace(suite, timeout_s=args.timeout)
+    path, text = run_speed(
+        suite,
+        args.out,
+        target_metric=args.target_metric,
+        data_root=args.data_root,
+        command_line=command_line,
+    )
+    print(text, end="")
+    print(f"speed report: {path}", file=sys.stderr)
     return EXIT_OK
 
 

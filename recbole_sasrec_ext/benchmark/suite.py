@@ -18,6 +18,9 @@ is an error that names it:
     sub-key ``per_dataset: {dataset: {overrides}}`` holds overrides for one model on one data set.
 ``notes`` (list of str)
     Printed below every table of ``results.md`` (epoch caps, settings that differ and why).
+``reference``, ``candidate`` (str, optional)
+    Two of the suite's models, compared side by side by the ``speed`` command (``speed.py``); the
+    plain benchmark ignores them.
 
 Overrides are merged ``common`` < ``datasets[d]`` < ``models[m]`` < ``models[m].per_dataset[d]``.
 A relative ``data_path`` is resolved against the data root (the repository root by default).
@@ -36,7 +39,9 @@ from typing import Any
 
 import yaml
 
-SUITE_KEYS = ("description", "timeout_s", "seeds", "common", "datasets", "models", "notes")
+COMPARISON_KEYS = ("reference", "candidate")  # read only by the ``speed`` command
+BENCHMARK_KEYS = ("description", "timeout_s", "seeds", "common", "datasets", "models", "notes")
+SUITE_KEYS = BENCHMARK_KEYS + COMPARISON_KEYS
 PER_DATASET_KEY = "per_dataset"
 # Set by the runner itself: a suite may not override them.
 RESERVED_OVERRIDES = frozenset({"model", "dataset", "seed"})
@@ -46,7 +51,7 @@ DATA_PATH_KEY = "data_path"
 DEFAULT_TIMEOUT_S = 3600.0
 DEFAULT_SEEDS = (2020,)
 SUITE_SUFFIXES = (".yaml", ".yml")
-RESERVED_SUITE_NAMES = frozenset({"report"})  # a sub-command of the CLI
+RESERVED_SUITE_NAMES = frozenset({"report", "speed"})  # sub-commands of the CLI
 
 _PACKAGE_PROPERTIES = "recbole_sasrec_ext.properties"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -140,6 +145,8 @@ class Suite:
     models: Mapping[str, Mapping[str, Any]]
     per_dataset: Mapping[str, Mapping[str, Mapping[str, Any]]]
     notes: tuple[str, ...]
+    reference: str | None = None
+    candidate: str | None = None
 
     def overrides(self, model: str, dataset: str, data_root: Path | None = None) -> dict[str, Any]:
         """Merged overrides of one model on one data set, with ``data_path`` made absolute."""
@@ -299,6 +306,11 @@ def _validate(path: Path, raw: Any) -> Suite:
                     raise fail(key, f"not a data set of this suite ({', '.join(datasets)})")
                 per_dataset.setdefault(name, {})[dataset] = _overrides(fail, key, sub)
         models[name] = _overrides(fail, f"models.{name}", value)
+    for key in COMPARISON_KEYS:
+        if key in raw and (not isinstance(raw[key], str) or raw[key] not in models):
+            raise fail(key, f"{raw[key]!r} is not a model of this suite ({', '.join(models)})")
+    if "reference" in raw and raw.get("reference") == raw.get("candidate"):
+        raise fail("candidate", "must differ from reference")
     return Suite(
         name=path.stem,
         source=path,
@@ -310,6 +322,8 @@ def _validate(path: Path, raw: Any) -> Suite:
         models=models,
         per_dataset=per_dataset,
         notes=tuple(n.strip() for n in notes),
+        reference=raw.get("reference"),
+        candidate=raw.get("candidate"),
     )
 
 
