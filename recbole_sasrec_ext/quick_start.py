@@ -142,6 +142,8 @@ def run(
         "checkpoint": trainer.saved_model_file if saved else None,
         "device": str(config["device"]),
     }
+    if getattr(config["device"], "type", "cpu") == "cuda":
+        summary["gpu"] = torch.cuda.get_device_name(config["device"])
     explain = getattr(net, "explain_example", None)
     if explain is not None:
         summary["explanation"] = explain(test_data)

@@ -84,3 +84,15 @@ def test_every_loss_trains(tiny_data, loss_type):
         opt.step()
         first = first if first is not None else loss.item()
     assert loss.item() < first
+
+
+def test_bf16_autocast_stays_close_to_float32(tiny_data):
+    *_, model = _model(tiny_data)
+    model.eval()
+    batch = _batch([[3, 5, 7, 9, 2, 4, 0, 0, 0, 0]], [6])
+    full = model.full_sort_predict(batch)
+    model.bf16 = True
+    half = model.full_sort_predict(batch)
+    assert half.dtype == torch.float32
+    assert not torch.equal(full, half)  # autocast really ran in bfloat16
+    assert torch.allclose(full, half, atol=0.05 * full.abs().max().item())

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from recbole_sasrec_ext.config_keys import Key
+from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.layers.cooccurrence import CooccurrenceTable
 from recbole_sasrec_ext.layers.rksa_attention import KernelizedSkewAttention
 from recbole_sasrec_ext.models.transformer_recommender import TRANSFORMER_KEYS, TransformerRecommender
@@ -59,8 +60,10 @@ class RKSA(TransformerRecommender):
         self.kernel_loss_weight = config["kernel_loss_weight"]
 
     def build_attention(self, config) -> nn.Module:
-        if config["n_heads"] != 1:
-            raise ValueError("RKSA's attention is single-head: set n_heads: 1")
+        if config["n_heads"] != 1 or config["bf16"]:
+            raise PluginError(
+                "RKSA's attention is single-head and float32 (Cholesky): set n_heads: 1 and bf16: False"
+            )
         return KernelizedSkewAttention(
             config["hidden_size"],
             config["attn_dropout_prob"],

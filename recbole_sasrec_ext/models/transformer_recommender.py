@@ -32,6 +32,7 @@ TRANSFORMER_KEYS: tuple[Key, ...] = (
     Key("loss_type", str, choices=tuple(t.value for t in LossType)),
     Key("n_negatives", int, low=1),
     Key("gbce_t", float, low=0.0, high=1.0),
+    Key("bf16", bool),
 )
 
 
@@ -52,6 +53,7 @@ class TransformerRecommender(SequentialRecommender):
         self.loss_type = LossType(config["loss_type"])
         self.n_negatives = config["n_negatives"]
         self.gbce_t = config["gbce_t"]
+        self.bf16 = config["bf16"]
         self.embedding = SequenceEmbedding(
             self.n_items, self.max_seq_length, d, config["hidden_dropout_prob"], config["scale_embedding"]
         )
@@ -97,10 +99,11 @@ class TransformerRecommender(SequentialRecommender):
         x, e = self.embedding(item_seq, interaction[self.ITEM_SEQ_LEN])  # (B, L, d) x2
         inputs = self.attention_inputs(interaction, item_seq, e)
         extras = []
-        for block in self.blocks:
-            x, att = block(x, **inputs)  # (B, L, d)
-            extras.append(att)
-        return self.final_norm(x), extras
+        with torch.autocast(device_type=item_seq.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            for block in self.blocks:
+                x, att = block(x, **inputs)  # (B, L, d)
+                extras.append(att)
+        return self.final_norm(x.float()), extras
 
     def forward(self, interaction) -> torch.Tensor:
         return self.encode(interaction)[0]  # (B, L, d)
