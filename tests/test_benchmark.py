@@ -540,3 +540,13 @@ def test_killed_benchmark_leaves_a_whole_csv_and_resumes(tmp_path: Path, fake: d
     assert [c.split()[0] for c in calls_of(fake)] == ["SASRec", "Slow", "Slow"]
     assert "finished: 1 run now (0 failed), 1 already done, of 2 planned" in done.stderr
     assert (out / "results.md").is_file()
+
+
+def test_only_datasets_restricts_the_plan_and_rejects_unknown_names(capsys):
+    from recbole_sasrec_ext.benchmark.cli import main as bench_main
+
+    assert bench_main(["paper-sasrec", "--out", "x", "--only-datasets", "games", "--only-models", "Pop", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "--dataset games" in out and "--dataset ml-1m" not in out
+    assert bench_main(["paper-sasrec", "--out", "x", "--only-datasets", "nope", "--dry-run"]) == 2
+    assert "no data set nope" in capsys.readouterr().err

@@ -82,6 +82,9 @@ def _run_parser() -> argparse.ArgumentParser:
         "--only-models", type=_name_list, help="run only these models, e.g. SASRec,Pop"
     )
     parser.add_argument(
+        "--only-datasets", type=_name_list, help="run only these data sets of the suite, e.g. games"
+    )
+    parser.add_argument(
         "--max-runs", type=_positive(int), help="start at most N runs now; rerun to continue"
     )
     parser.add_argument(
@@ -175,6 +178,13 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
     suite = load_suite(args.suite)
     if args.timeout is not None:
         suite = replace(suite, timeout_s=args.timeout)
+    if args.only_datasets:
+        unknown = [d for d in args.only_datasets if d not in suite.datasets]
+        if unknown:
+            print(f"error: {suite.source}: datasets: no data set {', '.join(unknown)} "
+                  f"(the suite has {', '.join(suite.datasets)})", file=sys.stderr)
+            return EXIT_USAGE
+        suite = replace(suite, datasets={d: suite.datasets[d] for d in args.only_datasets})
     plan = suite.runs(seeds=args.seeds, models=args.only_models, data_root=args.data_root)
     if args.dry_run:
         prefix = default_command_prefix()
