@@ -54,6 +54,7 @@ def test_explanation_and_checkpoint_round_trip(seq_data):
     ex = result["explanation"]
     assert set(ex) == {"user", "history", "recommended", "attention", "mixture"}
     assert len(ex["attention"]) == len(ex["history"]) and abs(sum(ex["attention"]) - 1) < 1e-4
+    assert ex["recommended"] not in ex["history"]
     assert abs(sum(ex["mixture"].values()) - 1) < 1e-5
     config, model, _, _, _, test = load_data_and_model(result["checkpoint"])
     from recbole_sasrec_ext.registry import get_trainer

@@ -27,8 +27,14 @@ from recbole_sasrec_ext.benchmark.suite import format_value
 
 REPORT_NAME = "results.md"
 PROTOCOLS = {
-    "full": "leave-one-out, the held-out item ranked against every item, seen items removed",
-    "uni100": "leave-one-out, the held-out item ranked among 100 uniformly sampled unseen items",
+    "full": (
+        "leave-one-out, the held-out item ranked against every item (RecBole does not remove the "
+        "user's seen items for sequential models)"
+    ),
+    "uni100": (
+        "leave-one-out, the held-out item ranked among 100 items the user never interacted with, "
+        "drawn once per user (eval_neg_seed) and shared by every model"
+    ),
 }
 METRIC_DIGITS = 4
 COST_FORMATS = {

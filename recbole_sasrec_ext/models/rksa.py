@@ -86,8 +86,9 @@ class RKSA(TransformerRecommender):
 
     @torch.no_grad()
     def explain(self, interaction) -> dict:
-        """For the first sequence of ``interaction``: the top recommended item, the last block's
-        attention over the history at the last position, and the kernel mixture weights r."""
+        """For the first sequence of ``interaction``: the top recommended item not already in the
+        history, the last block's attention over the history at the last position, and the kernel
+        mixture weights r."""
         was_training = self.training
         self.eval()
         one = interaction[torch.tensor([0])]
@@ -95,6 +96,7 @@ class RKSA(TransformerRecommender):
         n = int(one[self.ITEM_SEQ_LEN][0])
         scores = hidden[0, n - 1] @ self.embedding.item.weight.T  # (n_items,)
         scores[0] = float("-inf")
+        scores[one[self.ITEM_SEQ][0, :n]] = float("-inf")  # recommend something new
         last = extras[-1]
         self.train(was_training)
         return {
