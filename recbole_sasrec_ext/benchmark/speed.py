@@ -300,6 +300,20 @@ def _section(ref: Side, cand: Side, metric: str | None) -> list[str]:
             ]
         )
     )
+    test_target = ref.number(f"{METRIC_PREFIX}{name.lower()}")
+    if test_target is not None:
+        ttt_test = [time_to_target(s.history, test_target, metric) for s in (ref, cand)]
+        lines.append(
+            _md_row(
+                [
+                    f"time to validation {name} ≥ the reference's final test {name} "
+                    f"({test_target:.{METRIC_DIGITS}f}) (s)",
+                    _ttt_cell(ttt_test[0], test_target),
+                    _ttt_cell(ttt_test[1], test_target),
+                    format_ratio(ratio(ttt_test[1].seconds, ttt_test[0].seconds)),
+                ]
+            )
+        )
     bests = [t.best if s.ok else None for t, s in zip(ttt, (ref, cand))]
     lines.append(_number_row(f"best validation {name}", bests, f"{{:.{METRIC_DIGITS}f}}"))
     for label, column in (
