@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except Exception as exc:  # noqa: BLE001 - one line instead of a traceback, by design
+    except Exception as exc:
         if os.environ.get("RECBOLE_SASREC_EXT_DEBUG"):
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

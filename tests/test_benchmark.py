@@ -31,8 +31,8 @@ from recbole_sasrec_ext.benchmark.runner import (
 )
 from recbole_sasrec_ext.benchmark.suite import (
     SuiteError,
-    default_data_root,
     available_suites,
+    default_data_root,
     find_suite,
     format_value,
     load_suite,

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 import torch
+from conftest import ROOT, fast_config, write_inter
 
-from conftest import ROOT, fast_config, tiny_rows, write_inter
 from recbole_sasrec_ext import load_data_and_model, run
 from recbole_sasrec_ext.cli import main
 

@@ -4,9 +4,8 @@ import subprocess
 import sys
 
 import numpy as np
-import pandas as pd
-
 from conftest import ROOT, fast_config, write_inter
+
 from recbole_sasrec_ext import Config, create_dataset
 
 

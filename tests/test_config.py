@@ -1,8 +1,8 @@
 """Configuration: plugin defaults, explicit RecBole built-ins, data paths, validation."""
 
 import pytest
+from conftest import write_inter
 
-from conftest import fast_config, write_inter
 from recbole_sasrec_ext import Config, PluginError, get_model
 from recbole_sasrec_ext.config import bundled_dataset_dir
 

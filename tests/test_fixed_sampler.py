@@ -2,8 +2,8 @@
 
 import numpy as np
 import torch
-
 from conftest import fast_config
+
 from recbole_sasrec_ext import Config, create_dataset, data_preparation
 from recbole_sasrec_ext.data.fixed_sampler import FixedNegativeSampler, draw_fixed_negatives
 

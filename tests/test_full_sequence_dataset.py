@@ -1,11 +1,10 @@
 """Full-sequence training data: RecBole's validation/test examples exactly, one training row per
 user with a target at every position."""
 
-import numpy as np
 import pytest
+from conftest import fast_config, write_inter
 from recbole.data.dataset import SequentialDataset
 
-from conftest import fast_config, tiny_rows, write_inter
 from recbole_sasrec_ext import Config
 from recbole_sasrec_ext.data import TARGET_LIST_FIELD, FullSequenceDataset
 from recbole_sasrec_ext.errors import PluginError
@@ -40,7 +39,7 @@ def test_training_rows_are_whole_sequences_with_shifted_targets(tmp_path):
     cfg = fast_config(data, MAX_ITEM_LIST_LENGTH=2)
     ds = FullSequenceDataset(Config("SASRec", "six", config_dict=cfg))
     train = ds.build()[0]
-    tok = lambda ids: [ds.id2token("item_id", i) if i else "0" for i in ids]  # noqa: E731
+    tok = lambda ids: [ds.id2token("item_id", i) if i else "0" for i in ids]
     rows = {ds.id2token("user_id", u): (tok(s), tok(t), int(n)) for u, s, t, n in zip(
         train.inter_feat["user_id"].numpy(), train.inter_feat["item_id_list"].numpy(),
         train.inter_feat[TARGET_LIST_FIELD].numpy(), train.inter_feat["item_length"].numpy())}

@@ -4,10 +4,9 @@ computation."""
 import math
 from collections import Counter
 
-import numpy as np
 import pytest
-
 from conftest import fast_config, tiny_rows, write_inter
+
 from recbole_sasrec_ext import Config, run
 from recbole_sasrec_ext.quick_start import build
 

@@ -75,7 +75,7 @@ def test_msn_sample_moments_match_closed_form(alpha):
     gen = torch.Generator().manual_seed(1)
     eps = torch.randn(n_draws, 3, generator=gen, dtype=torch.float64)
     u0 = torch.randn(n_draws, 1, generator=gen, dtype=torch.float64)
-    t = lambda a: torch.tensor(a, dtype=torch.float64).unsqueeze(0)  # noqa: E731  (1, n)
+    t = lambda a: torch.tensor(a, dtype=torch.float64).unsqueeze(0)
     z = msn_additive_sample(t(XI), t(SCALE), torch.tensor(CORR), t(alpha), eps, u0)  # (N, 1, 3)
     z = z.squeeze(1).numpy()
     mean, cov = msn_closed_form(alpha)
@@ -287,7 +287,7 @@ def softplus(v):
 
 def reference_forward(layer, x, valid, item_emb, user_emb, cooc, noise=None):
     """Per-(b, t) loops straight from the equations of docs/rksa.md, in float64 numpy."""
-    f64 = lambda v: v.detach().double().numpy()  # noqa: E731
+    f64 = lambda v: v.detach().double().numpy()
     x, item_emb, user_emb, cooc = f64(x), f64(item_emb), f64(user_emb), f64(cooc)
     valid = valid.numpy()
     w, b = f64(layer.scores.weight), f64(layer.scores.bias)

@@ -1,12 +1,11 @@
 """RKSA at model level: co-occurrence from the training split only, causality, explanations,
 checkpoint round trip."""
 
-import numpy as np
 import pytest
 import torch
+from conftest import fast_config, write_inter
 from recbole.data.interaction import Interaction
 
-from conftest import fast_config, write_inter
 from recbole_sasrec_ext import Config, load_data_and_model, run
 from recbole_sasrec_ext.quick_start import build
 

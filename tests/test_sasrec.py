@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from conftest import fast_config
 from recbole.data.interaction import Interaction
 
-from conftest import fast_config
 from recbole_sasrec_ext import Config
 from recbole_sasrec_ext.data import TARGET_LIST_FIELD
 from recbole_sasrec_ext.quick_start import build

@@ -14,7 +14,10 @@ from recbole_sasrec_ext.config_keys import Key
 from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.layers.cooccurrence import CooccurrenceTable
 from recbole_sasrec_ext.layers.rksa_attention import KernelizedSkewAttention
-from recbole_sasrec_ext.models.transformer_recommender import TRANSFORMER_KEYS, TransformerRecommender
+from recbole_sasrec_ext.models.transformer_recommender import (
+    TRANSFORMER_KEYS,
+    TransformerRecommender,
+)
 
 #: Names of the three kernels, in the order of the mixture weights r.
 KERNEL_NAMES = ("co-occurrence", "item", "user")
