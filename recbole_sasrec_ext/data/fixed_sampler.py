@@ -31,10 +31,8 @@ def draw_fixed_negatives(
     numpy.ndarray of shape (n_users, num)
     """
     used_keys = np.unique(users.astype(np.int64) * n_items + items.astype(np.int64))
-    used_per_user = np.bincount(users, minlength=n_users)
-    # a user may have duplicates in (users, items); count distinct items instead
-    distinct_per_user = np.bincount(used_keys // n_items, minlength=n_users)
-    full = np.flatnonzero((distinct_per_user >= n_items - 1) & (used_per_user > 0))
+    distinct_per_user = np.bincount(used_keys // n_items, minlength=n_users)  # duplicates counted once
+    full = np.flatnonzero(distinct_per_user >= n_items - 1)
     if full.size:
         raise PluginError(
             f"cannot draw evaluation negatives: user index {full[0]} has interacted with every item"

@@ -57,11 +57,12 @@ class FullSequenceDataset(OrderedSequentialDataset):
         users = self.inter_feat[self.uid_field].numpy()
         items = self.inter_feat[self.iid_field].numpy()
         self.user_item_pairs = (users.copy(), items.copy())
-        target, is_train, train_mask = self._row_targets(users)
+        first = np.r_[0, np.flatnonzero(users[1:] != users[:-1]) + 1]  # (U,) start of each user
+        count = np.diff(np.r_[first, len(users)])  # (U,) interactions per user
+        target, is_train, train_mask = self._row_targets(first, count)
         self.train_pairs = (users[train_mask], items[train_mask])
 
-        first = np.r_[0, np.flatnonzero(users[1:] != users[:-1]) + 1]
-        user_start = np.repeat(first, np.diff(np.r_[first, len(users)]))  # start of each row's user
+        user_start = np.repeat(first, count)  # start of each interaction's user
         start = np.maximum(user_start[target], target - max_len)  # (R,) first history index
         length = target - start  # (R,) history length, 1..max_len
         offsets = np.arange(max_len)
@@ -85,7 +86,7 @@ class FullSequenceDataset(OrderedSequentialDataset):
         new_data.update(Interaction(new_dict))
         self.inter_feat = new_data
 
-    def _row_targets(self, users: np.ndarray):
+    def _row_targets(self, first: np.ndarray, count: np.ndarray):
         """Index (in the user-sorted interactions) of the last target of each row, in RecBole's
         leave-one-out order: the training row first, then the held-out rows of the user.
 
@@ -93,8 +94,6 @@ class FullSequenceDataset(OrderedSequentialDataset):
         ``m = min(leave_out, k - 1)`` of them and trains on the first ``k - m``.
         """
         leave_out = LEAVE_OUT[self.config["eval_args"]["split"]["LS"]]
-        first = np.r_[0, np.flatnonzero(users[1:] != users[:-1]) + 1]
-        count = np.diff(np.r_[first, len(users)])  # interactions per user
         k = count - 1
         held = np.clip(np.minimum(leave_out, k - 1), 0, None)
         n_train = k - held  # training targets per user (>= 1 whenever k >= 1)
@@ -107,6 +106,6 @@ class FullSequenceDataset(OrderedSequentialDataset):
         target = train_last[row_user] + row_rank
         is_train = row_rank == 0
         # interactions that belong to a training sequence: positions < train_last + 1 of users with rows
-        position = np.arange(len(users)) - np.repeat(first, count)
+        position = np.arange(count.sum()) - np.repeat(first, count)
         train_mask = np.repeat(has_rows, count) & (position <= np.repeat(n_train, count))
         return target, is_train, train_mask
