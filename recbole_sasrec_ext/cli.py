@@ -8,7 +8,6 @@ The last line of stdout is one JSON object (the run summary); errors are one lin
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -62,6 +61,6 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         print(f"error: {type(exc).__name__}: {message} (RECBOLE_SASREC_EXT_DEBUG=1 shows the traceback)", file=sys.stderr)
         return EXIT_FAILED
-    sys.stdout.write(json.dumps(summary) + "\n")
+    sys.stdout.write(summary.to_json() + "\n")
     sys.stdout.flush()
     return EXIT_OK

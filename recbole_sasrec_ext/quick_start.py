@@ -22,6 +22,7 @@ from recbole_sasrec_ext import checkpoint
 from recbole_sasrec_ext.config import Config
 from recbole_sasrec_ext.data import create_dataset, data_preparation
 from recbole_sasrec_ext.registry import get_model, get_trainer
+from recbole_sasrec_ext.summary import Explanation, RunSummary, ValidationRecord
 
 
 def _versions() -> dict:
@@ -74,7 +75,7 @@ def run(
     config_dict: dict | None = None,
     saved: bool = True,
     read_argv: bool = False,
-) -> dict:
+) -> RunSummary:
     """Train ``model`` on ``dataset``, evaluate the best checkpoint on the test set.
 
     Parameters
@@ -90,10 +91,8 @@ def run(
 
     Returns
     -------
-    dict
-        The run summary: model, implementation, dataset, seed, protocol, best_valid_score,
-        best_valid_result, test_result, train_seconds, epochs, best_epoch, seconds_per_epoch,
-        peak_memory_mb, valid_history, config_hash, versions, checkpoint, device.
+    RunSummary
+        The run summary (fields documented in :mod:`recbole_sasrec_ext.summary`).
     """
     argv = sys.argv
     if not read_argv:
@@ -121,32 +120,31 @@ def run(
 
     train_seconds = getattr(trainer, "train_seconds", wall)
     epochs = getattr(trainer, "epochs_run", None)
-    summary = {
-        "model": config["model"],
-        "implementation": config["implementation"],
-        "dataset": config["dataset"],
-        "seed": config["seed"],
-        "protocol": _protocol(config),
-        "best_valid_score": None if best_valid_result is None else float(best_valid_score),
-        "best_valid_result": {k: float(v) for k, v in (best_valid_result or {}).items()},
-        "test_result": {k: float(v) for k, v in test_result.items()},
-        "train_seconds": round(float(train_seconds), 3),
-        "fit_wall_seconds": round(wall, 3),
-        "epochs": epochs,
-        "best_epoch": getattr(trainer, "best_epoch", None),
-        "seconds_per_epoch": round(train_seconds / epochs, 4) if epochs else None,
-        "peak_memory_mb": round(_peak_memory_mb(config["device"]), 1),
-        "valid_history": getattr(trainer, "history", []),
-        "config_hash": config_hash(config),
-        "versions": _versions(),
-        "checkpoint": trainer.saved_model_file if saved else None,
-        "device": str(config["device"]),
-    }
-    if getattr(config["device"], "type", "cpu") == "cuda":
-        summary["gpu"] = torch.cuda.get_device_name(config["device"])
     explain = getattr(net, "explain_example", None)
-    if explain is not None:
-        summary["explanation"] = explain(test_data)
+    is_cuda = getattr(config["device"], "type", "cpu") == "cuda"
+    summary = RunSummary(
+        model=config["model"],
+        implementation=config["implementation"],
+        dataset=config["dataset"],
+        seed=config["seed"],
+        protocol=_protocol(config),
+        best_valid_score=None if best_valid_result is None else float(best_valid_score),
+        best_valid_result={k: float(v) for k, v in (best_valid_result or {}).items()},
+        test_result={k: float(v) for k, v in test_result.items()},
+        train_seconds=round(float(train_seconds), 3),
+        fit_wall_seconds=round(wall, 3),
+        epochs=epochs,
+        best_epoch=getattr(trainer, "best_epoch", None),
+        seconds_per_epoch=round(train_seconds / epochs, 4) if epochs else None,
+        peak_memory_mb=round(_peak_memory_mb(config["device"]), 1),
+        valid_history=tuple(ValidationRecord.from_dict(h) for h in getattr(trainer, "history", ())),
+        config_hash=config_hash(config),
+        versions=_versions(),
+        checkpoint=trainer.saved_model_file if saved else None,
+        device=str(config["device"]),
+        gpu=torch.cuda.get_device_name(config["device"]) if is_cuda else None,
+        explanation=None if explain is None else Explanation.from_dict(explain(test_data)),
+    )
     for handler in list(logger.handlers):  # RecBole adds handlers per run; release the log file
         if isinstance(handler, logging.FileHandler):
             handler.close()

@@ -46,6 +46,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FAKE_RUN = textwrap.dedent(
     """
     import json, os, sys, time
+    from recbole_sasrec_ext.summary import RunSummary
     config = json.load(open(sys.argv[1]))
     args = sys.argv[2:]
     model, dataset = args[args.index("--model") + 1], args[args.index("--dataset") + 1]
@@ -76,15 +77,18 @@ FAKE_RUN = textwrap.dedent(
         explanation = {"user": "7", "history": ["3", "5", "9"], "recommended": "11",
                        "attention": [0.2, 0.3, 0.5],
                        "mixture": {"co-occurrence": 0.5, "item": 0.3, "user": 0.2}}
-    print(json.dumps({
+    summary = RunSummary.from_dict({
         "model": model, "implementation": f"fake.{model}", "dataset": dataset, "seed": seed,
         "protocol": "uni100", "best_valid_score": 0.3, "best_valid_result": {"ndcg@10": 0.3},
-        "test_result": metrics, "train_seconds": 1.5, "epochs": int(opts.get("epochs", 3)),
-        "best_epoch": 2, "seconds_per_epoch": 0.5, "peak_memory_mb": 100.0,
-        "valid_history": history, "config_hash": "run" + str(seed),
+        "test_result": metrics, "train_seconds": 1.5, "fit_wall_seconds": 2.0,
+        "epochs": int(opts.get("epochs", 3)), "best_epoch": 2, "seconds_per_epoch": 0.5,
+        "peak_memory_mb": 100.0, "valid_history": history, "config_hash": "run" + str(seed),
         "versions": {"recbole": "1.2.1", "torch": "2.13.0"}, "checkpoint": "saved/x.pth",
-        "explanation": explanation,
-    }))
+        "device": "cpu", "explanation": explanation, "schema_version": 1,
+    }).to_dict()
+    if model == "Partial":  # a summary that lost a field
+        del summary["peak_memory_mb"]
+    print(json.dumps(summary))
     """
 )
 
@@ -428,7 +432,9 @@ def test_plots_are_valid_pngs(finished: dict) -> None:
         assert plt.imread(path).shape[0] > 100
     histories = results.read_histories(finished["out"] / "histories.jsonl")
     assert len(histories) == 4  # the ok runs only
-    assert [e["model"] for e in histories if e["explanation"]] == ["RKSA", "RKSA"]
+    assert [e.model for e in histories if e.explanation] == ["RKSA", "RKSA"]
+    assert histories[1].explanation.mixture == {"co-occurrence": 0.5, "item": 0.3, "user": 0.2}
+    assert [r.train_seconds for r in histories[0].valid_history] == [0.5, 1.0, 1.5]
 
 
 def test_report_subcommand_remakes_the_same_report(finished: dict, tmp_path: Path) -> None:
@@ -465,10 +471,11 @@ def test_max_runs_then_resume(tmp_path: Path, fake: dict) -> None:
 
 
 def test_other_failures_are_rows(tmp_path: Path, fake: dict) -> None:
-    suite = load_suite(write_suite(tmp_path / "s.yaml", ["NoJson", "Killed"], [1]))
+    suite = load_suite(write_suite(tmp_path / "s.yaml", ["NoJson", "Killed", "Partial"], [1]))
     run_suite(suite, tmp_path / "out", command_prefix=fake["prefix"], stream=io.StringIO())
     errors = {r["model"]: r["error"] for r in read_csv(tmp_path / "out" / "results.csv")}
     assert errors["NoJson"] == "exit code 0 but the last stdout line is not a JSON object"
+    assert errors["Partial"] == "run summary: missing field 'peak_memory_mb'"
     assert errors["Killed"].startswith("killed by signal 9 SIGKILL (out of memory?)")
 
 

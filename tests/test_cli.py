@@ -1,7 +1,6 @@
 """The command line and the quick start end to end on a tiny data set: JSON summary, errors
 without tracebacks, safe checkpoints."""
 
-import json
 import os
 import subprocess
 import sys
@@ -12,8 +11,7 @@ from conftest import ROOT, fast_config, write_inter
 
 from recbole_sasrec_ext import load_data_and_model, run
 from recbole_sasrec_ext.cli import main
-
-SUMMARY_KEYS = {"model", "implementation", "dataset", "best_valid_score", "test_result", "train_seconds", "epochs"}
+from recbole_sasrec_ext.summary import RunSummary
 
 
 def _cli(args, cwd):
@@ -27,11 +25,11 @@ def test_cli_prints_json_summary_last_and_checkpoint_is_weights_only(tiny_data, 
     proc = _cli(["--model", "SASRec", "--dataset", "tiny", f"--data_path={tiny_data}", "--epochs=2",
                  "--show_progress=False", "--MAX_ITEM_LIST_LENGTH=10"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert SUMMARY_KEYS <= set(summary)
-    assert summary["implementation"] == "recbole_sasrec_ext.models.sasrec.SASRec"
-    assert summary["epochs"] == 2 and set(summary["test_result"]) >= {"hit@10", "ndcg@10"}
-    state = torch.load(tmp_path / summary["checkpoint"], weights_only=True)
+    summary = RunSummary.from_json(proc.stdout.strip().splitlines()[-1])  # every field present
+    assert summary.implementation == "recbole_sasrec_ext.models.sasrec.SASRec"
+    assert summary.epochs == 2 and set(summary.test_result) >= {"hit@10", "ndcg@10"}
+    assert [r.epoch for r in summary.valid_history] == [0, 1] and summary.explanation is None
+    state = torch.load(tmp_path / summary.checkpoint, weights_only=True)
     assert state["config"]["model"] == "SASRec" and "state_dict" in state
 
 
@@ -73,20 +71,20 @@ def test_malformed_atomic_file_names_file_and_line(tmp_path, capsys):
 
 def test_load_data_and_model_scores_the_same(tiny_data):
     result = run("SASRec", "tiny", config_dict=fast_config(tiny_data, epochs=2))
-    config, model, _, _, _, test_data = load_data_and_model(result["checkpoint"])
+    config, model, _, _, _, test_data = load_data_and_model(result.checkpoint)
     from recbole_sasrec_ext.registry import get_trainer
 
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     again = trainer.evaluate(test_data, load_best_model=False)
-    assert {k: float(v) for k, v in again.items()} == result["test_result"]
+    assert {k: float(v) for k, v in again.items()} == result.test_result
 
 
 def test_checkpoint_names_are_unique_and_recbole_builtin_is_reachable(tiny_data):
     a = run("SASRec", "tiny", config_dict=fast_config(tiny_data, epochs=1))
     b = run("RecBole.SASRec", "tiny", config_dict=fast_config(tiny_data, epochs=1, n_heads=2))
-    assert a["checkpoint"] != b["checkpoint"]
-    assert b["implementation"] == "recbole.model.sequential_recommender.sasrec.SASRec"
-    assert torch.load(b["checkpoint"], weights_only=True)["config"]["model"] == "RecBole.SASRec"
+    assert a.checkpoint != b.checkpoint
+    assert b.implementation == "recbole.model.sequential_recommender.sasrec.SASRec"
+    assert torch.load(b.checkpoint, weights_only=True)["config"]["model"] == "RecBole.SASRec"
 
 
 def test_uni100_uses_fast_path_and_matches_recbole_path(tiny_data):

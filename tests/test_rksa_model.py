@@ -50,16 +50,16 @@ def test_causality(seq_data, training):
 
 def test_explanation_and_checkpoint_round_trip(seq_data):
     result = run("RKSA", "seq", config_dict=fast_config(seq_data, epochs=2, kernel_loss_weight=0.5))
-    ex = result["explanation"]
-    assert set(ex) == {"user", "history", "recommended", "attention", "mixture"}
-    assert len(ex["attention"]) == len(ex["history"]) and abs(sum(ex["attention"]) - 1) < 1e-4
-    assert ex["recommended"] not in ex["history"]
-    assert abs(sum(ex["mixture"].values()) - 1) < 1e-5
-    config, model, _, _, _, test = load_data_and_model(result["checkpoint"])
+    ex = result.explanation
+    assert ex is not None and set(ex.mixture) == {"co-occurrence", "item", "user"}
+    assert len(ex.attention) == len(ex.history) and abs(sum(ex.attention) - 1) < 1e-4
+    assert ex.recommended not in ex.history
+    assert abs(sum(ex.mixture.values()) - 1) < 1e-5
+    config, model, _, _, _, test = load_data_and_model(result.checkpoint)
     from recbole_sasrec_ext.registry import get_trainer
 
     again = get_trainer(config["MODEL_TYPE"], config["model"])(config, model).evaluate(test, load_best_model=False)
-    assert {k: float(v) for k, v in again.items()} == result["test_result"]
+    assert {k: float(v) for k, v in again.items()} == result.test_result
 
 
 def test_rksa_keys_are_validated(seq_data):

@@ -19,16 +19,12 @@ from recbole_sasrec_ext.benchmark.speed import (
     time_to_target,
 )
 from recbole_sasrec_ext.benchmark.suite import load_suite
+from recbole_sasrec_ext.summary import ValidationRecord
 
 
-def entry(epoch: int, seconds: float, score: float, hit: float = 0.0) -> dict:
+def entry(epoch: int, seconds: float, score: float, hit: float = 0.0) -> ValidationRecord:
     """One validation of a run's ``valid_history``."""
-    return {
-        "epoch": epoch,
-        "train_seconds": seconds,
-        "valid_score": score,
-        "valid_result": {"hit@10": hit, "ndcg@10": score},
-    }
+    return ValidationRecord(epoch, seconds, score, {"hit@10": hit, "ndcg@10": score})
 
 
 # Scores rise, dip, rise again: the first entry reaching a target is not always the best one.
@@ -100,6 +96,7 @@ def test_ratio_and_time_phrase() -> None:
 FAKE_RUN = textwrap.dedent(
     """
     import json, sys
+    from recbole_sasrec_ext.summary import RunSummary
     plan = json.load(open(sys.argv[1]))
     args = sys.argv[2:]
     model, dataset = args[args.index("--model") + 1], args[args.index("--dataset") + 1]
@@ -109,19 +106,22 @@ FAKE_RUN = textwrap.dedent(
     if result is None:
         print("error: fake crash", file=sys.stderr)
         sys.exit(1)
-    print(json.dumps({"model": model, "implementation": "fake." + model, "dataset": dataset,
-                      "protocol": "full", "device": "cpu", **result}))
+    print(RunSummary.from_dict({
+        "model": model, "implementation": "fake." + model, "dataset": dataset, "seed": 7,
+        "protocol": "full", "device": "cpu", "best_valid_result": {}, "fit_wall_seconds": 1.0,
+        "config_hash": "h", "versions": {}, "checkpoint": None, "schema_version": 1, **result,
+    }).to_json())
     """
 )
 
 
 def fake_result(history: list[dict], seconds_per_epoch: float, memory: float, test: float) -> dict:
-    best = max(history, key=lambda e: e["valid_score"])
+    best = max(history, key=lambda e: e.valid_score)
     epochs = len(history)
     return {
-        "valid_history": history,
-        "best_valid_score": best["valid_score"],
-        "best_epoch": best["epoch"],
+        "valid_history": [e.to_dict() for e in history],
+        "best_valid_score": best.valid_score,
+        "best_epoch": best.epoch,
         "epochs": epochs,
         "train_seconds": seconds_per_epoch * epochs,
         "seconds_per_epoch": seconds_per_epoch,

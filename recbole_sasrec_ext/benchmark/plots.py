@@ -7,16 +7,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
 from recbole_sasrec_ext.benchmark.aggregate import Table, mean_std, tested_metrics
-from recbole_sasrec_ext.benchmark.results import METRIC_PREFIX
+from recbole_sasrec_ext.benchmark.results import METRIC_PREFIX, HistoryEntry
 
 METRICS_PNG = "metrics.png"
 CONVERGENCE_PNG = "convergence.png"
@@ -28,16 +27,16 @@ LOG_SCALE_RATIO = 100.0  # convergence x axis in log scale when the times span m
 
 
 def write_plots(
-    out_dir: Path, tables: Sequence[Table], histories: Sequence[Mapping[str, Any]]
+    out_dir: Path, tables: Sequence[Table], histories: Sequence[HistoryEntry]
 ) -> list[Path]:
     """Write the plots that have data; return their paths."""
     written = []
     if tables:
         written.append(plot_metrics(tables, out_dir / METRICS_PNG))
-    runs = [h for h in histories if h.get("valid_history")]
+    runs = [h for h in histories if h.valid_history]
     if runs:
         written.append(plot_convergence(runs, out_dir / CONVERGENCE_PNG))
-    explained = [h for h in histories if isinstance(h.get("explanation"), Mapping)]
+    explained = [h for h in histories if h.explanation is not None]
     if explained:
         written.append(plot_explanations(explained[:MAX_EXPLANATIONS], out_dir / EXPLANATION_PNG))
     return written
@@ -80,29 +79,26 @@ def plot_metrics(tables: Sequence[Table], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_convergence(histories: Sequence[Mapping[str, Any]], path: Path) -> Path:
+def plot_convergence(histories: Sequence[HistoryEntry], path: Path) -> Path:
     """Validation score against cumulative training seconds, a panel per data set.
 
     ``valid_history[i].train_seconds`` is the cumulative training time (evaluation excluded) when
     that validation ran.
     """
-    datasets = list(dict.fromkeys(h["dataset"] for h in histories))
-    models = list(dict.fromkeys(h["model"] for h in histories))
+    datasets = list(dict.fromkeys(h.dataset for h in histories))
+    models = list(dict.fromkeys(h.model for h in histories))
     palette = matplotlib.colormaps["tab10"]
     colors = {m: palette(i % 10) for i, m in enumerate(models)}
     fig = Figure(figsize=(7, 3.6 * len(datasets)))
     axes = fig.subplots(len(datasets), 1, squeeze=False)
     for ax, dataset in zip(axes[:, 0], datasets):
         labelled = set()
-        for entry in (h for h in histories if h["dataset"] == dataset):
-            points = [p for p in entry["valid_history"] if p.get("valid_score") is not None]
-            seconds = [float(p.get("train_seconds") or 0.0) for p in points]
-            scores = [float(p["valid_score"]) for p in points]
-            label = None if entry["model"] in labelled else entry["model"]
-            labelled.add(entry["model"])
-            ax.plot(
-                seconds, scores, marker=".", color=colors[entry["model"]], label=label, alpha=0.8
-            )
+        for entry in (h for h in histories if h.dataset == dataset):
+            seconds = [p.train_seconds for p in entry.valid_history]
+            scores = [p.valid_score for p in entry.valid_history]
+            label = None if entry.model in labelled else entry.model
+            labelled.add(entry.model)
+            ax.plot(seconds, scores, marker=".", color=colors[entry.model], label=label, alpha=0.8)
         lows, highs = ax.xaxis.get_data_interval()
         if lows > 0 and highs / lows > LOG_SCALE_RATIO:
             ax.set_xscale("log")  # runs that differ by orders of magnitude in speed
@@ -113,26 +109,26 @@ def plot_convergence(histories: Sequence[Mapping[str, Any]], path: Path) -> Path
     return _save(fig, path)
 
 
-def plot_explanations(histories: Sequence[Mapping[str, Any]], path: Path) -> Path:
+def plot_explanations(histories: Sequence[HistoryEntry], path: Path) -> Path:
     """Per explained run: attention over the history items, and the mixture weights r."""
     fig = Figure(figsize=(12, 3.4 * len(histories)))
     axes = fig.subplots(len(histories), 2, squeeze=False, gridspec_kw={"width_ratios": [4, 1]})
     for (ax_att, ax_mix), entry in zip(axes, histories):
-        explanation = entry["explanation"]
-        attention = [float(a) for a in explanation.get("attention") or []]
-        history = [str(i) for i in explanation.get("history") or []]
-        history += [""] * (len(attention) - len(history))
+        explanation = entry.explanation
+        assert explanation is not None  # write_plots passes explained runs only
+        attention = list(explanation.attention)
+        history = list(explanation.history) + [""] * (len(attention) - len(explanation.history))
         shown = slice(max(0, len(attention) - MAX_HISTORY_SHOWN), len(attention))
         ax_att.bar(np.arange(len(attention[shown])), attention[shown])
         ax_att.set_xticks(np.arange(len(attention[shown])), history[shown], rotation=90, fontsize=7)
         ax_att.set_xlabel("history item (oldest → newest)")
         ax_att.set_ylabel("attention")
         ax_att.set_title(
-            f"{entry['model']} on {entry['dataset']} seed {entry['seed']}: user "
-            f"{explanation.get('user', '?')} → item {explanation.get('recommended', '?')}"
+            f"{entry.model} on {entry.dataset} seed {entry.seed}: user "
+            f"{explanation.user} → item {explanation.recommended}"
         )
-        mixture = explanation.get("mixture") or {}
-        ax_mix.bar(list(mixture), [float(v) for v in mixture.values()], color="tab:orange")
+        mixture = explanation.mixture
+        ax_mix.bar(list(mixture), list(mixture.values()), color="tab:orange")
         ax_mix.set_ylim(0, 1)
         ax_mix.set_title("kernel mixture r")
         ax_mix.tick_params(axis="x", rotation=30)

@@ -15,9 +15,12 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
+
+from recbole_sasrec_ext.summary import Explanation, RunSummary, ValidationRecord
 
 CSV_NAME = "results.csv"
 HISTORIES_NAME = "histories.jsonl"
@@ -42,8 +45,8 @@ TAIL_COLUMNS = (
     "checkpoint",
     "log",
 )
-# Keys of the run's JSON copied as they are into the column of the same name.
-JSON_SCALAR_KEYS = (
+# Fields of the run summary copied as they are into the column of the same name.
+SUMMARY_SCALAR_FIELDS = (
     "implementation",
     "best_valid_score",
     "best_epoch",
@@ -67,6 +70,32 @@ class ResultsError(ValueError):
 class Status(str, Enum):
     OK = "ok"
     FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of ``histories.jsonl``: a run's key, validation history and explanation."""
+
+    model: str
+    dataset: str
+    seed: int
+    config_hash: str
+    valid_history: tuple[ValidationRecord, ...]
+    explanation: Explanation | None
+
+    @property
+    def key(self) -> RunKey:
+        return (self.model, self.dataset, self.seed, self.config_hash)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "config_hash": self.config_hash,
+            "valid_history": [r.to_dict() for r in self.valid_history],
+            "explanation": None if self.explanation is None else self.explanation.to_dict(),
+        }
 
 
 def metric_sort_key(metric: str) -> tuple[int, str, int]:
@@ -120,32 +149,30 @@ def make_row(
     overrides: Mapping[str, Any],
     status: Status,
     error: str,
-    result: Mapping[str, Any] | None,
+    result: RunSummary | None,
     hardware: str,
     date: str,
     log: str,
 ) -> Row:
-    """One csv row from a run's spec and its JSON result (``None`` when it failed)."""
-    result = result or {}
+    """One csv row from a run's spec and its summary (``None`` when it failed)."""
     row: Row = {
         "model": model,
         "dataset": dataset,
         "seed": str(seed),
-        "protocol": format_cell(result.get("protocol") or protocol),
+        "protocol": format_cell((result.protocol if result else "") or protocol),
         "status": status.value,
         "error": format_cell(error),
         "config_hash": config_hash,
-        "run_config_hash": format_cell(result.get("config_hash")),
-        "versions": format_versions(result.get("versions")),
+        "run_config_hash": format_cell(result.config_hash if result else None),
+        "versions": format_versions(result.versions if result else None),
         "date": date,
         "hardware": hardware,
         "overrides": format_cell(dict(overrides)),
         "log": log,
     }
-    for key in JSON_SCALAR_KEYS:
-        row[key] = format_cell(result.get(key))
-    test_result = result.get("test_result")
-    for metric, value in test_result.items() if isinstance(test_result, Mapping) else []:
+    for field in SUMMARY_SCALAR_FIELDS:
+        row[field] = format_cell(getattr(result, field) if result else None)
+    for metric, value in result.test_result.items() if result else ():
         row[f"{METRIC_PREFIX}{metric.lower()}"] = format_cell(value)
     return row
 
@@ -203,34 +230,61 @@ def upsert_row(rows: list[Row], row: Row) -> None:
     rows.append(row)
 
 
-def read_histories(path: Path) -> list[dict[str, Any]]:
-    """Entries of ``histories.jsonl``: model, dataset, seed, config_hash, valid_history, explanation."""
+def read_histories(path: Path) -> list[HistoryEntry]:
+    """Entries of ``histories.jsonl`` (empty list when it does not exist).
+
+    Raises
+    ------
+    ResultsError
+        If a line is not an entry; the message names the file, the line and the field.
+    """
     if not path.is_file():
         return []
     entries = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            entries.append(json.loads(line))
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            entries.append(
+                HistoryEntry(
+                    model=str(data["model"]),
+                    dataset=str(data["dataset"]),
+                    seed=int(data["seed"]),
+                    config_hash=str(data["config_hash"]),
+                    valid_history=tuple(
+                        ValidationRecord.from_dict(r) for r in data["valid_history"]
+                    ),
+                    explanation=None
+                    if data["explanation"] is None
+                    else Explanation.from_dict(data["explanation"]),
+                )
+            )
+        except KeyError as exc:
+            raise ResultsError(f"{path}:{lineno}: no field {exc}") from None
+        except (ValueError, TypeError) as exc:  # JSONDecodeError and SummaryError are ValueErrors
+            raise ResultsError(f"{path}:{lineno}: {exc}") from None
     return entries
 
 
-def upsert_history(path: Path, key: RunKey, result: Mapping[str, Any]) -> None:
-    """Store one run's ``valid_history`` and ``explanation`` (replacing an earlier try of the key)."""
+def history_entry(key: RunKey, result: RunSummary) -> HistoryEntry:
+    """The ``histories.jsonl`` entry of one run."""
     model, dataset, seed, config_hash = key
-    entry = {
-        "model": model,
-        "dataset": dataset,
-        "seed": seed,
-        "config_hash": config_hash,
-        "valid_history": result.get("valid_history") or [],
-        "explanation": result.get("explanation"),
-    }
-    entries = [e for e in read_histories(path) if history_key(e) != key] + [entry]
-    atomic_write_text(path, "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries))
+    return HistoryEntry(model, dataset, seed, config_hash, result.valid_history, result.explanation)
 
 
-def history_key(entry: Mapping[str, Any]) -> RunKey:
-    return (entry["model"], entry["dataset"], int(entry["seed"]), entry["config_hash"])
+def upsert_history(entries: list[HistoryEntry], entry: HistoryEntry) -> None:
+    """Replace the entry with the same run key in place, or append."""
+    for i, old in enumerate(entries):
+        if old.key == entry.key:
+            entries[i] = entry
+            return
+    entries.append(entry)
+
+
+def write_histories(path: Path, entries: Iterable[HistoryEntry]) -> None:
+    lines = (json.dumps(e.to_dict(), sort_keys=True) + "\n" for e in entries)
+    atomic_write_text(path, "".join(lines))
 
 
 def read_meta(out_dir: Path) -> dict[str, Any]:

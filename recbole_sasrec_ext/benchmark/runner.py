@@ -4,7 +4,8 @@ The runner never imports recbole or torch. A single run is
 ``<command prefix> --model M --dataset D --seed=S --key=value ...`` with the output folder as working
 directory; the prefix is ``python -m recbole_sasrec_ext`` unless a caller or the environment variable
 ``RECBOLE_SASREC_EXT_RUN_CMD`` (split like a shell line) gives another (the tests use a fake).
-The run's last stdout line must be one JSON object with at least ``test_result``.
+The run's last stdout line must be a run summary (:class:`recbole_sasrec_ext.summary.RunSummary`
+as JSON); the runner reads it only through :mod:`recbole_sasrec_ext.summary`.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from recbole_sasrec_ext.benchmark import results
 from recbole_sasrec_ext.benchmark.results import Status
 from recbole_sasrec_ext.benchmark.suite import RunSpec, Suite
+from recbole_sasrec_ext.summary import RunSummary, SummaryError
 
 RUN_CMD_ENV = "RECBOLE_SASREC_EXT_RUN_CMD"
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # so the child imports this same package
@@ -40,17 +42,21 @@ class RunOutcome:
 
     status: Status
     error: str
-    result: dict[str, Any] | None
+    result: RunSummary | None
     seconds: float
 
 
 @dataclass(frozen=True)
 class SuiteSummary:
+    """What ``run_suite`` did, and the rows and histories it left in the output folder."""
+
     planned: int
     ran: int
     skipped: int
     failed: int
     stopped_early: bool
+    rows: tuple[results.Row, ...] = ()  # every row of results.csv as written (earlier runs too)
+    histories: tuple[results.HistoryEntry, ...] = ()  # every entry of histories.jsonl as written
 
 
 def default_command_prefix() -> list[str]:
@@ -84,11 +90,11 @@ def cpu_description() -> str:
     return f"{model} ({os.cpu_count()} cores)"
 
 
-def hardware_description(cpu: str, result: dict[str, Any] | None) -> str:
+def hardware_description(cpu: str, result: RunSummary | None) -> str:
     """The CPU, plus the GPU the run reports (``gpu``: its name, else a ``device`` like ``cuda:0``)."""
-    result = result or {}
-    device = str(result.get("device") or "")
-    gpu = result.get("gpu") or (device if device.startswith("cuda") else None)
+    if result is None:
+        return cpu
+    gpu = result.gpu or (result.device if result.device.startswith("cuda") else None)
     return f"{cpu}; GPU: {gpu}" if gpu else cpu
 
 
@@ -102,7 +108,7 @@ def run_one(
     """Run one spec in a fresh subprocess; its stdout, then its stderr, go to ``logs/<run>.log``.
 
     A timeout, a non-zero exit, a signal (e.g. the out-of-memory killer) or a last stdout line that is
-    not a JSON object with ``test_result`` gives a ``failed`` outcome whose error is one line.
+    not a run summary gives a ``failed`` outcome whose error is one line.
     """
     command = [*command_prefix, *spec.args()]
     log_path = out_dir / results.LOGS_DIR / spec.log_name
@@ -177,13 +183,15 @@ def _outcome(
         return failed(error_line or (err_lines[-1] if err_lines else f"exit code {returncode}"))
     out_lines = [line for line in stdout.splitlines() if line.strip()]
     try:
-        result = json.loads(out_lines[-1]) if out_lines else None
+        decoded = json.loads(out_lines[-1]) if out_lines else None
     except json.JSONDecodeError:
-        result = None
-    if not isinstance(result, dict):
+        decoded = None
+    if not isinstance(decoded, dict):
         return failed("exit code 0 but the last stdout line is not a JSON object")
-    if not isinstance(result.get("test_result"), dict):
-        return failed("the result JSON has no test_result object")
+    try:
+        result = RunSummary.from_dict(decoded)
+    except SummaryError as exc:
+        return failed(str(exc))
     return RunOutcome(Status.OK, "", result, seconds)
 
 
@@ -226,7 +234,9 @@ def run_suite(
     out_dir = out_dir.resolve()
     (out_dir / results.LOGS_DIR).mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / results.CSV_NAME
+    histories_path = out_dir / results.HISTORIES_NAME
     rows = results.read_rows(csv_path)
+    histories = results.read_histories(histories_path)
     done = {results.row_key(r) for r in rows if r["status"] == Status.OK.value}
     _write_suite_meta(out_dir, suite, command_line)
     _warn_missing_data(plan, stream)
@@ -266,15 +276,16 @@ def run_suite(
         results.upsert_row(rows, row)
         results.write_rows(csv_path, rows)
         if outcome.result is not None:
-            results.upsert_history(out_dir / results.HISTORIES_NAME, spec.key, outcome.result)
+            results.upsert_history(histories, results.history_entry(spec.key, outcome.result))
+            results.write_histories(histories_path, histories)
         print(f"    {_describe(outcome)}", file=stream, flush=True)
-    return SuiteSummary(len(plan), ran, skipped, failed, stopped)
+    return SuiteSummary(len(plan), ran, skipped, failed, stopped, tuple(rows), tuple(histories))
 
 
 def _describe(outcome: RunOutcome) -> str:
     if outcome.status is Status.FAILED:
         return f"failed after {outcome.seconds:.1f} s: {outcome.error}"
-    metrics = outcome.result["test_result"] if outcome.result else {}
+    metrics = outcome.result.test_result if outcome.result else {}
     shown = " ".join(
         f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
     )

@@ -15,22 +15,23 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from recbole_sasrec_ext.benchmark import results
 from recbole_sasrec_ext.benchmark.report import COST_FORMATS, METRIC_DIGITS
 from recbole_sasrec_ext.benchmark.results import METRIC_PREFIX, Row, Status, metric_columns
 from recbole_sasrec_ext.benchmark.runner import now_iso, run_suite
 from recbole_sasrec_ext.benchmark.suite import RunSpec, Suite, SuiteError
+from recbole_sasrec_ext.summary import ValidationRecord
 
 SPEED_NAME = "speed.md"
 _TARGET_METRIC_RE = re.compile(r"([a-z]+)@([0-9]+)")
 # Below this ratio a ratio reads as "1/N" (N times less), e.g. 1/37.
 _FRACTION_BELOW = 0.5
-History = Sequence[Mapping[str, Any]]
+History = Sequence[ValidationRecord]
 
 
 class SpeedError(SuiteError):
@@ -50,12 +51,12 @@ class TimeToTarget:
         return self.seconds is not None
 
 
-def history_score(entry: Mapping[str, Any], metric: str | None = None) -> float | None:
-    """``valid_score`` of one validation, or ``valid_result[metric]`` when a metric is given."""
-    value = (
-        entry.get("valid_score") if metric is None else entry.get("valid_result", {}).get(metric)
-    )
-    return None if value is None else float(value)
+def history_score(entry: ValidationRecord, metric: str | None = None) -> float | None:
+    """``valid_score`` of one validation, or ``valid_result[metric]`` when a metric is given
+    (``None`` when that validation did not compute it)."""
+    if metric is None:
+        return entry.valid_score
+    return entry.valid_result[metric] if metric in entry.valid_result else None
 
 
 def time_to_target(
@@ -66,8 +67,7 @@ def time_to_target(
     Parameters
     ----------
     history
-        Validations in order, each with ``epoch``, ``train_seconds`` (cumulative) and ``valid_score``
-        (and ``valid_result`` when ``metric`` is given), as in a run's ``valid_history``.
+        Validations in order, as in a run's ``valid_history``.
     target
         The score to reach; ``None`` (no target) is never reached.
     metric
@@ -78,7 +78,7 @@ def time_to_target(
     best = max((score for _, score in scores), default=None)
     for entry, score in scores:
         if target is not None and score >= target:
-            return TimeToTarget(float(entry["train_seconds"]), int(entry["epoch"]), best)
+            return TimeToTarget(entry.train_seconds, entry.epoch, best)
     return TimeToTarget(None, None, best)
 
 
@@ -177,7 +177,7 @@ def run_speed(
     plan = suite.runs(models=[reference, candidate], data_root=data_root)
     metric = check_target_metric(target_metric, plan) if target_metric else None
     out_dir = out_dir.resolve()
-    run_suite(
+    done = run_suite(
         suite,
         out_dir,
         models=[reference, candidate],
@@ -186,11 +186,8 @@ def run_speed(
         command_line=command_line,
         stream=stream,
     )
-    rows = {results.row_key(r): r for r in results.read_rows(out_dir / results.CSV_NAME)}
-    histories = {
-        results.history_key(e): e["valid_history"]
-        for e in results.read_histories(out_dir / results.HISTORIES_NAME)
-    }
+    rows = {results.row_key(r): r for r in done.rows}
+    histories = {e.key: e.valid_history for e in done.histories}
     pairs = []
     for dataset in suite.datasets:
         for seed in suite.seeds:
