@@ -9,18 +9,27 @@ from importlib import resources
 from pathlib import Path
 
 import recbole
+import yaml
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
 from recbole_sasrec_ext import compat
 from recbole_sasrec_ext.config_keys import COMMON_KEYS, check_keys
 from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.registry import base_model_name, get_model, implementation_name
+from recbole_sasrec_ext.layers.losses import LossType
+from recbole_sasrec_ext.registry import (
+    base_model_name,
+    get_model,
+    implementation_name,
+    is_plugin_model,
+)
 
 #: Where plugin data sets live unless ``data_path`` says otherwise (relative to the working dir).
 DEFAULT_DATA_PATH = "datasets/"
-#: Loss types whose training needs no RecBole-side negative sampling.
-_SELF_SAMPLING_LOSSES = {"CE", "BCE", "SAMPLED_SOFTMAX", "GBCE"}
+#: Loss types whose training needs no RecBole-side negative sampling (the plugin's losses).
+_SELF_SAMPLING_LOSSES = {t.value for t in LossType}
+#: Key of a model yaml naming the yaml (same folder) whose keys it inherits and may override.
+EXTENDS_KEY = "extends"
 
 
 def properties_dir() -> Path:
@@ -88,11 +97,12 @@ class Config(RecBoleConfig):
         super()._load_internal_config_dict(base_model_name(model), model_class, dataset)
         props = properties_dir()
         files = [props / "overall.yaml", props / "dataset" / f"{dataset}.yaml"]
-        if model_class.__module__.startswith("recbole_sasrec_ext."):
-            files.insert(1, props / "model" / f"{model}.yaml")
+        if is_plugin_model(model_class):
+            files[1:1] = model_yaml_chain(props / "model" / f"{model_class.__name__}.yaml")
         for file in files:
             if file.is_file():
                 self._update_internal_config_dict(str(file))
+                self.internal_config_dict.pop(EXTENDS_KEY, None)
         self.internal_config_dict["implementation"] = implementation_name(model_class)
 
     def _get_final_config_dict(self):
@@ -112,8 +122,11 @@ class Config(RecBoleConfig):
         self.final_config_dict["data_path"] = str(path)
         self._load_time_field()
         check_keys(self.final_config_dict, COMMON_KEYS)
-        check_keys(self.final_config_dict, getattr(self.model_class, "CONFIG_KEYS", ()))
-        _check_adam_betas(self.final_config_dict.get("adam_betas"))
+        check_keys(
+            self.final_config_dict,
+            getattr(self.model_class, "CONFIG_KEYS", ()),
+            getattr(self.model_class, "CONFIG_RULES", ()),
+        )
 
     def _load_time_field(self) -> None:
         """Add the time field to ``load_col`` when the ``.inter`` file has one."""
@@ -128,16 +141,25 @@ class Config(RecBoleConfig):
             load_col["inter"] = inter_cols + [time_field]
 
 
-def _check_adam_betas(betas) -> None:
-    ok = betas is None or (
-        isinstance(betas, (list, tuple))
-        and len(betas) == 2
-        and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)
-    )
-    if not ok:
-        raise PluginError(
-            f"config key 'adam_betas' = {betas!r} is not allowed: expected None or a list of two floats in [0, 1)"
-        )
+def model_yaml_chain(path: Path) -> list[Path]:
+    """``path`` and the yamls it ``extends`` (transitively), the most general first.
+
+    Raises
+    ------
+    PluginError
+        If an ``extends`` names a missing file or the chain loops.
+    """
+    chain = [path]
+    while path.is_file():
+        parent = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get(EXTENDS_KEY)
+        if parent is None:
+            break
+        path = path.parent / str(parent)
+        if path in chain or not path.is_file():
+            problem = "loops" if path in chain else "names a missing file"
+            raise PluginError(f"{chain[-1]}: '{EXTENDS_KEY}: {parent}' {problem}")
+        chain.append(path)
+    return chain[::-1]
 
 
 def inter_header_fields(path: os.PathLike, separator: str = "\t") -> list[str]:

@@ -1,11 +1,16 @@
-"""Declarative checks for configuration keys: each model lists its keys, ``Config`` checks them
-once, and a bad value is a :class:`PluginError` that names the key and the allowed values."""
+"""Declarative checks for configuration keys: each model lists its keys (``CONFIG_KEYS``) and the
+rules between them (``CONFIG_RULES``), ``Config`` checks them once, and a bad value is a
+:class:`PluginError` (exit code 2) that names the key and the allowed values.
+
+Every key a model declares is documented, with its range, in its ``properties/model/*.yaml``
+(``tests/test_config_docs.py`` checks both ways)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from recbole_sasrec_ext.errors import PluginError
 
@@ -14,9 +19,9 @@ from recbole_sasrec_ext.errors import PluginError
 class Key:
     """One configuration key and its allowed values.
 
-    ``kind`` is ``int``, ``float``, ``bool`` or ``str``; numbers may have bounds (``low``/``high``,
-    inclusive unless ``low_open``/``high_open``), strings a set of ``choices``. ``optional`` keys
-    may be ``None``.
+    ``kind`` is ``int``, ``float``, ``bool``, ``str`` or ``list`` (``length`` numbers); numbers
+    (and the numbers of a list) may have bounds (``low``/``high``, inclusive unless
+    ``low_open``/``high_open``), strings a set of ``choices``. ``optional`` keys may be ``None``.
     """
 
     name: str
@@ -27,6 +32,7 @@ class Key:
     high_open: bool = False
     choices: tuple[str, ...] | None = None
     optional: bool = False
+    length: int | None = None
 
     def allowed(self) -> str:
         if self.choices is not None:
@@ -37,6 +43,9 @@ class Key:
         hi = "inf" if self.high is None else repr(self.high)
         left = "(" if self.low_open or self.low is None else "["
         right = ")" if self.high_open or self.high is None else "]"
+        if self.kind is list:
+            text = f"a list of {self.length} numbers in {left}{lo}, {hi}{right}"
+            return ("None or " if self.optional else "") + text
         text = f"{self.kind.__name__} in {left}{lo}, {hi}{right}"
         return text + (" or None" if self.optional else "")
 
@@ -53,6 +62,15 @@ class Key:
             return isinstance(value, bool)
         if self.kind is str:
             return isinstance(value, str) and (self.choices is None or value in self.choices)
+        if self.kind is list:
+            return (
+                isinstance(value, (list, tuple))
+                and (self.length is None or len(value) == self.length)
+                and all(self._number_ok(v) for v in value)
+            )
+        return self._number_ok(value)
+
+    def _number_ok(self, value: Any) -> bool:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
         if self.kind is int and not isinstance(value, int):
@@ -78,11 +96,36 @@ COMMON_KEYS: tuple[Key, ...] = (
     Key("MAX_ITEM_LIST_LENGTH", int, low=1),
     Key("seed", int, low=0),
     Key("eval_neg_seed", int, low=0),
+    Key("adam_betas", list, low=0.0, high=1.0, high_open=True, length=2, optional=True),
 )
 
 
-def check_keys(config: Mapping[str, Any], keys: Iterable[Key]) -> None:
-    """Check every present key against its spec; raise :class:`PluginError` on the first bad one."""
+@dataclass(frozen=True)
+class Divides:
+    """Rule between two integer keys: ``divisor`` divides ``dividend`` (e.g. ``n_heads`` divides
+    ``hidden_size``). Checked after each key passed its own :class:`Key` check."""
+
+    divisor: str
+    dividend: str
+
+    def check(self, config: Mapping[str, Any]) -> None:
+        if self.divisor not in config or self.dividend not in config:
+            return
+        divisor, dividend = config[self.divisor], config[self.dividend]
+        if dividend % divisor:
+            raise PluginError(
+                f"config key '{self.divisor}' = {divisor!r} is not allowed: it must divide "
+                f"'{self.dividend}' = {dividend!r}"
+            )
+
+
+def check_keys(
+    config: Mapping[str, Any], keys: Iterable[Key], rules: Iterable[Divides] = ()
+) -> None:
+    """Check every present key against its spec, then the rules between keys; raise
+    :class:`PluginError` on the first bad one."""
     for key in keys:
         if key.name in config:
             key.check(config[key.name])
+    for rule in rules:
+        rule.check(config)

@@ -3,6 +3,10 @@
 The plugin ships its own ``SASRec`` and ``Pop``. Inside the plugin's pipeline the plugin's model
 wins; RecBole's built-in stays reachable under the explicit name ``RecBole.<Name>`` (for example
 ``RecBole.SASRec``). :func:`implementation_name` says which class ran; logs and results print it.
+
+The registry holds the classes themselves; what a model needs from the pipeline it declares as
+class attributes (``DATASET_CLASS``, ``TARGETS_AT_EVERY_POSITION``, ``CONFIG_KEYS``), so nothing
+asks a module name whether a model is the plugin's.
 """
 
 from __future__ import annotations
@@ -14,16 +18,15 @@ from recbole.utils import get_model as recbole_get_model
 from recbole.utils import get_trainer as recbole_get_trainer
 
 from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.models.pop import Pop
+from recbole_sasrec_ext.models.rksa import RKSA
+from recbole_sasrec_ext.models.sasrec import SASRec
 
 #: Explicit prefix that selects RecBole's built-in model of the same name.
 RECBOLE_PREFIX = "RecBole."
 
-#: The plugin's models: name -> "module:Class".
-PLUGIN_MODELS = {
-    "SASRec": "recbole_sasrec_ext.models.sasrec:SASRec",
-    "RKSA": "recbole_sasrec_ext.models.rksa:RKSA",
-    "Pop": "recbole_sasrec_ext.models.pop:Pop",
-}
+#: The plugin's models: name -> class.
+PLUGIN_MODELS: dict[str, type] = {model.__name__: model for model in (SASRec, RKSA, Pop)}
 
 _RECBOLE_MODEL_PACKAGES = (
     "recbole.model.general_recommender",
@@ -31,11 +34,6 @@ _RECBOLE_MODEL_PACKAGES = (
     "recbole.model.context_aware_recommender",
     "recbole.model.knowledge_aware_recommender",
 )
-
-
-def _load_plugin_model(name: str) -> type:
-    module_name, class_name = PLUGIN_MODELS[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
 
 
 def recbole_model_names() -> list[str]:
@@ -78,13 +76,18 @@ def get_model(name: str) -> type:
         If no model has that name; the message lists the available ones.
     """
     if name in PLUGIN_MODELS:
-        return _load_plugin_model(name)
+        return PLUGIN_MODELS[name]
     try:
         return recbole_get_model(base_model_name(name))
     except (ValueError, ImportError, AttributeError):
         raise PluginError(
             f"unknown model '{name}'. Available models: {', '.join(available_models())}"
         ) from None
+
+
+def is_plugin_model(model_class: type) -> bool:
+    """Whether ``model_class`` is one of the plugin's models (not RecBole's of the same name)."""
+    return model_class in PLUGIN_MODELS.values()
 
 
 def implementation_name(model_class: type) -> str:
@@ -99,7 +102,7 @@ def get_trainer(model_type, model_name: str) -> type:
 
     from recbole_sasrec_ext.trainer import PluginTrainer
 
-    if model_name in PLUGIN_MODELS:
+    if is_plugin_model(get_model(model_name)):
         return PluginTrainer
     trainer = recbole_get_trainer(model_type, base_model_name(model_name))
     return PluginTrainer if trainer is Trainer else trainer

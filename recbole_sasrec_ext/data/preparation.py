@@ -12,7 +12,7 @@ from recbole_sasrec_ext.data.atomic import check_dataset_files
 from recbole_sasrec_ext.data.fixed_sampler import FixedNegativeSampler
 from recbole_sasrec_ext.data.full_sequence_dataset import FullSequenceDataset
 from recbole_sasrec_ext.data.ordered_dataset import OrderedSequentialDataset
-from recbole_sasrec_ext.registry import base_model_name
+from recbole_sasrec_ext.errors import PluginError
 
 _RECBOLE_TYPE_TO_CLASS = {
     ModelType.GENERAL: "Dataset",
@@ -24,13 +24,29 @@ _RECBOLE_TYPE_TO_CLASS = {
 
 
 def dataset_class_for(config) -> type:
-    """The plugin's models read :class:`FullSequenceDataset`; RecBole's sequential models
-    :class:`OrderedSequentialDataset` (RecBole's prefix samples); other models RecBole's choice."""
-    model_class = getattr(config, "model_class", None)
-    if model_class is not None and model_class.__module__.startswith("recbole_sasrec_ext."):
-        return FullSequenceDataset
+    """The data set class a model declares (``DATASET_CLASS``: the plugin's models read
+    :class:`FullSequenceDataset`); else RecBole's sequential models get
+    :class:`OrderedSequentialDataset` (RecBole's prefix samples) and other models RecBole's choice.
+
+    Raises
+    ------
+    PluginError
+        If a model that reads targets at every position (``TARGETS_AT_EVERY_POSITION``) declares a
+        data set class that does not provide them.
+    """
+    model_class = config.model_class
+    declared = getattr(model_class, "DATASET_CLASS", None)
+    if getattr(model_class, "TARGETS_AT_EVERY_POSITION", False) and not (
+        isinstance(declared, type) and issubclass(declared, FullSequenceDataset)
+    ):
+        raise PluginError(
+            f"model {model_class.__name__} reads targets at every position but its DATASET_CLASS "
+            f"{declared!r} is not a FullSequenceDataset"
+        )
+    if declared is not None:
+        return declared
     module = importlib.import_module("recbole.data.dataset")
-    special = getattr(module, base_model_name(config["model"]) + "Dataset", None)
+    special = getattr(module, model_class.__name__ + "Dataset", None)
     if special is not None:
         return special
     if config["MODEL_TYPE"] == ModelType.SEQUENTIAL:

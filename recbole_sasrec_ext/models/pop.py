@@ -8,6 +8,9 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 from torch import nn
 
+from recbole_sasrec_ext.config_keys import Key
+from recbole_sasrec_ext.data.full_sequence_dataset import FullSequenceDataset
+
 
 class Pop(SequentialRecommender):
     """Scores every item by its exact number of training-split interactions.
@@ -19,6 +22,9 @@ class Pop(SequentialRecommender):
     """
 
     input_type = InputType.POINTWISE
+    CONFIG_KEYS = (Key("loss_type", str),)  # unused; tells Config no training negatives are needed
+    DATASET_CLASS = FullSequenceDataset  # for ``train_pairs``
+    TARGETS_AT_EVERY_POSITION = False
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

@@ -11,8 +11,8 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_sasrec_ext.config_keys import Key
-from recbole_sasrec_ext.data.full_sequence_dataset import TARGET_LIST_FIELD
+from recbole_sasrec_ext.config_keys import Divides, Key
+from recbole_sasrec_ext.data.full_sequence_dataset import TARGET_LIST_FIELD, FullSequenceDataset
 from recbole_sasrec_ext.layers.block import ACTIVATIONS, TransformerBlock
 from recbole_sasrec_ext.layers.embedding import SequenceEmbedding
 from recbole_sasrec_ext.layers.losses import LossType, next_item_loss
@@ -46,6 +46,9 @@ class TransformerRecommender(SequentialRecommender):
 
     input_type = InputType.POINTWISE
     CONFIG_KEYS = TRANSFORMER_KEYS
+    CONFIG_RULES = (Divides("n_heads", "hidden_size"),)
+    DATASET_CLASS = FullSequenceDataset  # one row per user, the next item at every position
+    TARGETS_AT_EVERY_POSITION = True  # calculate_loss reads TARGET_LIST_FIELD
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
