@@ -1,4 +1,4 @@
-"""Tests of the data converters (``recbole_sasrec_ext.data.convert`` and its CLI)."""
+"""Tests of the data converters (``recbole_sasrec_ext.convert`` and its CLI)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import List
 
 import pandas as pd
 import pytest
 
-from recbole_sasrec_ext.convert import main
-from recbole_sasrec_ext.data import convert as conv
-from recbole_sasrec_ext.data.convert import ConversionError, Format, convert, kcore_filter
+from recbole_sasrec_ext.convert import ConversionError, Format, convert, kcore_filter
+from recbole_sasrec_ext.convert import converters as conv
+from recbole_sasrec_ext.convert.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_VIDEO = REPO_ROOT.parent / "shared" / "data" / "games-sasrec" / "Video.txt"
@@ -30,11 +29,11 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-def _lines(path: Path) -> List[str]:
+def _lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").split("\n")
 
 
-def _run(tmp_path: Path, fmt: str, text: str, **kwargs) -> List[str]:
+def _run(tmp_path: Path, fmt: str, text: str, **kwargs) -> list[str]:
     source = _write(tmp_path, "source.txt", text)
     summary = convert(fmt, source, "ds", tmp_path / "out", **kwargs)
     return _lines(summary.inter_path)
@@ -324,3 +323,29 @@ def test_smoke_real_file_head(tmp_path: Path) -> None:
     assert summary.interactions == 2000
     first = _lines(summary.inter_path)[1:3]
     assert first == ["1\t6393\t0", "1\t13504\t1"]
+
+
+# A meta-path finder that makes `import torch` (and recbole) fail, then the converter's imports.
+_BLOCKED_IMPORT = """
+import sys
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "recbole"):
+            raise ImportError(f"blocked: {name}")
+        return None
+
+sys.meta_path.insert(0, Block())
+import recbole_sasrec_ext.convert
+import recbole_sasrec_ext.convert.cli
+from recbole_sasrec_ext.convert import convert
+print("imported", "torch" in sys.modules)
+"""
+
+
+def test_converters_import_without_torch_or_recbole():
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.run([sys.executable, "-c", _BLOCKED_IMPORT], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "imported False"

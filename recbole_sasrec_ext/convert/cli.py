@@ -7,16 +7,16 @@ Example::
 
 Exit status 0 on success (a one-line summary on stdout), 2 with a one-line ``error: ...`` on
 stderr for bad input, an existing output or a bad argument. The logic lives in
-:mod:`recbole_sasrec_ext.data.convert`.
+:mod:`recbole_sasrec_ext.convert.converters`.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
-from recbole_sasrec_ext.data.convert import Format, convert
+from recbole_sasrec_ext.convert.converters import Format, convert
 
 EXIT_OK = 0
 EXIT_ERROR = 2
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the converter; return the process exit status."""
     args = build_parser().parse_args(argv)
     try:
@@ -59,7 +59,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_ERROR
     print(summary)
     return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

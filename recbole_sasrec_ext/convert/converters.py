@@ -44,11 +44,12 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Union
 
 import numpy as np
 import pandas as pd
@@ -106,7 +107,7 @@ _NUM_DESC = "a number"
 class ConversionError(PluginError, ValueError):
     """A bad input row or an empty result; the message names the file and the 1-based line."""
 
-    def __init__(self, path: PathLike, line: Optional[int], problem: str) -> None:
+    def __init__(self, path: PathLike, line: int | None, problem: str) -> None:
         self.path = str(path)
         self.line = line
         where = self.path if line is None else f"{self.path}:{line}"
@@ -157,7 +158,7 @@ def read_text(path: PathLike) -> str:
         raise ConversionError(path, line, "not valid UTF-8") from None
 
 
-def _iter_lines(path: Path) -> Iterator[Tuple[int, str]]:
+def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield ``(1-based line number, line)`` from an (optionally gzipped) UTF-8 file, streaming."""
     lineno = 0
     try:
@@ -179,7 +180,7 @@ def _is_blank(line: str) -> bool:
     return not line.strip(" \t\r")
 
 
-def _first_nonblank_span(text: str) -> Optional[Tuple[int, int]]:
+def _first_nonblank_span(text: str) -> tuple[int, int] | None:
     """``(start, end)`` of the first non-empty line of ``text``, or ``None``."""
     start = 0
     while start <= len(text):
@@ -208,7 +209,7 @@ class _Grammar:
     """A fixed-field line grammar: fast whole-text check, exact message for the first bad line."""
 
     def __init__(self, fields: Sequence[_Field], sep: str,
-                 split: Callable[[str], List[str]]) -> None:
+                 split: Callable[[str], list[str]]) -> None:
         self.fields = tuple(fields)
         self.split = split
         body = sep.join(f.pattern for f in fields)
@@ -238,12 +239,12 @@ class _Grammar:
         return f"malformed line {_excerpt(line)}"
 
 
-def _split_ws(line: str) -> List[str]:
+def _split_ws(line: str) -> list[str]:
     stripped = line.strip(" \t\r")
     return re.split(r"[ \t\r]+", stripped) if stripped else []
 
 
-def _splitter(sep: str) -> Callable[[str], List[str]]:
+def _splitter(sep: str) -> Callable[[str], list[str]]:
     return lambda line: line.strip(" \t\r").split(sep)
 
 
@@ -263,7 +264,7 @@ _SEQLINE_RE = re.compile(
     rf"{_SEQ_WS}*{_ID}(?:{_SEQ_WS}+{_ID})+{_SEQ_WS}*(?:\t{_SEQ_WS}*(?:{_SEQ_IDS})?{_SEQ_WS}*)?")
 
 
-def _read_numeric_table(text: str, names: Sequence[str], dtypes: Dict[str, type]) -> pd.DataFrame:
+def _read_numeric_table(text: str, names: Sequence[str], dtypes: dict[str, type]) -> pd.DataFrame:
     """Parse whitespace-separated text that already passed its grammar check."""
     if not text.strip():
         return pd.DataFrame({n: np.array([], dtype=dtypes[n]) for n in names})
@@ -317,10 +318,10 @@ def read_seqline(path: PathLike, time_deltas: bool = False) -> pd.DataFrame:
         part, if any, is only validated.
     """
     path = Path(path)
-    users: List[np.ndarray] = []
-    items: List[np.ndarray] = []
-    times: List[np.ndarray] = []
-    first_line: Dict[int, int] = {}
+    users: list[np.ndarray] = []
+    items: list[np.ndarray] = []
+    times: list[np.ndarray] = []
+    first_line: dict[int, int] = {}
     for lineno, line in enumerate(read_text(path).split("\n"), 1):
         if _is_blank(line):
             continue
@@ -410,7 +411,7 @@ def _json_number(record: dict, keys: Sequence[str], path: Path, lineno: int) -> 
 
 
 def _read_amazon_json(path: Path) -> pd.DataFrame:
-    rows: Dict[str, list] = {USER: [], ITEM: [], RATING: [], TIME: []}
+    rows: dict[str, list] = {USER: [], ITEM: [], RATING: [], TIME: []}
     for lineno, line in _iter_lines(path):
         if _is_blank(line):
             continue
@@ -442,7 +443,7 @@ def read_amazon(path: PathLike) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- transforms
-def _check_kcore_args(min_count: int, max_passes: Optional[int]) -> None:
+def _check_kcore_args(min_count: int, max_passes: int | None) -> None:
     if min_count < 0:
         raise ValueError(f"min_count must be >= 0, got {min_count}")
     if max_passes is not None and max_passes < 1:
@@ -450,7 +451,7 @@ def _check_kcore_args(min_count: int, max_passes: Optional[int]) -> None:
 
 
 def kcore_filter(frame: pd.DataFrame, min_count: int,
-                 max_passes: Optional[int] = None) -> pd.DataFrame:
+                 max_passes: int | None = None) -> pd.DataFrame:
     """Keep the rows whose user and item both have at least ``min_count`` rows.
 
     Each pass counts users and items on the rows kept so far and drops, at once, every row whose
@@ -510,7 +511,7 @@ def _compact(values: pd.Series) -> pd.Series:
 
 
 # ----------------------------------------------------------------------------- writing
-def output_paths(out_dir: PathLike, name: str) -> Tuple[Path, Path]:
+def output_paths(out_dir: PathLike, name: str) -> tuple[Path, Path]:
     """``(<out_dir>/<name>/<name>.inter, <out_dir>/<name>/<name>.yaml)``; checks ``name``."""
     if not NAME_RE.fullmatch(name):
         raise ValueError(f"dataset name {name!r} must match {NAME_RE.pattern}")
@@ -603,8 +604,8 @@ _TIME_NOTES = {
 }
 
 
-def convert(fmt: Union[Format, str], input_path: PathLike, name: str, out_dir: PathLike, *,
-            min_count: Optional[int] = None, kcore_passes: Optional[int] = None,
+def convert(fmt: Format | str, input_path: PathLike, name: str, out_dir: PathLike, *,
+            min_count: int | None = None, kcore_passes: int | None = None,
             time_deltas: bool = False, overwrite: bool = False) -> ConversionSummary:
     """Convert one source file into ``<out_dir>/<name>/<name>.{inter,yaml}``.
 
