@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from recbole_sasrec_ext.atomic_write import atomic_path
+
 #: Version tag of the checkpoint layout.
 CHECKPOINT_FORMAT = "recbole_sasrec_ext/1"
 
@@ -44,15 +46,16 @@ def save_atomic(state: dict, path: os.PathLike) -> None:
     half-written checkpoint."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def load(path: os.PathLike, map_location=None) -> dict:
     """Load a plugin checkpoint with ``weights_only=True``."""
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def load_weights(model: torch.nn.Module, state: dict) -> None:
+    """Put a checkpoint's weights (``state_dict`` and RecBole's ``other_parameter``) into ``model``."""
+    model.load_state_dict(state["state_dict"])
+    model.load_other_parameter(state.get("other_parameter"))

@@ -12,9 +12,7 @@ import os
 import sys
 
 from recbole_sasrec_ext.errors import PluginError
-
-#: Exit codes.
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict]:

@@ -14,9 +14,11 @@ from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
 from recbole_sasrec_ext import compat
+from recbole_sasrec_ext.argv import swapped_argv
 from recbole_sasrec_ext.config_keys import COMMON_KEYS, check_keys
 from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.layers.losses import LossType
+from recbole_sasrec_ext.paths import REPO_ROOT
 from recbole_sasrec_ext.registry import (
     base_model_name,
     get_model,
@@ -40,7 +42,7 @@ def properties_dir() -> Path:
             return installed
     except ModuleNotFoundError:
         pass
-    return Path(__file__).resolve().parent.parent / "properties"
+    return REPO_ROOT / "properties"
 
 
 def bundled_dataset_dir(dataset: str) -> Path:
@@ -70,13 +72,9 @@ class Config(RecBoleConfig):
         compat.apply()
 
     def _load_cmd_line(self):
-        argv, sys.argv = sys.argv, [sys.argv[0]] + [
-            a for a in sys.argv[1:] if a.startswith("--") and len(a[2:].split("=")) == 2
-        ]
-        try:
+        overrides = [a for a in sys.argv[1:] if a.startswith("--") and len(a[2:].split("=")) == 2]
+        with swapped_argv(sys.argv[:1] + overrides):
             return super()._load_cmd_line()
-        finally:
-            sys.argv = argv
 
     def _get_model_and_dataset(self, model, dataset):
         if model is None:

@@ -19,6 +19,7 @@ import torch
 from recbole.utils import init_logger, init_seed
 
 from recbole_sasrec_ext import checkpoint
+from recbole_sasrec_ext.argv import swapped_argv
 from recbole_sasrec_ext.config import Config
 from recbole_sasrec_ext.data import create_dataset, data_preparation
 from recbole_sasrec_ext.registry import get_model, get_trainer
@@ -94,13 +95,10 @@ def run(
     RunSummary
         The run summary (fields documented in :mod:`recbole_sasrec_ext.summary`).
     """
-    argv = sys.argv
-    if not read_argv:
-        sys.argv = argv[:1]
-    try:
-        config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
-    finally:
-        sys.argv = argv
+    with swapped_argv(sys.argv if read_argv else sys.argv[:1]):
+        config = Config(
+            model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict
+        )
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
@@ -161,13 +159,11 @@ def load_data_and_model(model_file: str):
     """
     state = checkpoint.load(model_file, map_location="cpu")
     saved = state["config"]
-    argv, sys.argv = sys.argv, sys.argv[:1]
-    try:
-        config = Config(model=saved["model"], dataset=saved["dataset"], config_dict=dict(saved["external"]))
-    finally:
-        sys.argv = argv
+    with swapped_argv(sys.argv[:1]):
+        config = Config(
+            model=saved["model"], dataset=saved["dataset"], config_dict=dict(saved["external"])
+        )
     init_logger(config)
     dataset, train_data, valid_data, test_data, model = build(config)
-    model.load_state_dict(state["state_dict"])
-    model.load_other_parameter(state.get("other_parameter"))
+    checkpoint.load_weights(model, state)
     return config, model, dataset, train_data, valid_data, test_data

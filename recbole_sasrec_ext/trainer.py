@@ -73,8 +73,7 @@ class PluginTrainer(Trainer):
         self.start_epoch = state["epoch"] + 1
         self.cur_step = state["cur_step"]
         self.best_valid_score = state["best_valid_score"]
-        self.model.load_state_dict(state["state_dict"])
-        self.model.load_other_parameter(state.get("other_parameter"))
+        checkpoint.load_weights(self.model, state)
         self.optimizer.load_state_dict(state["optimizer"])
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
 
@@ -83,8 +82,7 @@ class PluginTrainer(Trainer):
         if load_best_model and eval_data:
             path = model_file or self.saved_model_file
             state = checkpoint.load(path, map_location=self.device)
-            self.model.load_state_dict(state["state_dict"])
-            self.model.load_other_parameter(state.get("other_parameter"))
+            checkpoint.load_weights(self.model, state)
             self.logger.info(f"Loading model structure and parameters from {path}")
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 

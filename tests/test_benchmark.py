@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 import pytest
 from scipy import stats
 
+from recbole_sasrec_ext import atomic_write
 from recbole_sasrec_ext.benchmark import cli, results
 from recbole_sasrec_ext.benchmark.aggregate import build_tables, paired_test
 from recbole_sasrec_ext.benchmark.report import write_report
@@ -515,7 +516,7 @@ def test_failed_write_keeps_the_previous_csv(tmp_path: Path, monkeypatch) -> Non
     def broken_replace(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(results.os, "replace", broken_replace)
+    monkeypatch.setattr(atomic_write.os, "replace", broken_replace)
     with pytest.raises(OSError):
         results.write_rows(path, [row, {**row, "seed": "2"}])
     assert path.read_bytes() == before

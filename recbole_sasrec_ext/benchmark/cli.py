@@ -30,10 +30,8 @@ from recbole_sasrec_ext.benchmark.suite import (
     load_suite,
     plan_summary,
 )
+from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 PROG = "python -m recbole_sasrec_ext.benchmark"
 REPORT_COMMAND = "report"
 SPEED_COMMAND = "speed"
@@ -141,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(_run_parser().parse_args(argv), f"{PROG} {shlex.join(argv)}")
     except (SuiteError, ResultsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(
             "interrupted: finished runs are saved; rerun the same command to resume",
@@ -185,7 +183,7 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
         if unknown:
             print(f"error: {suite.source}: datasets: no data set {', '.join(unknown)} "
                   f"(the suite has {', '.join(suite.datasets)})", file=sys.stderr)
-            return EXIT_USAGE
+            return EXIT_BAD_INPUT
         suite = replace(suite, datasets={d: suite.datasets[d] for d in args.only_datasets})
     plan = suite.runs(seeds=args.seeds, models=args.only_models, data_root=args.data_root)
     if args.dry_run:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from recbole_sasrec_ext.atomic_write import atomic_write_text
 from recbole_sasrec_ext.benchmark import results
 from recbole_sasrec_ext.benchmark.aggregate import (
     COST_COLUMNS,
@@ -62,7 +63,7 @@ def write_report(out_dir: Path) -> list[Path]:
     meta = results.read_meta(out_dir)
     tables = build_tables(rows, meta.get("models", []))
     report = out_dir / REPORT_NAME
-    results.atomic_write_text(report, render_markdown(rows, meta, tables))
+    atomic_write_text(report, render_markdown(rows, meta, tables))
     histories = results.read_histories(out_dir / results.HISTORIES_NAME)
     return [report, *plots.write_plots(out_dir, tables, histories)]
 

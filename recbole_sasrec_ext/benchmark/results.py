@@ -12,14 +12,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from recbole_sasrec_ext.atomic_write import atomic_write_text
 from recbole_sasrec_ext.summary import Explanation, RunSummary, ValidationRecord
 
 CSV_NAME = "results.csv"
@@ -175,20 +174,6 @@ def make_row(
     for metric, value in result.test_result.items() if result else ():
         row[f"{METRIC_PREFIX}{metric.lower()}"] = format_cell(value)
     return row
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path``, then move it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_rows(path: Path) -> list[Row]:

@@ -28,10 +28,10 @@ from typing import TextIO
 from recbole_sasrec_ext.benchmark import results
 from recbole_sasrec_ext.benchmark.results import Status
 from recbole_sasrec_ext.benchmark.suite import RunSpec, Suite
+from recbole_sasrec_ext.paths import PACKAGE_PARENT  # so the child imports this same package
 from recbole_sasrec_ext.summary import RunSummary, SummaryError
 
 RUN_CMD_ENV = "RECBOLE_SASREC_EXT_RUN_CMD"
-PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # so the child imports this same package
 MAX_ERROR_CHARS = 500
 _KILL_GRACE_S = 5.0
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from recbole_sasrec_ext.atomic_write import atomic_write_text
 from recbole_sasrec_ext.benchmark import results
 from recbole_sasrec_ext.benchmark.report import COST_FORMATS, METRIC_DIGITS
 from recbole_sasrec_ext.benchmark.results import METRIC_PREFIX, Row, Status, metric_columns
@@ -200,7 +201,7 @@ def run_speed(
             )
     text = render_speed(suite, pairs, metric, command_line)
     path = out_dir / SPEED_NAME
-    results.atomic_write_text(path, text)
+    atomic_write_text(path, text)
     return path, text
 
 

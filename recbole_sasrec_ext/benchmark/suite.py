@@ -39,6 +39,8 @@ from typing import Any
 
 import yaml
 
+from recbole_sasrec_ext.paths import REPO_ROOT
+
 COMPARISON_KEYS = ("reference", "candidate")  # read only by the ``speed`` command
 BENCHMARK_KEYS = ("description", "timeout_s", "seeds", "common", "datasets", "models", "notes")
 SUITE_KEYS = BENCHMARK_KEYS + COMPARISON_KEYS
@@ -54,7 +56,6 @@ SUITE_SUFFIXES = (".yaml", ".yml")
 RESERVED_SUITE_NAMES = frozenset({"report", "speed"})  # sub-commands of the CLI
 
 _PACKAGE_PROPERTIES = "recbole_sasrec_ext.properties"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MODEL_RE = re.compile(r"(RecBole\.)?[A-Za-z][A-Za-z0-9_]*")
 _DATASET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # also used in log file names

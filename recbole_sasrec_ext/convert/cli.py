@@ -17,9 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from recbole_sasrec_ext.convert.converters import Format, convert
-
-EXIT_OK = 0
-EXIT_ERROR = 2
+from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +54,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as exc:  # ConversionError is a ValueError
         message = str(exc).replace("\n", " ")
         print(f"error: {message}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_BAD_INPUT
     print(summary)
     return EXIT_OK

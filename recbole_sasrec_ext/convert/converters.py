@@ -43,7 +43,6 @@ import io
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from typing import Callable, Union
 import numpy as np
 import pandas as pd
 
+from recbole_sasrec_ext.atomic_write import atomic_path
 from recbole_sasrec_ext.errors import PluginError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -78,7 +78,6 @@ MAX_ID_DIGITS = 18  # keeps every id exactly representable in int64
 MAX_EXACT_INT_FLOAT = 2**53  # integral floats below this are written without ".0"
 GZIP_MAGIC = b"\x1f\x8b"
 EXCERPT_CHARS = 60
-FILE_MODE = 0o666  # before the umask, as for open()
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 # Amazon JSON keys, the first one present wins: 2014/2018 dumps use reviewerID, asin, overall,
@@ -528,25 +527,6 @@ def _yaml_text(columns: Sequence[str], comments: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _write_temp(final: Path, write: Callable[[io.TextIOBase], None]) -> Path:
-    """Write a hidden temporary file next to ``final``; removed again if ``write`` fails."""
-    fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            write(handle)
-        os.chmod(name, FILE_MODE & ~_current_umask())  # mkstemp creates 0600 files
-    except BaseException:
-        os.unlink(name)
-        raise
-    return Path(name)
-
-
 def _refuse_existing(paths: Sequence[Path]) -> None:
     for path in paths:
         if path.exists():
@@ -575,21 +555,14 @@ def write_dataset(frame: pd.DataFrame, out_dir: PathLike, name: str,
     table = frame[columns]
     header = "\t".join(f"{c}:{FIELD_TYPES[c]}" for c in columns) + "\n"
 
-    def write_inter(handle: io.TextIOBase) -> None:
-        handle.write(header)
-        table.to_csv(handle, sep="\t", header=False, index=False, lineterminator="\n")
-
     inter_path.parent.mkdir(parents=True, exist_ok=True)
-    temps = [_write_temp(inter_path, write_inter)]
-    try:
-        yaml_body = _yaml_text(columns, comments)
-        temps.append(_write_temp(yaml_path, lambda h: h.write(yaml_body)))
-        os.replace(temps[0], inter_path)
-        os.replace(temps[1], yaml_path)
-    finally:
-        for temp in temps:
-            if temp.exists():
-                temp.unlink()
+    # Both files are written before either replaces its target; a failure removes both temps.
+    with atomic_path(yaml_path) as yaml_tmp, atomic_path(inter_path) as inter_tmp:
+        with inter_tmp.open("w", encoding="utf-8", newline="\n") as handle:
+            handle.write(header)
+            table.to_csv(handle, sep="\t", header=False, index=False, lineterminator="\n")
+        with yaml_tmp.open("w", encoding="utf-8", newline="\n") as handle:
+            handle.write(_yaml_text(columns, comments))
     return ConversionSummary(name, int(frame[USER].nunique()), int(frame[ITEM].nunique()),
                              len(frame), inter_path, yaml_path)
 

@@ -61,7 +61,7 @@ class FixedNegativeSampler:
             for phase, offset in PHASE_SEED_OFFSET.items()
         }
 
-    def set_phase(self, phase: str) -> "FixedNegativeSampler":
+    def set_phase(self, phase: str) -> FixedNegativeSampler:
         if phase not in self._negatives:
             raise ValueError(f"phase '{phase}' has no fixed negatives (only {list(self._negatives)})")
         sampler = copy.copy(self)
