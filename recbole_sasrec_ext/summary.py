@@ -23,7 +23,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 #: Version of the summary's layout; :meth:`RunSummary.from_json` refuses any other.
 SCHEMA_VERSION = 1
@@ -127,9 +127,24 @@ _metrics = _mapping(_float)
 
 
 # ----- the records --------------------------------------------------------------------------------
+class _Record:
+    """``from_dict``/``to_dict`` of a nested record; ``_PATH`` names it in error messages."""
+
+    _PATH: ClassVar[str]
+
+    @classmethod
+    def from_dict(cls: type[T], data: Any) -> T:
+        return _from_dict(cls, data, cls._PATH)  # type: ignore[attr-defined]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self)
+
+
 @dataclass(frozen=True)
-class ValidationRecord:
+class ValidationRecord(_Record):
     """One validation during training."""
+
+    _PATH: ClassVar[str] = "valid_history[]"
 
     epoch: int = _field("0-based epoch after which the validation ran", _int)
     train_seconds: float = _field(
@@ -138,17 +153,12 @@ class ValidationRecord:
     valid_score: float = _field("the `valid_metric` value", _float)
     valid_result: dict[str, float] = _field("every validation metric, e.g. `ndcg@10`", _metrics)
 
-    @classmethod
-    def from_dict(cls, data: Any) -> ValidationRecord:
-        return _from_dict(cls, data, "valid_history[]")
-
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
-
 
 @dataclass(frozen=True)
-class Explanation:
+class Explanation(_Record):
     """An RKSA explanation for one test user (tokens as in the atomic files)."""
+
+    _PATH: ClassVar[str] = "explanation"
 
     user: str = _field("the user's token", _str)
     history: tuple[str, ...] = _field("the user's input items, oldest first", _sequence(_str))
@@ -159,13 +169,6 @@ class Explanation:
     mixture: dict[str, float] = _field(
         "kernel mixture weights r (co-occurrence, item, user)", _mapping(_float)
     )
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Explanation:
-        return _from_dict(cls, data, "explanation")
-
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
 
 
 @dataclass(frozen=True)

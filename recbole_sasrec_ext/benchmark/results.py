@@ -28,13 +28,17 @@ LOGS_DIR = "logs"
 METRIC_PREFIX = "test_"
 
 LEAD_COLUMNS = ("model", "implementation", "dataset", "seed", "protocol", "status", "error")
-TAIL_COLUMNS = (
+# Run summary fields of the same name as their column (the report's cost columns).
+_COST_FIELDS = (
     "best_valid_score",
     "best_epoch",
     "epochs",
     "train_seconds",
     "seconds_per_epoch",
     "peak_memory_mb",
+)
+TAIL_COLUMNS = (
+    *_COST_FIELDS,
     "config_hash",  # hash of the suite's overrides for this run: part of the resume key
     "run_config_hash",  # the run's own "config_hash" (of its final config), when it reports one
     "versions",
@@ -45,16 +49,7 @@ TAIL_COLUMNS = (
     "log",
 )
 # Fields of the run summary copied as they are into the column of the same name.
-SUMMARY_SCALAR_FIELDS = (
-    "implementation",
-    "best_valid_score",
-    "best_epoch",
-    "epochs",
-    "train_seconds",
-    "seconds_per_epoch",
-    "peak_memory_mb",
-    "checkpoint",
-)
+SUMMARY_SCALAR_FIELDS = ("implementation", *_COST_FIELDS, "checkpoint")
 # Families of metrics in the order the report shows them; others follow alphabetically.
 METRIC_ORDER = ("hit", "ndcg", "mrr", "recall", "precision", "map")
 
