@@ -16,7 +16,7 @@ def _model(tiny_data, **extra):
 
 
 def _batch(seq, length, user=None):
-    seq = torch.tensor(seq)
+    seq = torch.as_tensor(seq)
     inter = {"item_id_list": seq, "item_length": torch.tensor(length)}
     if user is not None:
         inter["user_id"] = torch.tensor(user)
@@ -34,13 +34,38 @@ def test_causality(tiny_data, layer_norm):
     assert not torch.allclose(ha[0, 3], hb[0, 3])
 
 
-def test_padding_invariance(tiny_data):
-    *_, model = _model(tiny_data)
+@pytest.mark.parametrize(
+    "model_name, layer_norm", [("SASRec", "pre"), ("SASRec", "post"), ("RKSA", "pre")]
+)
+def test_padding_invariance(tiny_data, model_name, layer_norm):
+    """Items beyond each sequence's length (real item ids, not padding) change nothing the model
+    outputs for the valid positions, nor the sequence representation, nor the scores."""
+    config = Config(model_name, "tiny", config_dict=fast_config(tiny_data, layer_norm=layer_norm))
+    *_, model = build(config)
     model.eval()
-    short = model.encode_sequences(_batch([[3, 5, 7, 0, 0, 0, 0, 0, 0, 0]], [3]))
-    garbage_after = model.encode_sequences(_batch([[3, 5, 7, 0, 0, 0, 0, 0, 0, 0]], [3]))
-    shorter_window = model.encode_sequences(_batch([[3, 5, 7, 0, 0]], [3]))
-    assert torch.allclose(short, garbage_after) and torch.allclose(short, shorter_window, atol=1e-6)
+    lengths = [3, 6, 1]
+    clean = torch.tensor(
+        [
+            [3, 5, 7, 0, 0, 0, 0, 0, 0, 0],
+            [2, 4, 6, 8, 1, 3, 0, 0, 0, 0],
+            [9, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        ]
+    )
+    generator = torch.Generator().manual_seed(0)
+    garbage = torch.randint(1, model.n_items, clean.shape, generator=generator)  # real items
+    beyond = torch.arange(clean.size(1)) >= torch.tensor(lengths)[:, None]  # (B, L)
+    dirty = torch.where(beyond, garbage, clean)
+    assert (dirty[beyond] > 0).all() and not torch.equal(dirty, clean)
+    users = [1, 2, 3]
+    hidden_clean = model(_batch(clean, lengths, users))  # (B, L, d)
+    hidden_dirty = model(_batch(dirty, lengths, users))  # (B, L, d)
+    for row, n in enumerate(lengths):
+        assert torch.allclose(hidden_clean[row, :n], hidden_dirty[row, :n], atol=1e-5)
+    scores = [model.full_sort_predict(_batch(seq, lengths, users)) for seq in (clean, dirty)]
+    assert torch.allclose(scores[0], scores[1], atol=1e-5)
+    window = model.encode_sequences(_batch(clean[:1], lengths[:1], users[:1]))
+    shorter_window = model.encode_sequences(_batch(clean[:1, :5], lengths[:1], users[:1]))
+    assert torch.allclose(window, shorter_window, atol=1e-6)
     # padding id embeds to zero
     assert torch.count_nonzero(model.embedding.item.weight[0]) == 0
 
