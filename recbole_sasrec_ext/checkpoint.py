@@ -56,6 +56,6 @@ def load(path: os.PathLike, map_location=None) -> dict:
 
 
 def load_weights(model: torch.nn.Module, state: dict) -> None:
-    """Put a checkpoint's weights (``state_dict`` and RecBole's ``other_parameter``) into ``model``."""
+    """Put a checkpoint's weights (``state_dict``, RecBole's ``other_parameter``) into ``model``."""
     model.load_state_dict(state["state_dict"])
     model.load_other_parameter(state.get("other_parameter"))

@@ -53,7 +53,11 @@ def _peak_memory_mb(device) -> float:
 def config_hash(config) -> str:
     """Hash of the user-given settings (files, dict, command line), model and data set."""
     text = json.dumps(
-        {"model": config["model"], "dataset": config["dataset"], **checkpoint.plain(config.external_config_dict)},
+        {
+            "model": config["model"],
+            "dataset": config["dataset"],
+            **checkpoint.plain(config.external_config_dict),
+        },
         sort_keys=True,
     )
     return hashlib.sha1(text.encode()).hexdigest()[:12]
@@ -88,7 +92,7 @@ def run(
     saved : bool
         Write checkpoints and evaluate the best one (else the last weights).
     read_argv : bool
-        Also read ``--key=value`` from ``sys.argv`` as RecBole does (off by default for library use).
+        Also read ``--key=value`` from ``sys.argv`` as RecBole does (off by default: library use).
 
     Returns
     -------
@@ -111,7 +115,9 @@ def run(
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
     show = bool(config["show_progress"])
     start = time.perf_counter()
-    best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, saved=saved, show_progress=show)
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, saved=saved, show_progress=show
+    )
     wall = time.perf_counter() - start
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=show)
     logger.info(f"test result: {dict(test_result)}")

@@ -16,7 +16,7 @@ def _hand_counts(rows):
     users with >= 4 items; users with 3 items lose 1 (test only), users with 2 lose none, and a
     user with a single item has no training example at all (as in RecBole's prefix samples)."""
     by_user = {}
-    for u, i, t in sorted(rows, key=lambda r: (r[0], r[2])):
+    for u, i, _t in sorted(rows, key=lambda r: (r[0], r[2])):
         by_user.setdefault(u, []).append(i)
     counts = Counter()
     for items in by_user.values():

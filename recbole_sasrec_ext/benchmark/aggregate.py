@@ -161,7 +161,7 @@ def tested_metrics(table: Table) -> list[str]:
 
 
 def differing_settings(table: Table) -> dict[str, dict[str, Any]]:
-    """Override keys whose value is not the same for every model of the table: key -> label -> value.
+    """Override keys whose value differs between the models of the table: key -> label -> value.
 
     A model that does not set the key has the value ``UNSET`` (it keeps its default).
     """

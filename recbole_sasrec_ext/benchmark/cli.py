@@ -5,8 +5,9 @@
 ``properties/benchmark`` or a path to a yaml file) and writes results.csv, results.md and plots.
 ``python -m recbole_sasrec_ext.benchmark report <dir>`` remakes results.md and the plots from the
 folder's results.csv.
-``python -m recbole_sasrec_ext.benchmark speed <suite> --out <dir> [--target-metric ndcg@10]`` runs
-the suite's ``reference`` and ``candidate`` models and writes ``speed.md`` comparing them (speed.py).
+``python -m recbole_sasrec_ext.benchmark speed <suite> --out <dir> [--target-metric ndcg@10]``
+runs the suite's ``reference`` and ``candidate`` models and writes ``speed.md`` comparing them
+(speed.py).
 
 Exit status: 0 when the suite finished (even with failed runs), 2 for a bad suite file or bad
 arguments, 130 when interrupted.

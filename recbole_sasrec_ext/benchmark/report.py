@@ -1,5 +1,6 @@
-"""``results.md`` and the plots, made from an output folder's ``results.csv`` (plus the suite's notes
-and command from ``suite.json`` and the histories for the plots), so ``report <dir>`` can remake them.
+"""``results.md`` and the plots, made from an output folder's ``results.csv`` (plus the suite's
+notes and command from ``suite.json`` and the histories for the plots), so ``report <dir>`` can
+remake them.
 """
 
 from __future__ import annotations
@@ -103,9 +104,9 @@ def _header(rows: Sequence[Row], meta: Mapping[str, Any], tables: list[Table]) -
     for protocol in dict.fromkeys(t.protocol for t in tables):
         lines.append(f"- Protocol `{protocol}`: {PROTOCOLS.get(protocol, 'as configured')}.")
     lines.append(
-        "- Values: test-set metrics, mean ± sample standard deviation (ddof=1) over seeds (the value "
-        "alone with one seed); the best mean of each metric column is in **bold**. Epochs, s/epoch, "
-        "train s (training seconds) and peak MB (peak memory) are means over seeds."
+        "- Values: test-set metrics, mean ± sample standard deviation (ddof=1) over seeds (the "
+        "value alone with one seed); the best mean of each metric column is in **bold**. Epochs, "
+        "s/epoch, train s (training seconds) and peak MB (peak memory) are means over seeds."
     )
     return [*lines, ""]
 

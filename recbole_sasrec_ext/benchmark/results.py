@@ -1,10 +1,12 @@
-"""The benchmark's files: ``results.csv`` rows, ``histories.jsonl`` and ``suite.json``, written atomically.
+"""The benchmark's files: ``results.csv`` rows, ``histories.jsonl`` and ``suite.json``, written
+atomically.
 
-``results.csv`` has one row per run (see ``LEAD_COLUMNS``, ``test_<metric>`` columns, ``TAIL_COLUMNS``).
-``histories.jsonl`` holds what does not fit a csv cell: each run's ``valid_history`` and
-``explanation``. ``suite.json`` records the suite's description, notes and model order and the command
-used, for the report's header and notes. Every file is rewritten whole to a temporary file and moved
-into place with ``os.replace``, so a crash never leaves a partial file.
+``results.csv`` has one row per run (see ``LEAD_COLUMNS``, ``test_<metric>`` columns,
+``TAIL_COLUMNS``). ``histories.jsonl`` holds what does not fit a csv cell: each run's
+``valid_history`` and ``explanation`` (:class:`HistoryEntry`). ``suite.json`` records the suite's
+description, notes and model order and the command used, for the report's header and notes.
+Every file is rewritten whole to a temporary file and moved into place
+(:mod:`recbole_sasrec_ext.atomic_write`), so a crash never leaves a partial file.
 """
 
 from __future__ import annotations

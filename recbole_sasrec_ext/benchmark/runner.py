@@ -1,9 +1,10 @@
 """Run a suite: every run in its own subprocess with a timeout, results saved after each, resumable.
 
 The runner never imports recbole or torch. A single run is
-``<command prefix> --model M --dataset D --seed=S --key=value ...`` with the output folder as working
-directory; the prefix is ``python -m recbole_sasrec_ext`` unless a caller or the environment variable
-``RECBOLE_SASREC_EXT_RUN_CMD`` (split like a shell line) gives another (the tests use a fake).
+``<command prefix> --model M --dataset D --seed=S --key=value ...`` with the output folder as
+working directory; the prefix is ``python -m recbole_sasrec_ext`` unless a caller or the
+environment variable ``RECBOLE_SASREC_EXT_RUN_CMD`` (split like a shell line) gives another (the
+tests use a fake).
 The run's last stdout line must be a run summary (:class:`recbole_sasrec_ext.summary.RunSummary`
 as JSON); the runner reads it only through :mod:`recbole_sasrec_ext.summary`.
 """
@@ -60,13 +61,15 @@ class SuiteSummary:
 
 
 def default_command_prefix() -> list[str]:
-    """``$RECBOLE_SASREC_EXT_RUN_CMD`` split like a shell line, else ``python -m recbole_sasrec_ext``."""
+    """``$RECBOLE_SASREC_EXT_RUN_CMD`` split like a shell line, else
+    ``python -m recbole_sasrec_ext``."""
     raw = os.environ.get(RUN_CMD_ENV, "").strip()
     return shlex.split(raw) if raw else [sys.executable, "-m", "recbole_sasrec_ext"]
 
 
 def command_text(command: Sequence[str]) -> str:
-    """A shell line for ``command`` that reads well with Python literals (double quotes if possible)."""
+    """A shell line for ``command`` that reads well with Python literals (double quotes if
+    possible)."""
     parts = []
     for arg in command:
         quoted = shlex.quote(arg)
@@ -91,7 +94,8 @@ def cpu_description() -> str:
 
 
 def hardware_description(cpu: str, result: RunSummary | None) -> str:
-    """The CPU, plus the GPU the run reports (``gpu``: its name, else a ``device`` like ``cuda:0``)."""
+    """The CPU, plus the GPU the run reports (``gpu``: its name, else a ``device`` like
+    ``cuda:0``)."""
     if result is None:
         return cpu
     gpu = result.gpu or (result.device if result.device.startswith("cuda") else None)
@@ -107,8 +111,8 @@ def run_one(
 ) -> RunOutcome:
     """Run one spec in a fresh subprocess; its stdout, then its stderr, go to ``logs/<run>.log``.
 
-    A timeout, a non-zero exit, a signal (e.g. the out-of-memory killer) or a last stdout line that is
-    not a run summary gives a ``failed`` outcome whose error is one line.
+    A timeout, a non-zero exit, a signal (e.g. the out-of-memory killer) or a last stdout line that
+    is not a run summary gives a ``failed`` outcome whose error is one line.
     """
     command = [*command_prefix, *spec.args()]
     log_path = out_dir / results.LOGS_DIR / spec.log_name
@@ -214,7 +218,7 @@ def run_suite(
     suite
         The validated suite.
     out_dir
-        Output folder: results.csv, histories.jsonl, suite.json, logs/; runs use it as working folder.
+        Output folder: results.csv, histories.jsonl, suite.json, logs/; the runs' working folder.
     seeds, models
         Restrict or replace the suite's seeds and models.
     max_runs

@@ -5,10 +5,11 @@
 set and seed, seconds per training epoch, time to target, peak memory, epochs and test metrics of
 both models, with the ratio candidate / reference.
 
-Time to target: the target is the reference's best validation score (``best_valid_score``, i.e. the
-suite's ``valid_metric``), or with ``target_metric`` the best value of that metric in the reference's
-validation history. A model's time to target is its cumulative training seconds (evaluation
-excluded) at its first validation scoring at least the target. Higher scores count as better.
+Time to target: the target is the reference's best validation score (``best_valid_score``, i.e.
+the suite's ``valid_metric``), or with ``target_metric`` the best value of that metric in the
+reference's validation history. A model's time to target is its cumulative training seconds
+(evaluation excluded) at its first validation scoring at least the target. Higher scores count as
+better.
 """
 
 from __future__ import annotations
@@ -167,7 +168,8 @@ def run_speed(
     command_line: str = "",
     stream: TextIO | None = None,
 ) -> tuple[Path, str]:
-    """Run the suite's reference and candidate (resuming), write ``speed.md``; return it and its text.
+    """Run the suite's reference and candidate (resuming), write ``speed.md``; return its path and
+    text.
 
     Raises
     ------

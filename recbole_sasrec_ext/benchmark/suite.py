@@ -1,7 +1,7 @@
 """Benchmark suites: find, load and validate a suite file, and expand it into single runs.
 
-A suite is a yaml file (``properties/benchmark/<name>.yaml``) with these top-level keys; any other key
-is an error that names it:
+A suite is a yaml file (``properties/benchmark/<name>.yaml``) with these top-level keys; any other
+key is an error that names it:
 
 ``description`` (str)
     One paragraph shown at the top of ``results.md``.
@@ -69,7 +69,8 @@ class SuiteError(ValueError):
 
 
 class _SuiteLoader(yaml.SafeLoader):
-    """Safe yaml loader that reads ``1e-3`` as a float (as RecBole does) and rejects duplicate keys."""
+    """Safe yaml loader that reads ``1e-3`` as a float (as RecBole does) and rejects duplicate
+    keys."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set[Any] = set()
