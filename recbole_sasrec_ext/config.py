@@ -57,8 +57,10 @@ class Config(RecBoleConfig):
 
     * ``model`` is resolved by :func:`recbole_sasrec_ext.registry.get_model` (plugin first;
       ``RecBole.<Name>`` for a built-in the plugin shadows);
-    * defaults are read from the plugin's ``properties/overall.yaml``, ``properties/model/<Model>.yaml``
-      and ``properties/dataset/<dataset>.yaml`` (after RecBole's own, before user input);
+    * defaults are read from the plugin's ``properties/overall.yaml``,
+      ``properties/model/<Model>.yaml`` (after the yamls it ``extends``, see
+      :func:`model_yaml_chain`) and ``properties/dataset/<dataset>.yaml`` (after RecBole's own,
+      before user input);
     * ``data_path`` defaults to ``datasets/``; ``ml-100k`` falls back to the copy bundled with
       recbole when ``<data_path>/ml-100k`` does not exist;
     * sequential models that sample their own negatives or use CE get ``train_neg_sample_args: ~``
