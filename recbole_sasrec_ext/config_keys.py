@@ -30,7 +30,7 @@ class Key:
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
-    choices: tuple[str, ...] | None = None
+    choices: tuple[str, ...] | tuple[bool, ...] | None = None
     optional: bool = False
     length: int | None = None
 
@@ -59,7 +59,7 @@ class Key:
 
     def _ok(self, value: Any) -> bool:
         if self.kind is bool:
-            return isinstance(value, bool)
+            return isinstance(value, bool) and (self.choices is None or value in self.choices)
         if self.kind is str:
             return isinstance(value, str) and (self.choices is None or value in self.choices)
         if self.kind is list:

@@ -33,7 +33,7 @@ def range_words(key: Key) -> list[str]:
     kind = {list: "list"}.get(key.kind, key.kind.__name__)
     words = [f"({kind}"]
     words += [f"{v:g}" for v in (key.low, key.high) if v is not None]
-    return words + list(key.choices or ())
+    return words + [str(c) for c in key.choices or ()]
 
 
 @pytest.mark.parametrize("model", sorted(PLUGIN_MODELS))
@@ -81,6 +81,15 @@ def test_extends_is_not_a_config_key_and_values_are_inherited(tiny_data) -> None
     assert "extends" not in config.final_config_dict
     inherited = (config["hidden_size"], config["loss_type"], config["adam_betas"])
     assert inherited == (50, "BCE", [0.9, 0.98]) and config["kernel_loss_weight"] == 0.1
+
+
+@pytest.mark.parametrize(
+    "key, value, allowed", [("n_heads", 2, "int in [1, 1]"), ("bf16", True, "one of False")]
+)
+def test_rksa_constraints_are_declared(tiny_data, key, value, allowed) -> None:
+    message = f"'{key}' = {value} is not allowed: expected {allowed}"
+    with pytest.raises(PluginError, match=re.escape(message)):
+        Config("RKSA", "tiny", config_dict={"data_path": str(tiny_data), key: value})
 
 
 def test_n_heads_must_divide_hidden_size_exit_2(tiny_data, capsys) -> None:

@@ -44,7 +44,9 @@ class RKSA(TransformerRecommender):
     attention without output projection; evaluation uses the deterministic MSN mean.
     """
 
-    CONFIG_KEYS = TRANSFORMER_KEYS + (
+    CONFIG_KEYS = tuple(k for k in TRANSFORMER_KEYS if k.name not in ("n_heads", "bf16")) + (
+        Key("n_heads", int, low=1, high=1),  # single-head attention
+        Key("bf16", bool, choices=(False,)),  # the Cholesky factorisation needs float32
         Key("kernel_loss_weight", float, low=0.0),
         Key("rksa_jitter", float, low=0.0, low_open=True, high=1.0),
         Key("eval_samples", int, low=0),
