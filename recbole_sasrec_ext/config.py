@@ -16,6 +16,7 @@ from recbole_sasrec_ext import compat
 from recbole_sasrec_ext.config_keys import COMMON_KEYS, check_keys
 from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.registry import base_model_name, get_model, implementation_name
+from recbole_sasrec_ext.validation import check_dataset_name, validate_config
 
 #: Where plugin data sets live unless ``data_path`` says otherwise (relative to the working dir).
 DEFAULT_DATA_PATH = "datasets/"
@@ -69,6 +70,12 @@ class Config(RecBoleConfig):
         finally:
             sys.argv = argv
 
+    def _load_config_files(self, file_list):
+        merged = {}
+        for file in file_list or []:
+            merged.update(load_yaml_mapping(file, self.yaml_loader))
+        return merged
+
     def _get_model_and_dataset(self, model, dataset):
         if model is None:
             model = self.external_config_dict.get("model")
@@ -80,6 +87,7 @@ class Config(RecBoleConfig):
                 raise PluginError(
                     "no dataset given: pass --dataset NAME or set 'dataset' in a config file"
                 )
+        check_dataset_name(dataset)
         if isinstance(model, str):
             return model, get_model(model), dataset
         return model.__name__, model, dataset
@@ -114,6 +122,9 @@ class Config(RecBoleConfig):
         check_keys(self.final_config_dict, COMMON_KEYS)
         check_keys(self.final_config_dict, getattr(self.model_class, "CONFIG_KEYS", ()))
         _check_adam_betas(self.final_config_dict.get("adam_betas"))
+        inter = Path(self.final_config_dict["data_path"]) / f"{self.dataset}.inter"
+        separator = self.final_config_dict.get("field_separator", "\t")
+        validate_config(self, inter_header_fields(inter, separator) if inter.is_file() else ())
 
     def _load_time_field(self) -> None:
         """Add the time field to ``load_col`` when the ``.inter`` file has one."""
@@ -141,7 +152,29 @@ def _check_adam_betas(betas) -> None:
 
 
 def inter_header_fields(path: os.PathLike, separator: str = "\t") -> list[str]:
-    """Field names (without types) of an atomic file's header."""
-    with open(path, encoding="utf-8") as f:
-        header = f.readline().rstrip("\r\n")
-    return [column.split(":")[0] for column in header.split(separator)]
+    """Field names (without types) of an atomic file's header (a UTF-8 BOM is ignored)."""
+    from recbole_sasrec_ext.data.atomic import read_header
+
+    return [column.split(":")[0] for column in read_header(Path(path)).split(separator)]
+
+
+def load_yaml_mapping(file: str, loader) -> dict:
+    """A config file's mapping; a yaml error or a non-mapping is a one-line error naming the file
+    (and line)."""
+    import yaml
+
+    try:
+        with open(file, encoding="utf-8-sig") as f:
+            data = yaml.load(f.read(), Loader=loader)
+    except UnicodeDecodeError as exc:
+        raise PluginError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PluginError(f"{where}: not valid yaml ({problem})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise PluginError(f"{file}:1: expected a mapping of config keys, found {type(data).__name__}")
+    return data

@@ -1,0 +1,54 @@
+"""Split feasibility: how many users the chosen split can evaluate, checked before training so that
+a data set where no user has enough interactions is an error, not a crash after the last epoch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recbole_sasrec_ext.errors import PluginError
+
+
+@dataclass(frozen=True)
+class SplitReport:
+    """Users of a data set and how many of them have a validation / test example."""
+
+    dataset: str
+    split: str
+    users: int
+    valid_users: int
+    test_users: int
+
+    def message(self) -> str:
+        """One line for the log."""
+        return (
+            f"split {self.split} of '{self.dataset}': {self.users} users, {self.valid_users} with a "
+            f"validation example ({self.users - self.valid_users} without), {self.test_users} with a "
+            f"test example ({self.users - self.test_users} without: too few interactions)"
+        )
+
+
+def _users(split_dataset) -> int:
+    if split_dataset is None or len(split_dataset) == 0:
+        return 0
+    return int(np.unique(split_dataset.inter_feat[split_dataset.uid_field].numpy()).size)
+
+
+def check_split(config, dataset, built) -> SplitReport:
+    """Count the users of each evaluation split of ``built`` (RecBole's ``dataset.build()``);
+    raise :class:`PluginError` when the validation or the test split is empty."""
+    valid_ds = built[1] if len(built) > 2 else None
+    test_ds = built[-1] if len(built) > 1 else None
+    split = config["eval_args"]["split"]
+    name = "/".join(f"{k}:{v}" for k, v in split.items()) if isinstance(split, dict) else str(split)
+    users = max(int(dataset.user_num) - 1, 0) if dataset.uid_field else len(dataset)
+    report = SplitReport(config["dataset"], name, users, _users(valid_ds), _users(test_ds))
+    for phase, count in (("test", report.test_users), ("validation", report.valid_users)):
+        if count == 0 and (phase == "test" or valid_ds is not None):
+            raise PluginError(
+                f"data set '{config['dataset']}': no user has a {phase} example under split "
+                f"{name} ({report.users} users; each needs more interactions, e.g. at least 4 "
+                f"per user for leave-one-out valid_and_test)"
+            )
+    return report
