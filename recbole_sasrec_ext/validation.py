@@ -13,6 +13,7 @@ import math
 import os
 import re
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -78,22 +79,33 @@ def _code_keys(folder: Path) -> set[str]:
 @lru_cache(maxsize=1)
 def recbole_keys() -> frozenset[str]:
     """Every key in RecBole's ``properties/`` yaml files or read by its code as ``config[...]``."""
-    import recbole
+    import recbole  # the package's __init__ only (no torch)
 
     root = Path(recbole.__file__).resolve().parent
     return frozenset(_yaml_keys(root / "properties") | _code_keys(root) | set(_EXTRA_KEYS))
 
 
+def _plugin_properties() -> Path:
+    """The plugin's ``properties/`` (as ``config.properties_dir``, without importing torch)."""
+    try:
+        installed = Path(str(resources.files("recbole_sasrec_ext.properties")))
+        if (installed / "overall.yaml").is_file():
+            return installed
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parent.parent / "properties"
+
+
 @lru_cache(maxsize=1)
 def plugin_keys() -> frozenset[str]:
-    """Every key in the plugin's ``properties/`` yaml files, models' ``CONFIG_KEYS`` and code."""
-    from recbole_sasrec_ext.config import properties_dir
-    from recbole_sasrec_ext.registry import PLUGIN_MODELS, get_model
-
-    keys = _yaml_keys(properties_dir()) | _code_keys(Path(__file__).resolve().parent)
-    for name in PLUGIN_MODELS:
-        keys.update(k.name for k in getattr(get_model(name), "CONFIG_KEYS", ()))
-    return frozenset(keys)
+    """Every key in the plugin's ``properties/`` yaml files (each model yaml documents its
+    ``CONFIG_KEYS``) or read by the plugin's code as ``config[...]``."""
+    folder = _plugin_properties()
+    keys = _yaml_keys(folder / "model") | _yaml_keys(folder / "dataset")
+    if (folder / "overall.yaml").is_file():
+        data = yaml.safe_load((folder / "overall.yaml").read_text(encoding="utf-8"))
+        keys |= set(data or {})
+    return frozenset(keys | _code_keys(Path(__file__).resolve().parent))
 
 
 def known_keys(extra: Iterable[str] = ()) -> frozenset[str]:
@@ -196,6 +208,17 @@ def check_output_dir(key: str, folder: Any) -> None:
         raise PluginError(f"config key '{key}' = {str(folder)!r} is not allowed: {base} is a file")
     if not os.access(base, os.W_OK | os.X_OK):
         raise PluginError(f"config key '{key}' = {str(folder)!r} is not allowed: {base} is not writable")
+
+
+def check_overrides(overrides: Mapping[str, Any], where: str = "") -> None:
+    """The checks that need no built config (suite files): known keys, finite numbers and the
+    types and ranges of the core keys."""
+    from recbole_sasrec_ext.config_keys import COMMON_KEYS
+
+    check_known_keys(overrides, known_keys(), where=where)
+    for key, value in overrides.items():
+        _check_finite(key, value)
+    check_keys(overrides, COMMON_KEYS + CORE_KEYS)
 
 
 def validate_config(config, fields: Iterable[str] = ()) -> None:

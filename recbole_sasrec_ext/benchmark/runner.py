@@ -9,6 +9,7 @@ The run's last stdout line must be one JSON object with at least ``test_result``
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import json
 import os
@@ -32,6 +33,7 @@ RUN_CMD_ENV = "RECBOLE_SASREC_EXT_RUN_CMD"
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # so the child imports this same package
 MAX_ERROR_CHARS = 500
 _KILL_GRACE_S = 5.0
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ def run_one(
             stderr=err,
             env=env,
             start_new_session=True,  # one process group: a timeout kills its workers too
+            preexec_fn=_die_with_parent_hook(),  # and the run dies with the runner (kill -9)
         )
         try:
             returncode = process.wait(timeout=timeout_s)
@@ -141,6 +144,25 @@ def run_one(
         log.seek(0, os.SEEK_END)
         log.write(f"\n----- stderr (exit code {returncode}) -----\n{stderr}".encode())
     return _outcome(stdout, stderr, returncode, timed_out, timeout_s, seconds)
+
+
+def _die_with_parent_hook():
+    """A ``preexec_fn`` that asks Linux to SIGKILL the child when the runner dies
+    (``prctl(PR_SET_PDEATHSIG)``), or ``None`` where that is unavailable."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # loaded before the fork
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # the runner died before the prctl took effect
+            os._exit(1)
+
+    return hook
 
 
 def _kill_group(process: subprocess.Popen) -> int:
@@ -227,7 +249,7 @@ def run_suite(
     (out_dir / results.LOGS_DIR).mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / results.CSV_NAME
     rows = results.read_rows(csv_path)
-    done = {results.row_key(r) for r in rows if r["status"] == Status.OK.value}
+    done = {results.row_key(r) for r in rows if r["status"] == Status.OK.value and results.is_complete(r)}
     _write_suite_meta(out_dir, suite, command_line)
     _warn_missing_data(plan, stream)
 
