@@ -113,18 +113,18 @@ class Config(RecBoleConfig):
 
     def _set_default_parameters(self):
         user_path = self.final_config_dict.get("data_path") or DEFAULT_DATA_PATH
-        super()._set_default_parameters()
         path = Path(user_path) / self.dataset
         if not path.is_dir() and bundled_dataset_dir(self.dataset).is_dir():
             path = bundled_dataset_dir(self.dataset)
+        inter = path / f"{self.dataset}.inter"
+        separator = self.final_config_dict.get("field_separator", "\t")
+        validate_config(self, inter_header_fields(inter, separator) if inter.is_file() else ())
+        super()._set_default_parameters()
         self.final_config_dict["data_path"] = str(path)
         self._load_time_field()
         check_keys(self.final_config_dict, COMMON_KEYS)
         check_keys(self.final_config_dict, getattr(self.model_class, "CONFIG_KEYS", ()))
         _check_adam_betas(self.final_config_dict.get("adam_betas"))
-        inter = Path(self.final_config_dict["data_path"]) / f"{self.dataset}.inter"
-        separator = self.final_config_dict.get("field_separator", "\t")
-        validate_config(self, inter_header_fields(inter, separator) if inter.is_file() else ())
 
     def _load_time_field(self) -> None:
         """Add the time field to ``load_col`` when the ``.inter`` file has one."""
