@@ -67,8 +67,10 @@ def load(path: os.PathLike, map_location=None) -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated, not a torch file, or pickled objects other than tensors
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PluginError(f"checkpoint {path} cannot be loaded: {first[:200]}") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0][:120]
+        raise PluginError(
+            f"checkpoint {path} cannot be loaded ({first}): not a complete checkpoint of this plugin"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise PluginError(f"checkpoint {path} is not a {CHECKPOINT_FORMAT} checkpoint")
     return state

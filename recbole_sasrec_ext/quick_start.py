@@ -12,6 +12,7 @@ import platform
 import resource
 import sys
 import time
+import warnings
 from logging import getLogger
 
 import numpy as np
@@ -120,20 +121,23 @@ def run(
     """
     if resume is not None:
         model, dataset, config_dict = _resume_inputs(resume, model, dataset, config_dict)
-    argv = sys.argv
-    if not read_argv:
-        sys.argv = argv[:1]
-    try:
-        config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
-    finally:
-        sys.argv = argv
-    data, train_data, valid_data, test_data, net = build(config)
-    fingerprint = checkpoint.data_fingerprint(train_data._dataset)
-    if resume is not None:
-        checkpoint.check_fingerprint(resume, checkpoint.load(resume)["data"], fingerprint)
+    with warnings.catch_warnings(record=True) as caught:  # stderr stays clean until logging starts
+        argv = sys.argv
+        if not read_argv:
+            sys.argv = argv[:1]
+        try:
+            config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+        finally:
+            sys.argv = argv
+        data, train_data, valid_data, test_data, net = build(config)
+        fingerprint = checkpoint.data_fingerprint(train_data._dataset)
+        if resume is not None:
+            checkpoint.check_fingerprint(resume, checkpoint.load(resume)["data"], fingerprint)
 
     start_logging(config)  # validation is over: from here on files are written
     logger = getLogger()
+    for warning in caught:
+        logger.warning(f"{warning.category.__name__}: {warning.message}")
     logger.info(f"model {config['model']} = {config['implementation']}")
     logger.info(config)
     logger.info(data)
