@@ -127,6 +127,9 @@ def run(
             sys.argv = argv[:1]
         try:
             config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+        except (ValueError, NotImplementedError) as exc:  # RecBole's own checks of the values
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise PluginError(f"bad configuration: {first}") from exc
         finally:
             sys.argv = argv
         data, train_data, valid_data, test_data, net = build(config)

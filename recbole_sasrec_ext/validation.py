@@ -45,7 +45,10 @@ CORE_KEYS: tuple[Key, ...] = (
     Key("field_separator", str),
     Key("encoding", str, optional=True),
 )
-_CONFIG_LOOKUP = re.compile(r"""config\[\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\]""")
+#: ``config["key"]``, ``config_dict["key"]``, ``config.get("key"``, ``config_dict.get("key"``.
+_CONFIG_LOOKUP = re.compile(
+    r"""config(?:_dict)?(?:\[\s*|\.get\(\s*)["']([A-Za-z_][A-Za-z0-9_]*)["']"""
+)
 
 
 def check_dataset_name(name: Any) -> None:

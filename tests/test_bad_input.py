@@ -96,6 +96,7 @@ CASES = {
     "show_progress not a bool": (lambda t: _good(t) + ["--show_progress=maybe"], "config key 'show_progress' = 'maybe'"),
     "eval mode uni0": (lambda t: _good(t) + ["--eval_args={'split':{'LS':'valid_and_test'},'order':'TO','mode':'uni0'}"], "config key 'eval_args.mode' = 'uni0'"),
     "split not leave-one-out": (lambda t: _good(t) + ["--eval_args={'split':{'RS':[0.8,0.1,0.1]},'order':'TO','mode':'full'}"], "config key 'eval_args.split'"),
+    "RecBole's own value check": (lambda t: _good(t) + ["--model", "RecBole.SASRec", "--loss_type=CE", "--train_neg_sample_args={'distribution':'uniform','sample_num':1}"], "bad configuration: train_neg_sample_args"),
     # --- names and folders ---
     "dataset path traversal": (lambda t: _good(t) + ["--dataset", "../../../tmp/x"], "data set name '../../../tmp/x' is not allowed"),
     "dataset with slash": (lambda t: _good(t) + ["--dataset", "a/b"], "data set name 'a/b' is not allowed"),
