@@ -7,6 +7,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
+import pickle
 import random
 import uuid
 from datetime import datetime
@@ -66,7 +67,8 @@ def load(path: os.PathLike, map_location=None) -> dict:
         raise PluginError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated, not a torch file, or pickled objects other than tensors
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        # truncated, not a torch file, or pickled objects other than tensors
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0][:120]
         raise PluginError(
             f"checkpoint {path} cannot be loaded ({first}): not a complete checkpoint of this plugin"
@@ -91,7 +93,7 @@ def data_fingerprint(dataset) -> dict:
     h = hashlib.sha1()
     for array in pairs:
         h.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
-    digest["interactions"] = int(len(pairs[0]))
+    digest["interactions"] = len(pairs[0])
     digest["interactions_hash"] = h.hexdigest()[:16]
     return digest
 

@@ -16,7 +16,6 @@ import sys
 from recbole_sasrec_ext.errors import PluginError
 
 
-
 class ExitCode(enum.IntEnum):
     """The command line's exit codes (README lists them)."""
 

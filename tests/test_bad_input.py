@@ -170,7 +170,7 @@ def test_bad_input_cli(case, tmp_path):
     env.pop("RECBOLE_SASREC_EXT_DEBUG", None)
     proc = subprocess.run(
         [sys.executable, str(ROOT / "run_recbole.py"), *argv], cwd=tmp_path, env=env,
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, check=False,
     )
     _check(tmp_path, proc.returncode, proc.stderr, expected, before)
     assert proc.stdout == ""
@@ -185,3 +185,14 @@ def test_bom_is_stripped_and_the_run_works(tmp_path):
     dataset = create_dataset(config)
     assert dataset.uid_field == "user_id" and dataset.user_num == 41  # 40 users + padding
     assert "timestamp" in config["load_col"]["inter"]  # the header was read past the BOM
+
+
+@pytest.mark.parametrize(
+    "split, expected",
+    [({"LS": "valid_and_test"}, {"validation", "test"}), ({"LS": "valid_only"}, {"validation"}),
+     ({"LS": "test_only"}, {"test"}), ({"RS": [0.8, 0.2, 0.0]}, {"validation"}), ("x", {"validation", "test"})],
+)
+def test_split_phases_that_must_not_be_empty(split, expected):
+    from recbole_sasrec_ext.data.feasibility import expected_phases
+
+    assert expected_phases(split) == expected

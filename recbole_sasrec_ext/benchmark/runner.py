@@ -126,7 +126,7 @@ def run_one(
             stderr=err,
             env=env,
             start_new_session=True,  # one process group: a timeout kills its workers too
-            preexec_fn=_die_with_parent_hook(),  # and the run dies with the runner (kill -9)
+            preexec_fn=_die_with_parent_hook(),  # noqa: PLW1509 (no threads here): dies with the runner
         )
         try:
             returncode = process.wait(timeout=timeout_s)
