@@ -238,3 +238,9 @@ def validate_config(config, fields: Iterable[str] = ()) -> None:
     check_eval_args(final.get("eval_args"))
     check_model_constraints(final)
     check_output_dir("checkpoint_dir", final.get("checkpoint_dir", "saved"))
+    for folder in ("log", "log_tensorboard"):  # RecBole writes these in the working directory
+        path = Path(folder)
+        if path.exists() and not path.is_dir():
+            raise PluginError(f"{path.absolute()} is a file: RecBole writes its {folder}/ folder there")
+    if not os.access(Path.cwd(), os.W_OK | os.X_OK):
+        raise PluginError(f"the working directory {Path.cwd()} is not writable (log/ goes there)")

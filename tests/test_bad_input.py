@@ -54,6 +54,11 @@ def _checkpoint_file(tmp: Path, content: bytes) -> list[str]:
     return _good(tmp) + [f"--resume={path}"]
 
 
+def _log_is_a_file(tmp: Path) -> list[str]:
+    (tmp / "log").write_text("not a folder")
+    return _good(tmp)
+
+
 def _file_as_dir(tmp: Path) -> list[str]:
     (tmp / "taken").write_text("not a folder")
     return _good(tmp) + [f"--checkpoint_dir={tmp / 'taken'}"]
@@ -103,6 +108,7 @@ CASES = {
     "dataset dot-dot": (lambda t: _good(t) + ["--dataset", "x..y"], "data set name 'x..y' is not allowed"),
     "dataset missing": (lambda t: _good(t) + ["--dataset", "nowhere"], "dataset 'nowhere' not found: looked for"),
     "checkpoint_dir is a file": (_file_as_dir, "config key 'checkpoint_dir'"),
+    "log folder is a file": (_log_is_a_file, "log is a file: RecBole writes its log/ folder there"),
     "unknown model": (lambda t: _good(t) + ["--model", "NoSuchModel"], "unknown model 'NoSuchModel'"),
     # --- atomic files ---
     "non-UTF-8 bytes": (lambda t: _inter(t, _text(tiny_rows()[:3]).encode() + b"7\t\xff\xfe\t1\n" + _text(tiny_rows()[3:]).split("\n", 1)[1].encode()), "tiny.inter: not utf-8 text (invalid start byte at byte"),
@@ -147,7 +153,7 @@ def _check(tmp_path: Path, code: int, stderr: str, expected: str, before: set[Pa
 
 
 def test_matrix_has_at_least_40_cases():
-    assert len(CASES) >= 40 and SUBPROCESS <= set(CASES)
+    assert len(CASES) >= 60 and SUBPROCESS <= set(CASES)
 
 
 @pytest.mark.parametrize("case", sorted(set(CASES) - SUBPROCESS))
