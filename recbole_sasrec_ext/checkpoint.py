@@ -71,7 +71,8 @@ def load(path: os.PathLike, map_location=None) -> dict:
         # truncated, not a torch file, or pickled objects other than tensors
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0][:120]
         raise PluginError(
-            f"checkpoint {path} cannot be loaded ({first}): not a complete checkpoint of this plugin"
+            f"checkpoint {path} cannot be loaded ({first}): "
+            "not a complete checkpoint of this plugin"
         ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise PluginError(f"checkpoint {path} is not a {CHECKPOINT_FORMAT} checkpoint")
@@ -89,7 +90,8 @@ def data_fingerprint(dataset) -> dict:
         digest[f"{key}_tokens"] = hashlib.sha1(text.encode()).hexdigest()[:16]
     pairs = getattr(dataset, "user_item_pairs", None)
     if pairs is None:
-        pairs = (dataset.inter_feat[dataset.uid_field].numpy(), dataset.inter_feat[dataset.iid_field].numpy())
+        inter = dataset.inter_feat
+        pairs = (inter[dataset.uid_field].numpy(), inter[dataset.iid_field].numpy())
     h = hashlib.sha1()
     for array in pairs:
         h.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
@@ -101,7 +103,9 @@ def data_fingerprint(dataset) -> dict:
 def check_fingerprint(path: os.PathLike, saved: dict | None, current: dict) -> None:
     """Raise :class:`PluginError` (one line) when a checkpoint was trained on other data."""
     if saved is None:
-        raise PluginError(f"checkpoint {path} has no data fingerprint (written by an older version)")
+        raise PluginError(
+            f"checkpoint {path} has no data fingerprint (written by an older version)"
+        )
     if saved != current:
         diff = [k for k in current if saved.get(k) != current[k]]
         detail = ", ".join(f"{k} {saved.get(k)} vs {current[k]}" for k in diff[:3])

@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             model, dataset = args.model or "SASRec", args.dataset or "ml-100k"
         else:
             model, dataset = args.model, args.dataset
-        summary = run(model, dataset, config_file_list=files, config_dict=overrides, resume=args.resume)
+        summary = run(
+            model, dataset, config_file_list=files, config_dict=overrides, resume=args.resume
+        )
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -176,5 +176,6 @@ def load_yaml_mapping(file: str, loader) -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise PluginError(f"{file}:1: expected a mapping of config keys, found {type(data).__name__}")
+        found = type(data).__name__
+        raise PluginError(f"{file}:1: expected a mapping of config keys, found {found}")
     return data

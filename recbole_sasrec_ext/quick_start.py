@@ -75,11 +75,13 @@ def start_logging(config) -> None:
 
 
 def _resume_inputs(resume: str, model: str | None, dataset: str | None, config_dict: dict | None):
-    """Model, data set and config dict of the run a checkpoint belongs to (``config_dict`` on top)."""
+    """Model, data set and config dict of a checkpoint's run (``config_dict`` on top)."""
     saved = checkpoint.load(resume, map_location="cpu")["config"]
     for given, key in ((model, "model"), (dataset, "dataset")):
         if given is not None and given != saved[key]:
-            raise PluginError(f"--resume={resume}: the checkpoint is of {key} '{saved[key]}', not '{given}'")
+            raise PluginError(
+                f"--resume={resume}: the checkpoint is of {key} '{saved[key]}', not '{given}'"
+            )
     return saved["model"], saved["dataset"], {**dict(saved["external"]), **(config_dict or {})}
 
 
@@ -126,7 +128,10 @@ def run(
         if not read_argv:
             sys.argv = argv[:1]
         try:
-            config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+            config = Config(
+                model=model, dataset=dataset, config_file_list=config_file_list,
+                config_dict=config_dict,
+            )
         except (ValueError, NotImplementedError) as exc:  # RecBole's own checks of the values
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise PluginError(f"bad configuration: {first}") from exc
@@ -208,7 +213,8 @@ def load_data_and_model(model_file: str):
     finally:
         sys.argv = argv
     dataset, train_data, valid_data, test_data, model = build(config)
-    checkpoint.check_fingerprint(model_file, state.get("data"), checkpoint.data_fingerprint(train_data._dataset))
+    fingerprint = checkpoint.data_fingerprint(train_data._dataset)
+    checkpoint.check_fingerprint(model_file, state.get("data"), fingerprint)
     start_logging(config)
     model.load_state_dict(state["state_dict"])
     model.load_other_parameter(state.get("other_parameter"))

@@ -47,7 +47,10 @@ class PluginTrainer(Trainer):
         )
 
     # --- checkpoints -------------------------------------------------------------------
-    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+    def fit(
+        self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False,
+        callback_fn=None,
+    ):
         self._train_loader = train_data
         if self._resumed_rng is not None:  # restore last: nothing may draw between here and epoch 1
             checkpoint.set_rng_state(self._resumed_rng, self._loader_generator())
@@ -81,7 +84,9 @@ class PluginTrainer(Trainer):
                 "history": checkpoint.plain(self.history),
                 "best_epoch": self.best_epoch,
                 "best_seen": None if self._best_seen is None else float(self._best_seen),
-                "best_valid_result": {k: float(v) for k, v in (self.best_valid_result or {}).items()},
+                "best_valid_result": {
+                    k: float(v) for k, v in (self.best_valid_result or {}).items()
+                },
                 "train_seconds": float(self.train_seconds),
                 "epochs_run": int(self.epochs_run),
             },

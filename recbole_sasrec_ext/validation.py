@@ -29,9 +29,25 @@ DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 EVAL_ARGS_KEYS = ("split", "group_by", "order", "mode")
 #: Keys RecBole sets itself or reads outside ``config[...]`` look-ups.
 _EXTRA_KEYS = (
-    "model", "dataset", "config_files", "MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type", "device",
-    "single_spec", "local_rank", "world_size", "offset", "nproc", "ip", "port", "implementation",
-    "train_neg_sample_args", "valid_neg_sample_args", "test_neg_sample_args", "eval_neg_sample_args",
+    "model",
+    "dataset",
+    "config_files",
+    "MODEL_TYPE",
+    "MODEL_INPUT_TYPE",
+    "eval_type",
+    "device",
+    "single_spec",
+    "local_rank",
+    "world_size",
+    "offset",
+    "nproc",
+    "ip",
+    "port",
+    "implementation",
+    "train_neg_sample_args",
+    "valid_neg_sample_args",
+    "test_neg_sample_args",
+    "eval_neg_sample_args",
 )
 #: Type and range of core keys RecBole reads without checking.
 CORE_KEYS: tuple[Key, ...] = (
@@ -117,20 +133,28 @@ def known_keys(extra: Iterable[str] = ()) -> frozenset[str]:
     return recbole_keys() | plugin_keys() | frozenset(extra)
 
 
-def check_known_keys(given: Iterable[str], known: Iterable[str], prefix: str = "", where: str = "") -> None:
+def check_known_keys(
+    given: Iterable[str], known: Iterable[str], prefix: str = "", where: str = ""
+) -> None:
     """Raise on the first key of ``given`` not in ``known``, naming the closest known key
     (``prefix`` is put before the key names, ``where`` after the message, e.g. a file name)."""
     known = set(known)
     for key in given:
         if key not in known:
             close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
-            hint = f": did you mean '{prefix}{close[0]}'?" if close else " (see properties/overall.yaml)"
+            hint = (
+                f": did you mean '{prefix}{close[0]}'?"
+                if close
+                else " (see properties/overall.yaml)"
+            )
             raise PluginError(f"unknown config key '{prefix}{key}'{where}{hint}")
 
 
 def _check_finite(key: str, value: Any) -> None:
     if isinstance(value, float) and not math.isfinite(value):
-        raise PluginError(f"config key '{key}' = {value!r} is not allowed: expected a finite number")
+        raise PluginError(
+            f"config key '{key}' = {value!r} is not allowed: expected a finite number"
+        )
     if isinstance(value, dict):
         for k, v in value.items():
             _check_finite(f"{key}.{k}", v)
@@ -158,8 +182,10 @@ def check_metrics(config: Mapping[str, Any]) -> None:
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise _bad("metrics", metrics, f"RecBole metric names{hint}")
     ks = [topk] if isinstance(topk, int) and not isinstance(topk, bool) else topk
-    if not isinstance(ks, list) or not ks or not all(
-        isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in ks
+    if (
+        not isinstance(ks, list)
+        or not ks
+        or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in ks)
     ):
         raise _bad("topk", topk, "an int >= 1 or a non-empty list of ints >= 1")
     results = set()
@@ -170,7 +196,9 @@ def check_metrics(config: Mapping[str, Any]) -> None:
         else:
             results.add(metric.lower())
     if not isinstance(valid, str) or valid.lower() not in results:
-        raise _bad("valid_metric", valid, "one of " + ", ".join(sorted(results)) + " (metrics@topk)")
+        raise _bad(
+            "valid_metric", valid, "one of " + ", ".join(sorted(results)) + " (metrics@topk)"
+        )
 
 
 def check_eval_args(eval_args: Any) -> None:
@@ -182,7 +210,9 @@ def check_eval_args(eval_args: Any) -> None:
     mode = eval_args.get("mode")
     modes = mode.values() if isinstance(mode, dict) else [mode]
     for m in modes:
-        if not isinstance(m, str) or not (m in ("full", "labeled") or re.fullmatch(r"(uni|pop)[1-9]\d*", m)):
+        if not isinstance(m, str) or not (
+            m in ("full", "labeled") or re.fullmatch(r"(uni|pop)[1-9]\d*", m)
+        ):
             raise _bad("eval_args.mode", mode, "'full', 'labeled', 'uniN' or 'popN' (N >= 1)")
 
 
@@ -206,12 +236,16 @@ def check_output_dir(key: str, folder: Any) -> None:
     """``folder`` is a folder (or can be created) and is writable."""
     path = Path(str(folder))
     if path.exists() and not path.is_dir():
-        raise PluginError(f"config key '{key}' = {str(folder)!r} is not allowed: it is a file, not a folder")
+        raise PluginError(
+            f"config key '{key}' = {str(folder)!r} is not allowed: it is a file, not a folder"
+        )
     base = _nearest_existing(path)
     if not base.is_dir():
         raise PluginError(f"config key '{key}' = {str(folder)!r} is not allowed: {base} is a file")
     if not os.access(base, os.W_OK | os.X_OK):
-        raise PluginError(f"config key '{key}' = {str(folder)!r} is not allowed: {base} is not writable")
+        raise PluginError(
+            f"config key '{key}' = {str(folder)!r} is not allowed: {base} is not writable"
+        )
 
 
 def check_overrides(overrides: Mapping[str, Any], where: str = "") -> None:
@@ -241,6 +275,8 @@ def validate_config(config, fields: Iterable[str] = ()) -> None:
     for folder in ("log", "log_tensorboard"):  # RecBole writes these in the working directory
         path = Path(folder)
         if path.exists() and not path.is_dir():
-            raise PluginError(f"{path.absolute()} is a file: RecBole writes its {folder}/ folder there")
+            raise PluginError(
+                f"{path.absolute()} is a file: RecBole writes its {folder}/ folder there"
+            )
     if not os.access(Path.cwd(), os.W_OK | os.X_OK):
         raise PluginError(f"the working directory {Path.cwd()} is not writable (log/ goes there)")

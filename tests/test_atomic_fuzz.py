@@ -13,9 +13,20 @@ from hypothesis import strategies as st
 from recbole_sasrec_ext.data.atomic import check_atomic_file
 from recbole_sasrec_ext.errors import PluginError
 
-FIELDS = ["user_id:token", "item_id:token", "timestamp:float", "rating:float", "tags:token_seq", "x:tokn", "y", ""]
+FIELDS = [
+    "user_id:token",
+    "item_id:token",
+    "timestamp:float",
+    "rating:float",
+    "tags:token_seq",
+    "x:tokn",
+    "y",
+    "",
+]
 CELLS = st.one_of(
-    st.integers(-5, 10**6).map(str), st.floats(allow_nan=True).map(repr), st.text(max_size=6),
+    st.integers(-5, 10**6).map(str),
+    st.floats(allow_nan=True).map(repr),
+    st.text(max_size=6),
     st.sampled_from(["", " ", "nan", "inf", "1e5", "\x00", "\ufeff", "a b", '"q"', "\r", "\t\t"]),
 )
 LINE_ENDS = st.sampled_from(["\n", "\r\n", "\r", "\n\n", ""])

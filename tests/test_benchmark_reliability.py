@@ -43,7 +43,14 @@ def test_child_run_dies_with_a_killed_runner(tmp_path: Path, fake: dict) -> None
         RUN_CMD_ENV: shlex.join(fake["prefix"]),
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
-    command = [sys.executable, "-m", "recbole_sasrec_ext.benchmark", str(path), "--out", str(tmp_path / "out")]
+    command = [
+        sys.executable,
+        "-m",
+        "recbole_sasrec_ext.benchmark",
+        str(path),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     bench = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while not (fake["pids"].exists() and fake["pids"].read_text().strip()):
@@ -82,8 +89,13 @@ def test_an_ok_row_without_numbers_is_run_again() -> None:
 
 def test_suite_override_typo_is_an_error_with_a_suggestion(tmp_path: Path, capsys) -> None:
     path = write_suite(tmp_path / "typo.yaml", ["SASRec"], [1])
-    path.write_text(path.read_text().replace("SASRec: {epochs: 3}", "SASRec: {epochs: 3, learnin_rate: 0.01}"))
-    with pytest.raises(SuiteError, match=r"models.SASRec: unknown config key 'learnin_rate': did you mean 'learning_rate'"):
+    path.write_text(
+        path.read_text().replace("SASRec: {epochs: 3}", "SASRec: {epochs: 3, learnin_rate: 0.01}")
+    )
+    with pytest.raises(
+        SuiteError,
+        match=r"models.SASRec: unknown config key 'learnin_rate': did you mean 'learning_rate'",
+    ):
         load_suite(path)
     assert cli.main([str(path), "--out", str(tmp_path / "out"), "--dry-run"]) == 2
     assert "did you mean 'learning_rate'" in capsys.readouterr().err
@@ -92,8 +104,11 @@ def test_suite_override_typo_is_an_error_with_a_suggestion(tmp_path: Path, capsy
 
 @pytest.mark.parametrize(
     "override, message",
-    [("epochs: -1", "config key 'epochs' = -1"), ("learning_rate: .inf", "expected a finite number"),
-     ("train_batch_size: 0", "config key 'train_batch_size' = 0")],
+    [
+        ("epochs: -1", "config key 'epochs' = -1"),
+        ("learning_rate: .inf", "expected a finite number"),
+        ("train_batch_size: 0", "config key 'train_batch_size' = 0"),
+    ],
 )
 def test_suite_override_values_are_checked(tmp_path: Path, override: str, message: str) -> None:
     path = write_suite(tmp_path / "bad.yaml", ["SASRec"], [1])

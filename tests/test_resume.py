@@ -18,16 +18,25 @@ from recbole_sasrec_ext import checkpoint, run
 from recbole_sasrec_ext.errors import PluginError
 
 ARGS = {
-    "epochs": 10, "show_progress": False, "MAX_ITEM_LIST_LENGTH": 10, "hidden_size": 16,
-    "inner_size": 16, "train_batch_size": 16, "stopping_step": 100,
+    "epochs": 10,
+    "show_progress": False,
+    "MAX_ITEM_LIST_LENGTH": 10,
+    "hidden_size": 16,
+    "inner_size": 16,
+    "train_batch_size": 16,
+    "stopping_step": 100,
 }
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "run_recbole.py"), *args], cwd=cwd, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, str(ROOT / "run_recbole.py"), *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -85,7 +94,9 @@ def test_checkpoint_refuses_other_data_with_the_same_item_count(tmp_path):
     summary = run("SASRec", "tiny", config_dict={**ARGS, "epochs": 1, "data_path": str(data)})
     other = write_inter(tmp_path / "other", "tiny", _one_item_changed(tiny_rows(seed=0)))
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    with pytest.raises(PluginError, match=r"checkpoint .* was trained on other data \(interactions_hash"):
+    with pytest.raises(
+        PluginError, match=r"checkpoint .* was trained on other data \(interactions_hash"
+    ):
         run(None, None, config_dict={"data_path": str(other)}, resume=summary["checkpoint"])
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing new
 
@@ -107,8 +118,18 @@ def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
     state = checkpoint.rng_state(gen)
     path = tmp_path / "s.pth"
     checkpoint.save_atomic({"format": checkpoint.CHECKPOINT_FORMAT, "rng": state}, path)
-    expected = (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=gen).item())
+    expected = (
+        random.random(),
+        np.random.rand(),
+        torch.rand(1).item(),
+        torch.rand(1, generator=gen).item(),
+    )
     random.seed(0), np.random.seed(0), torch.manual_seed(0), gen.manual_seed(0)
     checkpoint.set_rng_state(checkpoint.load(path)["rng"], gen)
-    got = (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=gen).item())
+    got = (
+        random.random(),
+        np.random.rand(),
+        torch.rand(1).item(),
+        torch.rand(1, generator=gen).item(),
+    )
     assert got == expected

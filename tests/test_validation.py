@@ -26,7 +26,9 @@ def _yaml_files() -> list[Path]:
     return sorted(RECBOLE_PROPERTIES.rglob("*.yaml"))
 
 
-@pytest.mark.parametrize("path", _yaml_files(), ids=lambda p: str(p.relative_to(RECBOLE_PROPERTIES)))
+@pytest.mark.parametrize(
+    "path", _yaml_files(), ids=lambda p: str(p.relative_to(RECBOLE_PROPERTIES))
+)
 def test_every_recbole_yaml_key_is_known(path):
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     check_known_keys(data, known_keys())
@@ -34,29 +36,45 @@ def test_every_recbole_yaml_key_is_known(path):
 
 def test_every_plugin_model_key_is_known():
     for name in PLUGIN_MODELS:
-        check_known_keys([k.name for k in getattr(get_model(name), "CONFIG_KEYS", ())], known_keys())
+        check_known_keys(
+            [k.name for k in getattr(get_model(name), "CONFIG_KEYS", ())], known_keys()
+        )
 
 
 def test_keys_recbole_reads_in_code_are_known():
-    check_known_keys(["gpu_id", "use_gpu", "benchmark_filename", "neg_sampling", "enable_amp", "local_rank"], known_keys())
+    check_known_keys(
+        ["gpu_id", "use_gpu", "benchmark_filename", "neg_sampling", "enable_amp", "local_rank"],
+        known_keys(),
+    )
 
 
 def test_a_config_that_spells_out_recbole_overall_and_model_yaml_is_accepted(tmp_path):
     from recbole_sasrec_ext.config import Config
 
     data = write_inter(tmp_path / "data", "tiny", tiny_rows())
-    files = [str(RECBOLE_PROPERTIES / "overall.yaml"), str(RECBOLE_PROPERTIES / "model" / "BPR.yaml")]
+    files = [
+        str(RECBOLE_PROPERTIES / "overall.yaml"),
+        str(RECBOLE_PROPERTIES / "model" / "BPR.yaml"),
+    ]
     config = Config("BPR", "tiny", config_file_list=files, config_dict={"data_path": str(data)})
     assert config["model"] == "BPR" and config["embedding_size"] == 64
 
 
 @pytest.mark.parametrize(
     "key, suggestion",
-    [("learnin_rate", "learning_rate"), ("epoch", "epochs"), ("n_head", "n_heads"), ("MAX_ITEM_LIST_LEN", "MAX_ITEM_LIST_LENGTH"),
-     ("train_batchsize", "train_batch_size"), ("hiden_dropout_prob", "hidden_dropout_prob")],
+    [
+        ("learnin_rate", "learning_rate"),
+        ("epoch", "epochs"),
+        ("n_head", "n_heads"),
+        ("MAX_ITEM_LIST_LEN", "MAX_ITEM_LIST_LENGTH"),
+        ("train_batchsize", "train_batch_size"),
+        ("hiden_dropout_prob", "hidden_dropout_prob"),
+    ],
 )
 def test_unknown_key_names_the_closest(key, suggestion):
-    with pytest.raises(PluginError, match=f"unknown config key '{key}': did you mean '{suggestion}'"):
+    with pytest.raises(
+        PluginError, match=f"unknown config key '{key}': did you mean '{suggestion}'"
+    ):
         check_known_keys([key], known_keys())
 
 
@@ -71,7 +89,9 @@ def test_safe_dataset_names(name):
     check_dataset_name(name)
 
 
-@pytest.mark.parametrize("name", ["", ".hidden", "a/b", "..", "x..y", "a\\b", "-x", "/tmp/x", "a b", None])
+@pytest.mark.parametrize(
+    "name", ["", ".hidden", "a/b", "..", "x..y", "a\\b", "-x", "/tmp/x", "a b", None]
+)
 def test_unsafe_dataset_names(name):
     with pytest.raises(PluginError, match="data set name"):
         check_dataset_name(name)

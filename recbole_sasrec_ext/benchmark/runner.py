@@ -126,7 +126,8 @@ def run_one(
             stderr=err,
             env=env,
             start_new_session=True,  # one process group: a timeout kills its workers too
-            preexec_fn=_die_with_parent_hook(),  # noqa: PLW1509 (no threads here): dies with the runner
+            # the run dies with the runner (the runner starts no threads)
+            preexec_fn=_die_with_parent_hook(),  # noqa: PLW1509
         )
         try:
             returncode = process.wait(timeout=timeout_s)
@@ -249,7 +250,11 @@ def run_suite(
     (out_dir / results.LOGS_DIR).mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / results.CSV_NAME
     rows = results.read_rows(csv_path)
-    done = {results.row_key(r) for r in rows if r["status"] == Status.OK.value and results.is_complete(r)}
+    done = {
+        results.row_key(r)
+        for r in rows
+        if r["status"] == Status.OK.value and results.is_complete(r)
+    }
     _write_suite_meta(out_dir, suite, command_line)
     _warn_missing_data(plan, stream)
 

@@ -31,6 +31,10 @@ def reading_encoding(encoding: str | None) -> str:
     return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
 
 
+def _unknown_encoding(encoding: str | None) -> PluginError:
+    return PluginError(f"config key 'encoding' = {encoding!r} is not allowed: unknown encoding")
+
+
 def read_text(path: Path, encoding: str | None = "utf-8") -> str:
     """The file's text; undecodable bytes are an error naming the file and byte offset."""
     try:
@@ -40,9 +44,11 @@ def read_text(path: Path, encoding: str | None = "utf-8") -> str:
     try:
         return data.decode(reading_encoding(encoding))
     except UnicodeDecodeError as exc:
-        raise PluginError(f"{path}: not {encoding or 'utf-8'} text ({exc.reason} at byte {exc.start})") from None
+        raise PluginError(
+            f"{path}: not {encoding or 'utf-8'} text ({exc.reason} at byte {exc.start})"
+        ) from None
     except LookupError:
-        raise PluginError(f"config key 'encoding' = {encoding!r} is not allowed: unknown encoding") from None
+        raise _unknown_encoding(encoding) from None
 
 
 def read_header(path: Path, encoding: str | None = "utf-8") -> str:
@@ -52,13 +58,18 @@ def read_header(path: Path, encoding: str | None = "utf-8") -> str:
     try:
         return head.decode(reading_encoding(encoding)).lstrip(BOM).rstrip("\r\n")
     except UnicodeDecodeError as exc:
-        raise PluginError(f"{path}:1: not {encoding or 'utf-8'} text ({exc.reason} at byte {exc.start})") from None
+        raise PluginError(
+            f"{path}:1: not {encoding or 'utf-8'} text ({exc.reason} at byte {exc.start})"
+        ) from None
     except LookupError:
-        raise PluginError(f"config key 'encoding' = {encoding!r} is not allowed: unknown encoding") from None
+        raise _unknown_encoding(encoding) from None
 
 
 def check_atomic_file(
-    path: Path, separator: str = "\t", encoding: str | None = "utf-8", required: Iterable[tuple[str, str]] = ()
+    path: Path,
+    separator: str = "\t",
+    encoding: str | None = "utf-8",
+    required: Iterable[tuple[str, str]] = (),
 ) -> None:
     """Raise :class:`PluginError` naming ``path`` and the line if the file is malformed.
 
@@ -80,7 +91,8 @@ def check_atomic_file(
             close = difflib.get_close_matches(field, names, n=1)
             hint = f"; did you mean '{close[0]}' (set --{key}={close[0]})?" if close else ""
             raise PluginError(
-                f"{path}:1: missing column '{field}' ({key}); the header has {', '.join(names)}{hint}"
+                f"{path}:1: missing column '{field}' ({key}); "
+                f"the header has {', '.join(names)}{hint}"
             )
 
     body = lines[1:]

@@ -23,9 +23,10 @@ class SplitReport:
     def message(self) -> str:
         """One line for the log."""
         return (
-            f"split {self.split} of '{self.dataset}': {self.users} users, {self.valid_users} with a "
-            f"validation example ({self.users - self.valid_users} without), {self.test_users} with a "
-            f"test example ({self.users - self.test_users} without: too few interactions)"
+            f"split {self.split} of '{self.dataset}': {self.users} users, "
+            f"{self.valid_users} with a validation example ({self.users - self.valid_users} "
+            f"without), {self.test_users} with a test example "
+            f"({self.users - self.test_users} without: too few interactions)"
         )
 
 
