@@ -5,15 +5,20 @@ to load that, and loading such a file can run arbitrary code)."""
 from __future__ import annotations
 
 import enum
+import hashlib
 import os
+import pickle
+import random
 import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from recbole_sasrec_ext.atomic_write import atomic_path
+from recbole_sasrec_ext.errors import PluginError
 
 #: Version tag of the checkpoint layout.
 CHECKPOINT_FORMAT = "recbole_sasrec_ext/1"
@@ -51,11 +56,91 @@ def save_atomic(state: dict, path: os.PathLike) -> None:
 
 
 def load(path: os.PathLike, map_location=None) -> dict:
-    """Load a plugin checkpoint with ``weights_only=True``."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """Load a plugin checkpoint with ``weights_only=True``; a missing, unreadable or foreign file
+    is a one-line :class:`PluginError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise PluginError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        # truncated, not a torch file, or pickled objects other than tensors
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0][:120]
+        raise PluginError(
+            f"checkpoint {path} cannot be loaded ({first}): "
+            "not a complete checkpoint of this plugin"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise PluginError(f"checkpoint {path} is not a {CHECKPOINT_FORMAT} checkpoint")
+    return state
 
 
 def load_weights(model: torch.nn.Module, state: dict) -> None:
     """Put a checkpoint's weights (``state_dict``, RecBole's ``other_parameter``) into ``model``."""
     model.load_state_dict(state["state_dict"])
     model.load_other_parameter(state.get("other_parameter"))
+
+
+def data_fingerprint(dataset) -> dict:
+    """Identity of the data a model was trained on: user and item counts, a hash of the token maps
+    (original id of every internal id) and a hash of the interactions."""
+    digest = {}
+    for key, field in (("users", dataset.uid_field), ("items", dataset.iid_field)):
+        tokens = dataset.field2id_token.get(field) if field else None
+        text = "\x1f".join(map(str, tokens)) if tokens is not None else ""
+        digest[key] = int(dataset.num(field)) if field else 0
+        digest[f"{key}_tokens"] = hashlib.sha1(text.encode()).hexdigest()[:16]
+    pairs = getattr(dataset, "user_item_pairs", None)
+    if pairs is None:
+        inter = dataset.inter_feat
+        pairs = (inter[dataset.uid_field].numpy(), inter[dataset.iid_field].numpy())
+    h = hashlib.sha1()
+    for array in pairs:
+        h.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    digest["interactions"] = len(pairs[0])
+    digest["interactions_hash"] = h.hexdigest()[:16]
+    return digest
+
+
+def check_fingerprint(path: os.PathLike, saved: dict | None, current: dict) -> None:
+    """Raise :class:`PluginError` (one line) when a checkpoint was trained on other data."""
+    if saved is None:
+        raise PluginError(
+            f"checkpoint {path} has no data fingerprint (written by an older version)"
+        )
+    if saved != current:
+        diff = [k for k in current if saved.get(k) != current[k]]
+        detail = ", ".join(f"{k} {saved.get(k)} vs {current[k]}" for k in diff[:3])
+        raise PluginError(f"checkpoint {path} was trained on other data ({detail})")
+
+
+def rng_state(loader_generator: torch.Generator | None = None) -> dict:
+    """Python, numpy, torch (CPU and CUDA) and the training loader's generator states."""
+    state = {
+        "python": [plain(x) for x in random.getstate()],
+        "numpy": _numpy_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    if loader_generator is not None:
+        state["loader"] = loader_generator.get_state()
+    return state
+
+
+def set_rng_state(state: dict, loader_generator: torch.Generator | None = None) -> None:
+    """Restore what :func:`rng_state` saved."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    if loader_generator is not None and "loader" in state:
+        loader_generator.set_state(state["loader"].cpu())
+
+
+def _numpy_state() -> list:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]

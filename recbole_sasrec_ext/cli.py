@@ -1,8 +1,8 @@
 """``run_recbole.py`` / ``python -m recbole_sasrec_ext``: RecBole's command-line conventions.
 
-``--model``, ``--dataset``, ``--config_files "a.yaml b.yaml"`` and any ``--key=value`` override.
-The last line of stdout is one JSON object (the run summary); errors are one line on stderr
-(set ``RECBOLE_SASREC_EXT_DEBUG=1`` for the traceback) and a non-zero exit code.
+``--model``, ``--dataset``, ``--config_files "a.yaml b.yaml"``, ``--resume=CHECKPOINT`` and any
+``--key=value`` override. The last line of stdout is one JSON object (the run summary); errors are
+one line on stderr (set ``RECBOLE_SASREC_EXT_DEBUG=1`` for the traceback) and an :class:`ExitCode`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,14 @@ import os
 import sys
 
 from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from recbole_sasrec_ext.exit_codes import (  # noqa: F401 (re-exported)
+    EXIT_BAD_INPUT,
+    EXIT_DIVERGED,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    ExitCode,
+)
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict]:
@@ -21,9 +28,13 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict]:
         description="Train and evaluate a model with the recbole_sasrec_ext pipeline.",
         epilog="Any --key=value is a RecBole config override, e.g. --epochs=5 --data_path=datasets/",
     )
-    parser.add_argument("--model", "-m", default="SASRec", help="model name (default SASRec)")
-    parser.add_argument("--dataset", "-d", default="ml-100k", help="data set name (default ml-100k)")
+    parser.add_argument("--model", "-m", default=None, help="model name (default SASRec)")
+    parser.add_argument("--dataset", "-d", default=None, help="data set name (default ml-100k)")
     parser.add_argument("--config_files", default=None, help='config files, space separated: "a.yaml b.yaml"')
+    parser.add_argument(
+        "--resume", default=None, metavar="CHECKPOINT",
+        help="continue the run of a checkpoint (its config; overrides apply on top)",
+    )
     args, rest = parser.parse_known_args(argv)
     overrides = {}
     for arg in rest:
@@ -44,15 +55,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from recbole_sasrec_ext.quick_start import run
 
-        summary = run(args.model, args.dataset, config_file_list=files, config_dict=overrides)
+        if args.resume is None:
+            model, dataset = args.model or "SASRec", args.dataset or "ml-100k"
+        else:
+            model, dataset = args.model, args.dataset
+        summary = run(
+            model, dataset, config_file_list=files, config_dict=overrides, resume=args.resume
+        )
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except PluginError as exc:
         if os.environ.get("RECBOLE_SASREC_EXT_DEBUG"):
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        message = " ".join(str(exc).split())  # always one line
+        print(f"error: {message}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", EXIT_BAD_INPUT))
     except Exception as exc:
         if os.environ.get("RECBOLE_SASREC_EXT_DEBUG"):
             raise

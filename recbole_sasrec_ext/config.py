@@ -25,6 +25,7 @@ from recbole_sasrec_ext.registry import (
     implementation_name,
     is_plugin_model,
 )
+from recbole_sasrec_ext.validation import check_dataset_name, validate_config
 
 #: Where plugin data sets live unless ``data_path`` says otherwise (relative to the working dir).
 DEFAULT_DATA_PATH = "datasets/"
@@ -78,6 +79,12 @@ class Config(RecBoleConfig):
         with swapped_argv(sys.argv[:1] + overrides):
             return super()._load_cmd_line()
 
+    def _load_config_files(self, file_list):
+        merged = {}
+        for file in file_list or []:
+            merged.update(load_yaml_mapping(file, self.yaml_loader))
+        return merged
+
     def _get_model_and_dataset(self, model, dataset):
         if model is None:
             model = self.external_config_dict.get("model")
@@ -89,6 +96,7 @@ class Config(RecBoleConfig):
                 raise PluginError(
                     "no dataset given: pass --dataset NAME or set 'dataset' in a config file"
                 )
+        check_dataset_name(dataset)
         if isinstance(model, str):
             return model, get_model(model), dataset
         return model.__name__, model, dataset
@@ -115,10 +123,13 @@ class Config(RecBoleConfig):
 
     def _set_default_parameters(self):
         user_path = self.final_config_dict.get("data_path") or DEFAULT_DATA_PATH
-        super()._set_default_parameters()
         path = Path(user_path) / self.dataset
         if not path.is_dir() and bundled_dataset_dir(self.dataset).is_dir():
             path = bundled_dataset_dir(self.dataset)
+        inter = path / f"{self.dataset}.inter"
+        separator = self.final_config_dict.get("field_separator", "\t")
+        validate_config(self, inter_header_fields(inter, separator) if inter.is_file() else ())
+        super()._set_default_parameters()
         self.final_config_dict["data_path"] = str(path)
         self._load_time_field()
         check_keys(self.final_config_dict, COMMON_KEYS)
@@ -163,7 +174,30 @@ def model_yaml_chain(path: Path) -> list[Path]:
 
 
 def inter_header_fields(path: os.PathLike, separator: str = "\t") -> list[str]:
-    """Field names (without types) of an atomic file's header."""
-    with open(path, encoding="utf-8") as f:
-        header = f.readline().rstrip("\r\n")
-    return [column.split(":")[0] for column in header.split(separator)]
+    """Field names (without types) of an atomic file's header (a UTF-8 BOM is ignored)."""
+    from recbole_sasrec_ext.data.atomic import read_header
+
+    return [column.split(":")[0] for column in read_header(Path(path)).split(separator)]
+
+
+def load_yaml_mapping(file: str, loader) -> dict:
+    """A config file's mapping; a yaml error or a non-mapping is a one-line error naming the file
+    (and line)."""
+    import yaml
+
+    try:
+        with open(file, encoding="utf-8-sig") as f:
+            data = yaml.load(f.read(), Loader=loader)
+    except UnicodeDecodeError as exc:
+        raise PluginError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PluginError(f"{where}: not valid yaml ({problem})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        found = type(data).__name__
+        raise PluginError(f"{file}:1: expected a mapping of config keys, found {found}")
+    return data

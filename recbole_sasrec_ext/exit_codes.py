@@ -1,10 +1,22 @@
-"""Exit codes of every command of the plugin (training, benchmark, converters)."""
+"""Exit codes of every command of the plugin (training, benchmark, converters); README lists them."""
 
-#: Success.
-EXIT_OK = 0
-#: The run failed for a reason other than bad input (an unexpected exception).
-EXIT_FAILED = 1
-#: Bad input: unknown model, missing or malformed file, bad config value or argument.
-EXIT_BAD_INPUT = 2
-#: Interrupted (Ctrl-C), as a shell reports SIGINT.
-EXIT_INTERRUPTED = 130
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """The command line's exit codes."""
+
+    OK = 0  # the run finished; the summary is the last stdout line
+    FAILED = 1  # an internal error (a bug): the message names the exception
+    BAD_INPUT = 2  # bad input (config key, file, data set, checkpoint): nothing was written
+    DIVERGED = 3  # training diverged (non-finite or exploding loss)
+    INTERRUPTED = 130  # Ctrl-C / SIGINT, as a shell reports it
+
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = (
+    ExitCode.OK,
+    ExitCode.FAILED,
+    ExitCode.BAD_INPUT,
+    ExitCode.DIVERGED,
+    ExitCode.INTERRUPTED,
+)

@@ -12,6 +12,7 @@ import platform
 import resource
 import sys
 import time
+import warnings
 from logging import getLogger
 
 import numpy as np
@@ -22,6 +23,7 @@ from recbole_sasrec_ext import checkpoint
 from recbole_sasrec_ext.argv import swapped_argv
 from recbole_sasrec_ext.config import Config
 from recbole_sasrec_ext.data import create_dataset, data_preparation
+from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.registry import get_model, get_trainer
 from recbole_sasrec_ext.summary import Explanation, RunSummary, ValidationRecord
 
@@ -73,46 +75,89 @@ def build(config):
     return dataset, train_data, valid_data, test_data, model
 
 
+def start_logging(config) -> None:
+    """The one place a run's logging starts (after every input was validated)."""
+    init_logger(config)
+
+
+def _resume_inputs(resume: str, model: str | None, dataset: str | None, config_dict: dict | None):
+    """Model, data set and config dict of a checkpoint's run (``config_dict`` on top)."""
+    saved = checkpoint.load(resume, map_location="cpu")["config"]
+    for given, key in ((model, "model"), (dataset, "dataset")):
+        if given is not None and given != saved[key]:
+            raise PluginError(
+                f"--resume={resume}: the checkpoint is of {key} '{saved[key]}', not '{given}'"
+            )
+    return saved["model"], saved["dataset"], {**dict(saved["external"]), **(config_dict or {})}
+
+
 def run(
-    model: str,
-    dataset: str,
+    model: str | None,
+    dataset: str | None,
     config_file_list: list[str] | None = None,
     config_dict: dict | None = None,
     saved: bool = True,
     read_argv: bool = False,
+    resume: str | None = None,
 ) -> RunSummary:
     """Train ``model`` on ``dataset``, evaluate the best checkpoint on the test set.
+
+    Every input (config keys, files, split, model) is checked before anything is written: a bad
+    input raises :class:`PluginError` and leaves no log, checkpoint or tensorboard folder.
 
     Parameters
     ----------
     model, dataset : str
         Model name (plugin first; ``RecBole.<Name>`` for a shadowed built-in) and data set name.
+        With ``resume`` they may be ``None`` (taken from the checkpoint).
     config_file_list, config_dict :
         RecBole's configuration inputs (priority: files < dict < command line).
     saved : bool
         Write checkpoints and evaluate the best one (else the last weights).
     read_argv : bool
         Also read ``--key=value`` from ``sys.argv`` as RecBole does (off by default: library use).
+    resume : str, optional
+        A checkpoint of this plugin: continue its run (its configuration, ``config_dict`` on top;
+        weights, optimizer, early-stopping state and RNG states) on the same data.
 
     Returns
     -------
     RunSummary
         The run summary (fields documented in :mod:`recbole_sasrec_ext.summary`).
     """
-    with swapped_argv(sys.argv if read_argv else sys.argv[:1]):
-        config = Config(
-            model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict
-        )
-    init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
+    if resume is not None:
+        model, dataset, config_dict = _resume_inputs(resume, model, dataset, config_dict)
+    with warnings.catch_warnings(record=True) as caught:  # stderr stays clean until logging starts
+        try:
+            with swapped_argv(sys.argv if read_argv else sys.argv[:1]):
+                config = Config(
+                    model=model,
+                    dataset=dataset,
+                    config_file_list=config_file_list,
+                    config_dict=config_dict,
+                )
+        except (ValueError, NotImplementedError) as exc:  # RecBole's own checks of the values
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise PluginError(f"bad configuration: {first}") from exc
+        data, train_data, valid_data, test_data, net = build(config)
+        fingerprint = checkpoint.data_fingerprint(train_data._dataset)
+        if resume is not None:
+            checkpoint.check_fingerprint(resume, checkpoint.load(resume)["data"], fingerprint)
+
+    start_logging(config)  # validation is over: from here on files are written
     logger = getLogger()
+    for warning in caught:
+        logger.warning(f"{warning.category.__name__}: {warning.message}")
     logger.info(f"model {config['model']} = {config['implementation']}")
     logger.info(config)
-
-    data, train_data, valid_data, test_data, net = build(config)
     logger.info(data)
+    report = getattr(data, "split_report", None)
+    if report is not None:
+        logger.info(report.message())
     logger.info(net)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+    if resume is not None:
+        trainer.resume_checkpoint(resume, fingerprint)
     show = bool(config["show_progress"])
     start = time.perf_counter()
     best_valid_score, best_valid_result = trainer.fit(
@@ -169,7 +214,9 @@ def load_data_and_model(model_file: str):
         config = Config(
             model=saved["model"], dataset=saved["dataset"], config_dict=dict(saved["external"])
         )
-    init_logger(config)
     dataset, train_data, valid_data, test_data, model = build(config)
+    fingerprint = checkpoint.data_fingerprint(train_data._dataset)
+    checkpoint.check_fingerprint(model_file, state.get("data"), fingerprint)
+    start_logging(config)
     checkpoint.load_weights(model, state)
     return config, model, dataset, train_data, valid_data, test_data

@@ -35,6 +35,8 @@ class PluginTrainer(Trainer):
         self.best_epoch: int | None = None
         self._epoch = -1
         self._best_seen: float | None = None
+        self._train_loader = None
+        self._resumed_rng: dict | None = None
 
     def _build_optimizer(self, **kwargs):
         betas = self.config["adam_betas"]
@@ -45,8 +47,22 @@ class PluginTrainer(Trainer):
         )
 
     # --- checkpoints -------------------------------------------------------------------
+    def fit(
+        self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False,
+        callback_fn=None,
+    ):
+        self._train_loader = train_data
+        if self._resumed_rng is not None:  # restore last: nothing may draw between here and epoch 1
+            checkpoint.set_rng_state(self._resumed_rng, self._loader_generator())
+            self._resumed_rng = None
+        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+
+    def _loader_generator(self) -> torch.Generator | None:
+        return getattr(self._train_loader, "generator", None)
+
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         path = kwargs.pop("saved_model_file", self.saved_model_file)
+        dataset = getattr(self._train_loader, "_dataset", None)
         state = {
             "format": checkpoint.CHECKPOINT_FORMAT,
             "config": {
@@ -56,25 +72,51 @@ class PluginTrainer(Trainer):
                 "external": checkpoint.plain(self.config.external_config_dict),
                 "final": checkpoint.plain(self.config.final_config_dict),
             },
+            "data": None if dataset is None else checkpoint.data_fingerprint(dataset),
             "epoch": int(epoch),
             "cur_step": int(self.cur_step),
             "best_valid_score": float(self.best_valid_score),
             "state_dict": self.model.state_dict(),
             "other_parameter": self.model.other_parameter(),
             "optimizer": self.optimizer.state_dict(),
+            "rng": checkpoint.rng_state(self._loader_generator()),
+            "progress": {
+                "history": checkpoint.plain(self.history),
+                "best_epoch": self.best_epoch,
+                "best_seen": None if self._best_seen is None else float(self._best_seen),
+                "best_valid_result": {
+                    k: float(v) for k, v in (self.best_valid_result or {}).items()
+                },
+                "train_seconds": float(self.train_seconds),
+                "epochs_run": int(self.epochs_run),
+            },
         }
         checkpoint.save_atomic(state, path)
         if verbose:
             self.logger.info(f"Saving current: {path}")
 
-    def resume_checkpoint(self, resume_file):
+    def resume_checkpoint(self, resume_file, data_fingerprint: dict | None = None):
+        """Continue from ``resume_file``: weights, optimizer, early-stopping state, history and the
+        RNG states (restored when :meth:`fit` starts). With ``data_fingerprint`` (of the training
+        data set), a checkpoint of other data is a :class:`PluginError`."""
         state = checkpoint.load(resume_file, map_location=self.device)
+        if data_fingerprint is not None:
+            checkpoint.check_fingerprint(resume_file, state.get("data"), data_fingerprint)
         self.saved_model_file = str(resume_file)
         self.start_epoch = state["epoch"] + 1
         self.cur_step = state["cur_step"]
         self.best_valid_score = state["best_valid_score"]
         checkpoint.load_weights(self.model, state)
         self.optimizer.load_state_dict(state["optimizer"])
+        progress = state.get("progress") or {}
+        self.history = list(progress.get("history", []))
+        self.best_epoch = progress.get("best_epoch")
+        self._best_seen = progress.get("best_seen")
+        self.best_valid_result = progress.get("best_valid_result") or None
+        self.train_seconds = float(progress.get("train_seconds", 0.0))
+        self.epochs_run = int(progress.get("epochs_run", 0))
+        self._epoch = int(state["epoch"])
+        self._resumed_rng = state.get("rng")
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
 
     @torch.no_grad()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -176,6 +177,10 @@ def make_row(
 def read_rows(path: Path) -> list[Row]:
     """Rows of a ``results.csv`` (empty list when it does not exist).
 
+    A row that does not parse completely (fewer or more cells than columns, a seed that is not an
+    integer, or a last line without its line end: a write cut short) is left out, so the runner
+    runs it again.
+
     Raises
     ------
     ResultsError
@@ -183,16 +188,30 @@ def read_rows(path: Path) -> list[Row]:
     """
     if not path.is_file():
         return []
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"model", "dataset", "seed", "status", "config_hash"} - set(
-            reader.fieldnames or []
-        )
-        if missing:
-            raise ResultsError(
-                f"{path}: not a benchmark results file (no column {sorted(missing)})"
-            )
-        return [{k: v or "" for k, v in row.items() if k is not None} for row in reader]
+    text = path.read_text(encoding="utf-8")
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]  # the last line was cut short
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = {"model", "dataset", "seed", "status", "config_hash"} - set(reader.fieldnames or [])
+    if missing:
+        raise ResultsError(f"{path}: not a benchmark results file (no column {sorted(missing)})")
+    rows = []
+    for row in reader:
+        if None in row or None in row.values():
+            continue
+        if not row["seed"].lstrip("-").isdigit():
+            continue
+        rows.append({k: v or "" for k, v in row.items()})
+    return rows
+
+
+def is_complete(row: Mapping[str, str]) -> bool:
+    """An ``ok`` row whose test metrics are all numbers (a finished run need not run again)."""
+    metrics = [v for k, v in row.items() if k.startswith(METRIC_PREFIX) and v != ""]
+    try:
+        return bool(metrics) and all(math.isfinite(float(v)) for v in metrics)
+    except ValueError:
+        return False
 
 
 def write_rows(path: Path, rows: list[Row]) -> None:

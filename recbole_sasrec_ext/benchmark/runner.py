@@ -11,6 +11,7 @@ as JSON); the runner reads it only through :mod:`recbole_sasrec_ext.summary`.
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import json
 import os
@@ -35,6 +36,7 @@ from recbole_sasrec_ext.summary import RunSummary, SummaryError
 RUN_CMD_ENV = "RECBOLE_SASREC_EXT_RUN_CMD"
 MAX_ERROR_CHARS = 500
 _KILL_GRACE_S = 5.0
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,8 @@ def run_one(
             stderr=err,
             env=env,
             start_new_session=True,  # one process group: a timeout kills its workers too
+            # the run dies with the runner (the runner starts no threads)
+            preexec_fn=_die_with_parent_hook(),  # noqa: PLW1509
         )
         try:
             returncode = process.wait(timeout=timeout_s)
@@ -151,6 +155,25 @@ def run_one(
         log.seek(0, os.SEEK_END)
         log.write(f"\n----- stderr (exit code {returncode}) -----\n{stderr}".encode())
     return _outcome(stdout, stderr, returncode, timed_out, timeout_s, seconds)
+
+
+def _die_with_parent_hook():
+    """A ``preexec_fn`` that asks Linux to SIGKILL the child when the runner dies
+    (``prctl(PR_SET_PDEATHSIG)``), or ``None`` where that is unavailable."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # loaded before the fork
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # the runner died before the prctl took effect
+            os._exit(1)
+
+    return hook
 
 
 def _kill_group(process: subprocess.Popen) -> int:
@@ -241,7 +264,11 @@ def run_suite(
     histories_path = out_dir / results.HISTORIES_NAME
     rows = results.read_rows(csv_path)
     histories = results.read_histories(histories_path)
-    done = {results.row_key(r) for r in rows if r["status"] == Status.OK.value}
+    done = {
+        results.row_key(r)
+        for r in rows
+        if r["status"] == Status.OK.value and results.is_complete(r)
+    }
     _write_suite_meta(out_dir, suite, command_line)
     _warn_missing_data(plan, stream)
 

@@ -39,7 +39,9 @@ from typing import Any
 
 import yaml
 
+from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.paths import REPO_ROOT
+from recbole_sasrec_ext.validation import check_overrides
 
 COMPARISON_KEYS = ("reference", "candidate")  # read only by the ``speed`` command
 BENCHMARK_KEYS = ("description", "timeout_s", "seeds", "common", "datasets", "models", "notes")
@@ -357,6 +359,10 @@ def _overrides(fail: Any, where: str, value: Any) -> dict[str, Any]:
         _check_value(fail, f"{where}.{key}", item)
         if "=" in format_value(item):
             raise fail(f"{where}.{key}", "contains '=', which RecBole's command line cannot carry")
+    try:  # like the command line: unknown keys (did you mean ...?), types and ranges
+        check_overrides(value)
+    except PluginError as exc:
+        raise fail(where, str(exc)) from None
     return dict(value)
 
 

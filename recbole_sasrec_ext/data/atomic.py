@@ -3,7 +3,9 @@ that names the file and line instead of a pandas traceback or silently shifted c
 
 from __future__ import annotations
 
-import csv
+import difflib
+import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +19,81 @@ FEATURE_TYPES = ("token", "token_seq", "float", "float_seq")
 CHECKED_SUFFIXES = ("inter", "user", "item")
 
 
-def check_atomic_file(path: Path, separator: str = "\t", encoding: str = "utf-8") -> None:
+#: Line breaks as RecBole's reader (pandas) sees them.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+#: UTF-8 byte order mark (Excel and some Windows tools write it).
+BOM = "\ufeff"
+
+
+def reading_encoding(encoding: str | None) -> str:
+    """The encoding to read with: ``utf-8-sig`` for UTF-8 or None (a leading BOM is dropped)."""
+    encoding = encoding or "utf-8"
+    return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+
+
+def _unknown_encoding(encoding: str | None) -> PluginError:
+    return PluginError(f"config key 'encoding' = {encoding!r} is not allowed: unknown encoding")
+
+
+def read_text(path: Path, encoding: str | None = "utf-8") -> str:
+    """The file's text; undecodable bytes are an error naming the file and byte offset."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise PluginError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        return data.decode(reading_encoding(encoding))
+    except UnicodeDecodeError as exc:
+        raise PluginError(
+            f"{path}: not {encoding or 'utf-8'} text ({exc.reason} at byte {exc.start})"
+        ) from None
+    except LookupError:
+        raise _unknown_encoding(encoding) from None
+
+
+def read_header(path: Path, encoding: str | None = "utf-8") -> str:
+    """The first line of an atomic file (BOM dropped), decoded like :func:`read_text`."""
+    with open(path, "rb") as f:
+        head = f.readline()
+    try:
+        return head.decode(reading_encoding(encoding)).lstrip(BOM).rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise PluginError(
+            f"{path}:1: not {encoding or 'utf-8'} text ({exc.reason} at byte {exc.start})"
+        ) from None
+    except LookupError:
+        raise _unknown_encoding(encoding) from None
+
+
+def check_atomic_file(
+    path: Path,
+    separator: str = "\t",
+    encoding: str | None = "utf-8",
+    required: Iterable[tuple[str, str]] = (),
+) -> None:
     """Raise :class:`PluginError` naming ``path`` and the line if the file is malformed.
 
-    Checked: a ``name:type`` header with RecBole's types and distinct names, the same number of
-    columns on every non-blank line, and numbers (or nothing) in ``float`` fields.
+    Checked: the encoding (a UTF-8 BOM is allowed), a ``name:type`` header with RecBole's types and
+    distinct names, the ``required`` ``(field, config key)`` columns, the same number of columns on
+    every non-blank line, no NUL characters, and numbers (or nothing) in ``float`` fields.
     """
-    try:
-        text = Path(path).read_text(encoding=encoding)
-    except UnicodeDecodeError as exc:
-        raise PluginError(f"{path}: not {encoding} text ({exc.reason} at byte {exc.start})") from None
-    lines = text.splitlines()
+    if not separator:
+        raise PluginError("config key 'field_separator' = '' is not allowed: expected a character")
+    text = read_text(path, encoding).lstrip(BOM)
+    lines = _LINE_BREAK.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()
     if not lines or not lines[0].strip():
         raise PluginError(f"{path}:1: missing header (expected fields like 'user_id:token')")
     names, types = _parse_header(path, lines[0], separator)
+    for field, key in required:
+        if field not in names:
+            close = difflib.get_close_matches(field, names, n=1)
+            hint = f"; did you mean '{close[0]}' (set --{key}={close[0]})?" if close else ""
+            raise PluginError(
+                f"{path}:1: missing column '{field}' ({key}); "
+                f"the header has {', '.join(names)}{hint}"
+            )
 
     body = lines[1:]
     line_numbers = np.array([i + 2 for i, line in enumerate(body) if line.strip()])
@@ -45,17 +108,15 @@ def check_atomic_file(path: Path, separator: str = "\t", encoding: str = "utf-8"
             f"{path}:{line_numbers[i]}: expected {len(names)} columns "
             f"({', '.join(names)}), found {counts[i]}"
         )
+    nul = [i for i, row in enumerate(rows) if "\x00" in row]
+    if nul:
+        raise PluginError(f"{path}:{line_numbers[nul[0]]}: contains a NUL character")
 
     float_columns = [i for i, t in enumerate(types) if t == "float"]
     if not float_columns:
         return
-    table = pd.read_csv(
-        Path(path), sep=separator, header=None, skiprows=1, dtype=str, usecols=float_columns,
-        keep_default_na=False, quoting=csv.QUOTE_NONE, encoding=encoding, skip_blank_lines=True,
-        engine="c",
-    )
     for column in float_columns:
-        raw = table[column].str.strip()
+        raw = pd.Series([row.split(separator)[column] for row in rows], dtype=object).str.strip()
         parsed = pd.to_numeric(raw, errors="coerce")
         invalid = np.flatnonzero(parsed.isna().to_numpy() & (raw != "").to_numpy())
         if invalid.size:
@@ -82,8 +143,14 @@ def _parse_header(path: Path, header: str, separator: str) -> tuple[list[str], l
     return names, types
 
 
-def check_dataset_files(data_path: str, dataset: str, load_col, separator: str, encoding: str) -> None:
-    """Check the atomic files RecBole will read for ``dataset`` in ``data_path``."""
+def check_dataset_files(
+    data_path: str, dataset: str, load_col, separator: str, encoding: str,
+    required: Iterable[tuple[str, str]] = (),
+) -> str:
+    """Check the atomic files RecBole will read for ``dataset`` in ``data_path``; ``required`` are
+    the ``(field, config key)`` columns the ``.inter`` file must have besides ``load_col``'s.
+
+    Returns the encoding RecBole should read the files with (:func:`reading_encoding`)."""
     folder = Path(data_path)
     inter = folder / f"{dataset}.inter"
     if not inter.is_file():
@@ -95,4 +162,9 @@ def check_dataset_files(data_path: str, dataset: str, load_col, separator: str, 
         file = folder / f"{dataset}.{suffix}"
         loaded = load_col is None or (isinstance(load_col, dict) and suffix in load_col)
         if file.is_file() and loaded:
-            check_atomic_file(file, separator, encoding)
+            columns = load_col.get(suffix, []) if isinstance(load_col, dict) else []
+            needed = [(c, f"load_col.{suffix}") for c in columns if isinstance(c, str)]
+            if suffix == "inter":
+                needed = list(required) + needed
+            check_atomic_file(file, separator, encoding, needed)
+    return reading_encoding(encoding)

@@ -9,6 +9,7 @@ from recbole.data.utils import create_samplers, get_dataloader
 from recbole.utils import ModelType
 
 from recbole_sasrec_ext.data.atomic import check_dataset_files
+from recbole_sasrec_ext.data.feasibility import check_split
 from recbole_sasrec_ext.data.fixed_sampler import FixedNegativeSampler
 from recbole_sasrec_ext.data.full_sequence_dataset import FullSequenceDataset
 from recbole_sasrec_ext.data.ordered_dataset import OrderedSequentialDataset
@@ -56,9 +57,12 @@ def dataset_class_for(config) -> type:
 
 def create_dataset(config):
     """Check the atomic files, then build the data set (never from a stale cached ``.pth``)."""
-    check_dataset_files(
+    required = [(config[key], key) for key in ("USER_ID_FIELD", "ITEM_ID_FIELD") if config[key]]
+    if config["MODEL_TYPE"] == ModelType.SEQUENTIAL and config["TIME_FIELD"]:
+        required.append((config["TIME_FIELD"], "TIME_FIELD"))
+    config["encoding"] = check_dataset_files(
         config["data_path"], config["dataset"], config["load_col"],
-        config["field_separator"], config["encoding"],
+        config["field_separator"], config["encoding"], required,
     )
     return dataset_class_for(config)(config)
 
@@ -83,6 +87,7 @@ def data_preparation(config, dataset):
     (train_data, valid_data, test_data)
     """
     built = dataset.build()
+    dataset.split_report = check_split(config, dataset, built)
     train_ds, valid_ds, test_ds = built
     train_sampler, valid_sampler, test_sampler = create_samplers(config, dataset, built)
 
