@@ -119,6 +119,10 @@ class Divides:
             )
 
 
+#: ``n_heads`` divides ``hidden_size`` (multi-head attention splits the hidden size).
+N_HEADS_DIVIDES_HIDDEN = Divides("n_heads", "hidden_size")
+
+
 def check_keys(
     config: Mapping[str, Any], keys: Iterable[Key], rules: Iterable[Divides] = ()
 ) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from recbole_sasrec_ext.config_keys import Key, check_keys
+from recbole_sasrec_ext.config_keys import N_HEADS_DIVIDES_HIDDEN, Key, check_keys
 from recbole_sasrec_ext.errors import PluginError
 
 #: Data set names: a letter or digit, then letters, digits, ``.``, ``_``, ``-`` (no path parts).
@@ -217,12 +217,11 @@ def check_eval_args(eval_args: Any) -> None:
 
 
 def check_model_constraints(config: Mapping[str, Any]) -> None:
-    """Cross-key rules of the transformer models."""
+    """Cross-key rules that hold for every transformer model, RecBole's included (the plugin's
+    models declare the same rule in ``CONFIG_RULES``)."""
     heads, hidden = config.get("n_heads"), config.get("hidden_size")
-    if isinstance(heads, int) and isinstance(hidden, int) and heads >= 1 and hidden % heads:
-        raise PluginError(
-            f"config key 'n_heads' = {heads} is not allowed: it must divide hidden_size = {hidden}"
-        )
+    if isinstance(heads, int) and isinstance(hidden, int) and heads >= 1:
+        N_HEADS_DIVIDES_HIDDEN.check(config)
 
 
 def _nearest_existing(path: Path) -> Path:

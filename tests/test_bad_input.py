@@ -110,7 +110,7 @@ CASES = {
     ),
     "n_heads not dividing hidden_size": (
         lambda t: _good(t) + ["--n_heads=3"],
-        "config key 'n_heads' = 3 is not allowed: it must divide hidden_size = 16",
+        "config key 'n_heads' = 3 is not allowed: it must divide 'hidden_size' = 16",
     ),
     "learning_rate inf (overflow)": (
         lambda t: _good(t) + ["--learning_rate=1e999"],

@@ -11,7 +11,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_sasrec_ext.config_keys import Divides, Key
+from recbole_sasrec_ext.config_keys import N_HEADS_DIVIDES_HIDDEN, Key
 from recbole_sasrec_ext.data.full_sequence_dataset import TARGET_LIST_FIELD, FullSequenceDataset
 from recbole_sasrec_ext.layers.block import ACTIVATIONS, TransformerBlock
 from recbole_sasrec_ext.layers.embedding import SequenceEmbedding
@@ -46,7 +46,7 @@ class TransformerRecommender(SequentialRecommender):
 
     input_type = InputType.POINTWISE
     CONFIG_KEYS = TRANSFORMER_KEYS
-    CONFIG_RULES = (Divides("n_heads", "hidden_size"),)
+    CONFIG_RULES = (N_HEADS_DIVIDES_HIDDEN,)
     DATASET_CLASS = FullSequenceDataset  # one row per user, the next item at every position
     TARGETS_AT_EVERY_POSITION = True  # calculate_loss reads TARGET_LIST_FIELD
 
