@@ -1,6 +1,8 @@
 """``run_recbole.py`` / ``python -m recbole_sasrec_ext``: RecBole's command-line conventions.
 
-``--model``, ``--dataset``, ``--config_files "a.yaml b.yaml"`` and any ``--key=value`` override.
+``--model``, ``--dataset``, ``--config_files "a.yaml b.yaml"``, ``--verbose`` and any ``--key=value``
+override. Subcommands: ``recommend``, ``explain``, ``tune`` (``python -m recbole_sasrec_ext
+recommend --help``); without one, a training run.
 The last line of stdout is one JSON object (the run summary); errors are one line on stderr
 (set ``RECBOLE_SASREC_EXT_DEBUG=1`` for the traceback) and a non-zero exit code.
 """
@@ -27,6 +29,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict]:
     parser.add_argument("--model", "-m", default="SASRec", help="model name (default SASRec)")
     parser.add_argument("--dataset", "-d", default="ml-100k", help="data set name (default ml-100k)")
     parser.add_argument("--config_files", default=None, help='config files, space separated: "a.yaml b.yaml"')
+    parser.add_argument("--verbose", action="store_true", help="print RecBole's whole log (else a short console)")
     args, rest = parser.parse_known_args(argv)
     overrides = {}
     for arg in rest:
@@ -37,8 +40,21 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict]:
     return args, overrides
 
 
+#: Subcommand name -> module with ``main(argv) -> int``.
+SUBCOMMANDS = {
+    "recommend": "recbole_sasrec_ext.recommend",
+    "explain": "recbole_sasrec_ext.explain",
+    "tune": "recbole_sasrec_ext.tune",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        from importlib import import_module
+
+        return import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
+    args, overrides = parse_args(argv)
     files = args.config_files.split() if args.config_files else None
     for file in files or []:
         if not os.path.isfile(file):
@@ -47,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from recbole_sasrec_ext.quick_start import run
 
-        summary = run(args.model, args.dataset, config_file_list=files, config_dict=overrides)
+        summary = run(args.model, args.dataset, config_file_list=files, config_dict=overrides, verbose=args.verbose)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

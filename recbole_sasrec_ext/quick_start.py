@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import platform
 import resource
 import sys
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 from recbole.utils import init_logger, init_seed
 
-from recbole_sasrec_ext import checkpoint
+from recbole_sasrec_ext import checkpoint, console
 from recbole_sasrec_ext.config import Config
 from recbole_sasrec_ext.data import create_dataset, data_preparation
 from recbole_sasrec_ext.registry import get_model, get_trainer
@@ -74,6 +73,7 @@ def run(
     config_dict: dict | None = None,
     saved: bool = True,
     read_argv: bool = False,
+    verbose: bool = False,
 ) -> dict:
     """Train ``model`` on ``dataset``, evaluate the best checkpoint on the test set.
 
@@ -87,6 +87,9 @@ def run(
         Write checkpoints and evaluate the best one (else the last weights).
     read_argv : bool
         Also read ``--key=value`` from ``sys.argv`` as RecBole does (off by default for library use).
+    verbose : bool
+        Print RecBole's whole log on the console (else one line per epoch, warnings and the test
+        result; the log file always has everything, see :func:`recbole_sasrec_ext.console.setup`).
 
     Returns
     -------
@@ -103,7 +106,7 @@ def run(
     finally:
         sys.argv = argv
     init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
+    run_log = console.setup(config, verbose)
     logger = getLogger()
     logger.info(f"model {config['model']} = {config['implementation']}")
     logger.info(config)
@@ -112,7 +115,7 @@ def run(
     logger.info(data)
     logger.info(net)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
-    show = bool(config["show_progress"])
+    show = bool(config["show_progress"]) and verbose  # quiet console: the epoch lines are the progress
     start = time.perf_counter()
     best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, saved=saved, show_progress=show)
     wall = time.perf_counter() - start
@@ -141,16 +144,15 @@ def run(
         "versions": _versions(),
         "checkpoint": trainer.saved_model_file if saved else None,
         "device": str(config["device"]),
+        "log_file": str(run_log.log_file),
+        "tensorboard_dir": str(run_log.tensorboard_dir),
     }
     if getattr(config["device"], "type", "cpu") == "cuda":
         summary["gpu"] = torch.cuda.get_device_name(config["device"])
     explain = getattr(net, "explain_example", None)
     if explain is not None:
         summary["explanation"] = explain(test_data)
-    for handler in list(logger.handlers):  # RecBole adds handlers per run; release the log file
-        if isinstance(handler, logging.FileHandler):
-            handler.close()
-            logger.removeHandler(handler)
+    run_log.close()
     return summary
 
 
