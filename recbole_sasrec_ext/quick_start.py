@@ -15,7 +15,7 @@ from logging import getLogger
 
 import numpy as np
 import torch
-from recbole.utils import init_logger, init_seed
+from recbole.utils import init_seed
 
 from recbole_sasrec_ext import checkpoint, console
 from recbole_sasrec_ext.config import Config
@@ -170,7 +170,7 @@ def load_data_and_model(model_file: str):
         config = Config(model=saved["model"], dataset=saved["dataset"], config_dict=dict(saved["external"]))
     finally:
         sys.argv = argv
-    init_logger(config)
+    console.setup(config)  # quiet console; the log goes to a file of its own
     dataset, train_data, valid_data, test_data, model = build(config)
     model.load_state_dict(state["state_dict"])
     model.load_other_parameter(state.get("other_parameter"))

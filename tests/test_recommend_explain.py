@@ -1,0 +1,75 @@
+"""recommend and explain from the checkpoint of a 1-epoch ml-100k run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+from recbole_sasrec_ext import run
+from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.recommend import Recommender, recommend
+
+
+@pytest.fixture(scope="module")
+def ml100k_checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ml100k")
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        summary = run("SASRec", "ml-100k", config_dict={
+            "epochs": 1, "MAX_ITEM_LIST_LENGTH": 20, "show_progress": False, "state": "WARNING",
+            "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "uni100"},
+        })
+    finally:
+        os.chdir(cwd)
+    return folder / summary["checkpoint"]
+
+
+def test_recommend_returns_original_tokens_with_titles(ml100k_checkpoint):
+    rec = Recommender.load(ml100k_checkpoint)
+    results = rec.recommend(["196", "1"], k=5)
+    assert [r.user for r in results] == ["196", "1"]
+    assert all(len(r.items) == 5 and r.scores == sorted(r.scores, reverse=True) for r in results)
+    token_id = rec.dataset.field2token_id[rec.dataset.iid_field]
+    assert all(t in token_id and t != "[PAD]" for r in results for t in r.items)
+    assert rec.titles["1"] == "Toy Story" and rec.titles["50"] == "Star Wars"
+    assert results[0].titles == [rec.titles[t] for t in results[0].items]
+    # excluding seen items: none of user 1's 272 ml-100k items comes back
+    seen = set(rec.dataset.id2token(rec.dataset.iid_field, rec.histories[rec.user_ids(["1"])[0]]))
+    assert len(seen) == 272
+    unseen = rec.recommend(["1"], k=50, exclude_seen=True)[0]
+    assert not seen & set(unseen.items)
+    # batching does not change the answer
+    assert rec.recommend(["196", "1"], k=5, batch_size=1) == results
+    assert recommend(ml100k_checkpoint, [196], k=5)[0] == results[0]
+
+
+def test_unknown_user_is_an_error(ml100k_checkpoint):
+    rec = Recommender.load(ml100k_checkpoint)
+    with pytest.raises(PluginError, match="unknown user.*: nobody, 99999"):
+        rec.recommend(["1", "nobody", "99999"])
+
+
+def _cli(args, cwd):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "recbole_sasrec_ext", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_recommend_cli_json_lines_and_exit_codes(ml100k_checkpoint, tmp_path):
+    proc = _cli(["recommend", "--checkpoint", str(ml100k_checkpoint), "--users", "196,1", "--k", "3"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["user"] for r in rows] == ["196", "1"] and all(len(r["items"]) == 3 for r in rows)
+    assert all(len(r["titles"]) == 3 for r in rows)
+    assert "users/s" in proc.stderr.splitlines()[-1]
+    bad = _cli(["recommend", "--checkpoint", str(ml100k_checkpoint), "--users", "nobody"], tmp_path)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == [
+        "error: unknown user(s) for this checkpoint's data set 'ml-100k': nobody"
+    ]
