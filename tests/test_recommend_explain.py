@@ -73,3 +73,39 @@ def test_recommend_cli_json_lines_and_exit_codes(ml100k_checkpoint, tmp_path):
     assert bad.stderr.strip().splitlines() == [
         "error: unknown user(s) for this checkpoint's data set 'ml-100k': nobody"
     ]
+
+
+def test_explain_writes_pngs_and_averages_by_position(ml100k_checkpoint, tmp_path):
+    import torch
+
+    from recbole_sasrec_ext.explain import accumulate_by_position, attention, explain
+
+    paths = explain(ml100k_checkpoint, tmp_path / "png", max_users=64)
+    assert [p.name for p in paths] == ["attention_blocks.png", "attention_user.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000 for p in paths)
+    rec = Recommender.load(ml100k_checkpoint)
+    extras, lengths = attention(rec, rec.user_ids(["196", "1"]))
+    weights = extras[0].weights  # (2, L, L), explicit weights equal the fused path's output
+    n = int(lengths[0])
+    assert torch.allclose(weights[0, :n, :n].sum(-1), torch.ones(n), atol=1e-5)
+    assert torch.all(weights[0].triu(1) == 0)  # causal
+    total, count = torch.zeros(3, 3), torch.zeros(3, 3)
+    accumulate_by_position(total, count, torch.tensor([[[1.0, 0, 0], [0.25, 0.75, 0], [0, 0, 0]]]),
+                           torch.tensor([2]))
+    assert total.tolist() == [[0, 0, 0], [0, 1, 0], [0, 0.25, 0.75]]
+    assert count.tolist() == [[0, 0, 0], [0, 1, 0], [0, 1, 1]]
+
+
+def test_explicit_attention_weights_match_the_fused_path():
+    import torch
+
+    from recbole_sasrec_ext.layers.attention import CausalSelfAttention
+
+    torch.manual_seed(0)
+    layer = CausalSelfAttention(8, 2, 0.0).eval()
+    x = torch.randn(3, 5, 8)
+    fused = layer(x)
+    layer.need_weights = True
+    explicit = layer(x)
+    assert fused.weights is None and explicit.weights.shape == (3, 5, 5)
+    torch.testing.assert_close(explicit.out, fused.out, atol=1e-5, rtol=1e-5)
