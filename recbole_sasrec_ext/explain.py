@@ -91,12 +91,14 @@ def plot_blocks(matrices: list[np.ndarray], model_name: str, n_users: int, path:
     fig, axes = plt.subplots(1, len(matrices), figsize=(5.2 * len(matrices), 4.6), squeeze=False)
     for b, (ax, matrix) in enumerate(zip(axes[0], matrices)):
         length = matrix.shape[0]
-        image = ax.imshow(matrix, cmap="viridis", origin="upper",
+        vmax = float(np.nanpercentile(matrix, 99))  # the first query's weight 1 would wash out the rest
+        image = ax.imshow(matrix, cmap="viridis", origin="upper", vmin=0, vmax=vmax,
                           extent=(-length + 0.5, 0.5, 0.5, -length + 0.5))
         ax.set_title(f"block {b + 1}")
         ax.set_xlabel("key position (0 = most recent item)")
         ax.set_ylabel("query position (0 = most recent item)")
-        fig.colorbar(image, ax=ax, fraction=0.046, label="mean attention weight")
+        ax.set_ylim(0.5, -length + 0.5)
+        fig.colorbar(image, ax=ax, fraction=0.046, label="mean attention weight (clipped at 99th pct)")
     fig.suptitle(f"{model_name}: attention weights averaged over {n_users} users "
                  "(sequences aligned at their most recent item)")
     fig.tight_layout()
@@ -110,7 +112,7 @@ def plot_user(rec: Recommender, extras: list, row: int, length: int, user: str, 
     items = rec.histories[rec.user_ids([user])[0]][-rec.model.max_seq_length :][-shown:]
     labels = [_label(rec, int(i)) for i in items]
     fig, axes = plt.subplots(1, len(extras), figsize=(5.5 * len(extras), 0.32 * shown + 1.8),
-                             squeeze=False, sharey=True)
+                             squeeze=False)
     for b, (ax, att) in enumerate(zip(axes[0], extras)):
         w = att.weights[row, length - 1, length - shown : length].float().cpu().numpy()
         ax.barh(np.arange(shown), w, color="tab:blue")
