@@ -8,13 +8,13 @@ plugin-only keys (``layer_norm``, ``scale_embedding``, ...) unset; for ``RKSA`` 
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from logging import getLogger
 
 import yaml
 
 
-@lru_cache(maxsize=None)
+@cache
 def yaml_defaults(model_name: str) -> dict:
     """The keys of ``properties/model/<model_name>.yaml`` ({} when there is no such file)."""
     from recbole_sasrec_ext.config import properties_dir  # lazy: config imports the registry

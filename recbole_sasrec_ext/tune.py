@@ -152,7 +152,7 @@ def tune(model: str, dataset: str, space: list[Dimension], trials: int,
             summary = run(model, dataset, config_file_list, {**fixed, **params}, saved=False)
         except PluginError:
             raise  # a bad setting fails every trial alike: stop at the first
-        except Exception as exc:  # one diverging trial does not end the search
+        except Exception as exc:  # noqa: BLE001 (one diverging trial does not end the search)
             result.trials.append(Trial(number, params, None, error=f"{type(exc).__name__}: {exc}"[:120]))
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             continue

@@ -12,9 +12,9 @@ from recbole.trainer import Trainer
 from recbole.utils import init_seed
 
 from recbole_sasrec_ext import compat
+from recbole_sasrec_ext.model_defaults import yaml_defaults
 from recbole_sasrec_ext.models.rksa import RKSA
 from recbole_sasrec_ext.models.sasrec import SASRec
-from recbole_sasrec_ext.model_defaults import yaml_defaults
 
 
 def _plain_pipeline(model_class, data_path, caplog):
@@ -50,7 +50,7 @@ def _plain_pipeline(model_class, data_path, caplog):
 
 @pytest.mark.parametrize("model_class", [SASRec, RKSA])
 def test_plain_recbole_pipeline_trains_to_a_test_metric(model_class, tiny_data, caplog):
-    config, model, result = _plain_pipeline(model_class, tiny_data, caplog)
+    config, _, result = _plain_pipeline(model_class, tiny_data, caplog)
     assert set(result) >= {"ndcg@10", "hit@10"}
     assert 0.0 <= result["ndcg@10"] <= result["hit@10"] <= 1.0
     # RecBole's Config left the plugin-only keys unset: the model took its yaml's defaults

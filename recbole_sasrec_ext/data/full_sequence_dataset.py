@@ -94,8 +94,8 @@ class FullSequenceDataset(OrderedSequentialDataset):
         return "\n".join([
             f"{self.dataset_name} (full-sequence rows, one training row per user)",
             f"users: {n_users}, items: {self.item_num - 1}, interactions: {n_inter}",
-            f"average sequence length: {n_inter / max(n_users, 1):.1f}"
-            f" (maximum used: {self.max_item_list_len})",
+            (f"average sequence length: {n_inter / max(n_users, 1):.1f}"
+             f" (maximum used: {self.max_item_list_len})"),
             f"rows: {len(self.inter_feat)}",
         ])
 
