@@ -1,7 +1,8 @@
 """Logging for one run: the full log in a file of its own, a short console, TensorBoard per run.
 
 Quiet console (the default): one line per epoch (training loss, and the validation result when the
-epoch was validated), warnings, and the test result. ``verbose=True`` shows RecBole's whole log as
+epoch was validated) for the first :data:`ALL_EPOCHS` epochs, then only every 10th epoch and each
+epoch with a new best validation score (marked ``*``); warnings; the test result. ``verbose=True`` shows RecBole's whole log as
 RecBole prints it. The log file always holds everything (config dump, data and model summaries,
 warnings). Warnings a user cannot act on (:data:`QUIET_WARNINGS`) go to the log file only.
 """
@@ -23,8 +24,11 @@ QUIET_WARNINGS = (
     "torch.cuda.amp.GradScaler",  # RecBole's Trainer builds the deprecated GradScaler
     "The given NumPy array is not writable",  # RecBole's Dataset hands numpy views to torch
 )
+#: Epochs shown one line each before the console shows only every 10th and new bests.
+ALL_EPOCHS = 20
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_TRAIN = re.compile(r"^epoch \d+ training \[")
+_TRAIN = re.compile(r"^epoch (\d+) training \[")
+_SCORE = re.compile(r"^epoch \d+ evaluating \[.*valid_score: ([-+0-9.eE]+|nan|inf)\]")
 _VALID = re.compile(r"^valid result: ?\n?")
 _SHOWN = re.compile(r"^(test result|Finished training)")
 FILE_FORMAT = "%(asctime)-15s %(levelname)s  %(message)s"
@@ -60,17 +64,30 @@ class QuietConsole(logging.StreamHandler):
     def __init__(self, stream=None):
         super().__init__(stream or sys.stderr)
         self.pending: str | None = None
+        self.epoch = -1
+        self.best: float | None = None
+        self.improved = False
+
+    def _shown(self, improved: bool) -> bool:
+        return self.epoch < ALL_EPOCHS or (self.epoch + 1) % 10 == 0 or improved
 
     def emit(self, record: logging.LogRecord) -> None:
         text = plain(record.getMessage()).strip()
         if record.name == "py.warnings" and any(w in text for w in QUIET_WARNINGS):
             return
-        if _TRAIN.match(text):
+        train, score = _TRAIN.match(text), _SCORE.match(text)
+        if train:
             self._flush_pending()
-            self.pending = text
+            self.pending, self.epoch, self.improved = text, int(train.group(1)), False
+        elif score:
+            value = float(score.group(1))
+            self.improved = self.best is None or value > self.best
+            self.best = value if self.improved else self.best
         elif _VALID.match(text):
             metrics = " ".join(_VALID.sub("", text).split())
-            self._write(f"{self.pending} | valid: {metrics}" if self.pending else f"valid: {metrics}")
+            line = f"{self.pending} | valid: {metrics}" if self.pending else f"valid: {metrics}"
+            if self._shown(self.improved):
+                self._write(line + (" *" if self.improved and self.epoch >= ALL_EPOCHS else ""))
             self.pending = None
         elif record.levelno >= logging.WARNING or _SHOWN.match(text):
             self._flush_pending()
@@ -78,7 +95,7 @@ class QuietConsole(logging.StreamHandler):
             self._write(prefix + text.splitlines()[0] if record.name == "py.warnings" else prefix + text)
 
     def _flush_pending(self) -> None:
-        if self.pending:
+        if self.pending and self._shown(False):
             self._write(self.pending)
         self.pending = None
 

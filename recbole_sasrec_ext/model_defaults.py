@@ -27,11 +27,11 @@ def yaml_defaults(model_name: str) -> dict:
 
 
 def fill_missing(config, model_name: str) -> list[str]:
-    """Set every key of the model's yaml that ``config`` lacks (or holds as None while the yaml does
-    not) to its documented default; return the keys filled (logged once at INFO)."""
+    """Set every key of the model's yaml that ``config`` lacks to its documented default (a key the
+    config holds, even as None, is kept); return the keys filled (logged at INFO)."""
     filled = []
     for key, value in yaml_defaults(model_name).items():
-        if config[key] is None and value is not None:
+        if key not in config.final_config_dict:
             config[key] = value
             filled.append(key)
     if filled:

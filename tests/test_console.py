@@ -83,3 +83,21 @@ def test_quiet_console_sends_unactionable_warnings_to_the_log_only(tmp_path):
 
 def test_plain_strips_colours():
     assert plain("\x1b[1;32mepoch 1 training\x1b[0m [") == "epoch 1 training ["
+
+
+def test_quiet_console_after_20_epochs_shows_every_10th_and_new_bests():
+    import io
+
+    stream = io.StringIO()
+    handler = QuietConsole(stream)
+    scores = [0.1] * 20 + [0.05] * 5 + [0.2] + [0.05] * 10  # a new best at epoch 25
+    for epoch, score in enumerate(scores):
+        for message in (f"\x1b[1;32mepoch {epoch} training\x1b[0m [time: 1.00s, train loss: 2.0]",
+                        f"epoch {epoch} evaluating [time: 0.10s, valid_score: {score:f}]",
+                        f"valid result: \nndcg@10 : {score}"):
+            handler.emit(logging.LogRecord("root", logging.INFO, "x", 1, message, None, None))
+    handler.close()
+    lines = stream.getvalue().splitlines()
+    assert [int(ln.split()[1]) for ln in lines] == [*range(20), 25, 29]
+    assert lines[0] == "epoch 0 training [time: 1.00s, train loss: 2.0] | valid: ndcg@10 : 0.1"
+    assert lines[20].endswith("ndcg@10 : 0.2 *") and not lines[21].endswith("*")

@@ -79,3 +79,21 @@ def test_prefix_sample_loss_is_the_last_position_loss(tiny_data, caplog):
         expected = F.cross_entropy(logits[:, 1:], batch["item_id"] - 1)
     assert "target_item_id_list" not in batch
     torch.testing.assert_close(loss, expected)
+
+
+def test_fill_missing_takes_yaml_defaults_only_for_absent_keys():
+    from recbole_sasrec_ext.model_defaults import fill_missing
+
+    class FakeConfig:
+        def __init__(self, values):
+            self.final_config_dict = dict(values)
+
+        def __setitem__(self, key, value):
+            self.final_config_dict[key] = value
+
+    config = FakeConfig({"hidden_size": 64, "adam_betas": None})
+    filled = fill_missing(config, "SASRec")
+    assert config.final_config_dict["hidden_size"] == 64  # RecBole's value kept
+    assert config.final_config_dict["adam_betas"] is None  # an explicit None kept
+    assert config.final_config_dict["layer_norm"] == "pre" and "layer_norm" in filled
+    assert "hidden_size" not in filled and fill_missing(FakeConfig({}), "NoSuchModel") == []
