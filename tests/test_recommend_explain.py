@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import ROOT
 
@@ -109,3 +110,18 @@ def test_explicit_attention_weights_match_the_fused_path():
     explicit = layer(x)
     assert fused.weights is None and explicit.weights.shape == (3, 5, 5)
     torch.testing.assert_close(explicit.out, fused.out, atol=1e-5, rtol=1e-5)
+
+
+def test_explain_rksa_writes_mixture_and_skew(tiny_data, tmp_path):
+    from conftest import fast_config
+
+    from recbole_sasrec_ext.explain import explain, skew
+
+    summary = run("RKSA", "tiny", config_dict=fast_config(tiny_data, epochs=1))
+    paths = explain(summary["checkpoint"], tmp_path / "png")
+    assert [p.name for p in paths] == ["attention_blocks.png", "attention_user.png",
+                                       "rksa_mixture.png", "rksa_skew.png"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+    rec = Recommender.load(summary["checkpoint"])
+    alpha, n = skew(rec, rec.user_ids(["10"])[0])
+    assert alpha.shape == (n, n) and (alpha[~np.tril(np.ones((n, n), dtype=bool))] == 0).all()
