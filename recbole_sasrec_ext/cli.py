@@ -1,8 +1,10 @@
 """``run_recbole.py`` / ``python -m recbole_sasrec_ext``: RecBole's command-line conventions.
 
-``--model``, ``--dataset``, ``--config_files "a.yaml b.yaml"``, ``--resume=CHECKPOINT`` and any
-``--key=value`` override. The last line of stdout is one JSON object (the run summary); errors are
-one line on stderr (set ``RECBOLE_SASREC_EXT_DEBUG=1`` for the traceback) and an :class:`ExitCode`.
+``--model``, ``--dataset``, ``--config_files "a.yaml b.yaml"``, ``--resume=CHECKPOINT``,
+``--verbose`` and any ``--key=value`` override. Subcommands: ``recommend``, ``explain``, ``tune``
+(``python -m recbole_sasrec_ext recommend --help``); without one, a training run.
+The last line of stdout is one JSON object (the run summary); errors are one line on stderr
+(set ``RECBOLE_SASREC_EXT_DEBUG=1`` for the traceback) and an :class:`ExitCode`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict]:
         "--resume", default=None, metavar="CHECKPOINT",
         help="continue the run of a checkpoint (its config; overrides apply on top)",
     )
+    parser.add_argument(
+        "--verbose", action="store_true", help="print RecBole's whole log (else a short console)"
+    )
     args, rest = parser.parse_known_args(argv)
     overrides = {}
     for arg in rest:
@@ -45,8 +50,21 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict]:
     return args, overrides
 
 
+#: Subcommand name -> module with ``main(argv) -> int``.
+SUBCOMMANDS = {
+    "recommend": "recbole_sasrec_ext.recommend",
+    "explain": "recbole_sasrec_ext.explain",
+    "tune": "recbole_sasrec_ext.tune",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        from importlib import import_module
+
+        return import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
+    args, overrides = parse_args(argv)
     files = args.config_files.split() if args.config_files else None
     for file in files or []:
         if not os.path.isfile(file):
@@ -60,7 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             model, dataset = args.model, args.dataset
         summary = run(
-            model, dataset, config_file_list=files, config_dict=overrides, resume=args.resume
+            model,
+            dataset,
+            config_file_list=files,
+            config_dict=overrides,
+            resume=args.resume,
+            verbose=args.verbose,
         )
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import platform
 import resource
 import sys
@@ -17,9 +16,9 @@ from logging import getLogger
 
 import numpy as np
 import torch
-from recbole.utils import init_logger, init_seed
+from recbole.utils import init_seed
 
-from recbole_sasrec_ext import checkpoint
+from recbole_sasrec_ext import checkpoint, console
 from recbole_sasrec_ext.argv import swapped_argv
 from recbole_sasrec_ext.config import Config
 from recbole_sasrec_ext.data import create_dataset, data_preparation
@@ -75,9 +74,9 @@ def build(config):
     return dataset, train_data, valid_data, test_data, model
 
 
-def start_logging(config) -> None:
+def start_logging(config, verbose: bool = False) -> console.RunLog:
     """The one place a run's logging starts (after every input was validated)."""
-    init_logger(config)
+    return console.setup(config, verbose)
 
 
 def _resume_inputs(resume: str, model: str | None, dataset: str | None, config_dict: dict | None):
@@ -99,6 +98,7 @@ def run(
     saved: bool = True,
     read_argv: bool = False,
     resume: str | None = None,
+    verbose: bool = False,
 ) -> RunSummary:
     """Train ``model`` on ``dataset``, evaluate the best checkpoint on the test set.
 
@@ -119,6 +119,9 @@ def run(
     resume : str, optional
         A checkpoint of this plugin: continue its run (its configuration, ``config_dict`` on top;
         weights, optimizer, early-stopping state and RNG states) on the same data.
+    verbose : bool
+        Print RecBole's whole log on the console (else one line per epoch, warnings and the test
+        result; the log file always has everything, see :func:`recbole_sasrec_ext.console.setup`).
 
     Returns
     -------
@@ -144,7 +147,7 @@ def run(
         if resume is not None:
             checkpoint.check_fingerprint(resume, checkpoint.load(resume)["data"], fingerprint)
 
-    start_logging(config)  # validation is over: from here on files are written
+    run_log = start_logging(config, verbose)  # validation is over: from here on files are written
     logger = getLogger()
     for warning in caught:
         logger.warning(f"{warning.category.__name__}: {warning.message}")
@@ -158,7 +161,7 @@ def run(
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
     if resume is not None:
         trainer.resume_checkpoint(resume, fingerprint)
-    show = bool(config["show_progress"])
+    show = bool(config["show_progress"]) and verbose  # quiet console: epoch lines are the progress
     start = time.perf_counter()
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=show
@@ -193,11 +196,10 @@ def run(
         device=str(config["device"]),
         gpu=torch.cuda.get_device_name(config["device"]) if is_cuda else None,
         explanation=None if explain is None else Explanation.from_dict(explain(test_data)),
+        log_file=str(run_log.log_file),
+        tensorboard_dir=str(run_log.tensorboard_dir),
     )
-    for handler in list(logger.handlers):  # RecBole adds handlers per run; release the log file
-        if isinstance(handler, logging.FileHandler):
-            handler.close()
-            logger.removeHandler(handler)
+    run_log.close()
     return summary
 
 

@@ -215,6 +215,12 @@ class RunSummary:
         _optional(_nested(Explanation)),
         default=None,
     )
+    log_file: str | None = _field(
+        "this run's log file (the whole log, configuration included)", _optional(_str), default=None
+    )
+    tensorboard_dir: str | None = _field(
+        "this run's TensorBoard folder (loss and validation metrics)", _optional(_str), default=None
+    )
     schema_version: int = _field(
         "layout version of this summary (`SCHEMA_VERSION`)", _int, default=SCHEMA_VERSION
     )

@@ -151,6 +151,8 @@ class PluginTrainer(Trainer):
                 "valid_result": {k: float(v) for k, v in result.items()},
             }
         )
+        for metric, value in result.items():  # RecBole logs only the valid score
+            self.tensorboard.add_scalar(f"Valid/{metric}", float(value), self._epoch)
         return score, result
 
     # --- fast sampled evaluation -----------------------------------------------------------

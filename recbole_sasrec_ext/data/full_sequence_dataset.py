@@ -86,6 +86,19 @@ class FullSequenceDataset(OrderedSequentialDataset):
         new_data.update(Interaction(new_dict))
         self.inter_feat = new_data
 
+    def __str__(self) -> str:
+        """The data, not the training rows: users, items, interactions, average sequence length."""
+        users, _ = self.user_item_pairs
+        n_users = len(np.unique(users))
+        n_inter = len(users)
+        return "\n".join([
+            f"{self.dataset_name} (full-sequence rows, one training row per user)",
+            f"users: {n_users}, items: {self.item_num - 1}, interactions: {n_inter}",
+            (f"average sequence length: {n_inter / max(n_users, 1):.1f}"
+             f" (maximum used: {self.max_item_list_len})"),
+            f"rows: {len(self.inter_feat)}",
+        ])
+
     def _row_targets(self, first: np.ndarray, count: np.ndarray):
         """Index (in the user-sorted interactions) of the last target of each row, in RecBole's
         leave-one-out order: the training row first, then the held-out rows of the user.

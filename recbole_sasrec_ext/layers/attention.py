@@ -34,12 +34,19 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
         self.proj = nn.Linear(hidden_size, hidden_size)
         self.dropout = dropout
+        self.need_weights = False  # set by explain: compute the probabilities explicitly
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> AttentionOutput:
         B, L, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=-1)  # 3 x (B, L, d)
         shape = (B, L, self.n_heads, d // self.n_heads)
         q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))  # (B, h, L, d/h)
+        if self.need_weights and not self.training:  # explicit (slow) path, for explanations
+            logits = q @ k.transpose(-1, -2) / (d // self.n_heads) ** 0.5  # (B, h, L, L)
+            causal = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()  # (L, L)
+            probs = logits.masked_fill(~causal, float("-inf")).softmax(-1)  # (B, h, L, L)
+            y = (probs @ v).transpose(1, 2).reshape(B, L, d)  # (B, L, d)
+            return AttentionOutput(self.proj(y), probs.mean(1))  # weights averaged over heads
         y = F.scaled_dot_product_attention(
             q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
         )  # (B, h, L, d/h)

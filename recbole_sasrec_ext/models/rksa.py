@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from recbole_sasrec_ext.config_keys import Key
+from recbole_sasrec_ext.data.training_pairs import training_pairs
 from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.layers.cooccurrence import CooccurrenceTable
 from recbole_sasrec_ext.layers.rksa_attention import KernelizedSkewAttention
@@ -56,7 +57,7 @@ class RKSA(TransformerRecommender):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        users, items = dataset.train_pairs
+        users, items = training_pairs(dataset)  # plugin or RecBole prefix-sample data
         self.cooccurrence = CooccurrenceTable(
             self.n_items, users, items, dense_budget_bytes=config["cooc_dense_budget_mb"] * 2**20
         )

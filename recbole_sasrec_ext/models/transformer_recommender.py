@@ -6,6 +6,8 @@ than the validity mask, the attention inputs (:meth:`attention_inputs`).
 
 from __future__ import annotations
 
+from logging import getLogger
+
 import torch
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
@@ -16,6 +18,7 @@ from recbole_sasrec_ext.data.full_sequence_dataset import TARGET_LIST_FIELD, Ful
 from recbole_sasrec_ext.layers.block import ACTIVATIONS, TransformerBlock
 from recbole_sasrec_ext.layers.embedding import SequenceEmbedding
 from recbole_sasrec_ext.layers.losses import LossType, next_item_loss
+from recbole_sasrec_ext.model_defaults import fill_missing
 
 #: The keys of every transformer recommender of the plugin (documented in properties/model/*.yaml).
 TRANSFORMER_KEYS: tuple[Key, ...] = (
@@ -36,6 +39,22 @@ TRANSFORMER_KEYS: tuple[Key, ...] = (
 )
 
 
+_prefix_noted = False
+
+
+def _note_prefix_samples() -> None:
+    """Say once per process that the model trains on RecBole's prefix samples, and the faster way."""
+    global _prefix_noted
+    if not _prefix_noted:
+        _prefix_noted = True
+        getLogger().warning(
+            "training on RecBole's prefix samples (one loss per sample, at its last position); the "
+            "plugin's full-sequence data trains about MAX_ITEM_LIST_LENGTH times less work per epoch: "
+            "build the data with recbole_sasrec_ext.create_dataset/data_preparation (or run "
+            "`python -m recbole_sasrec_ext --model ...`)"
+        )
+
+
 class TransformerRecommender(SequentialRecommender):
     """Self-attentive next-item model trained with a loss at every position of each sequence.
 
@@ -51,6 +70,7 @@ class TransformerRecommender(SequentialRecommender):
     TARGETS_AT_EVERY_POSITION = True  # calculate_loss reads TARGET_LIST_FIELD
 
     def __init__(self, config, dataset):
+        fill_missing(config, type(self).__name__)  # RecBole's own Config skips the plugin's yaml
         super().__init__(config, dataset)
         d = config["hidden_size"]
         self.loss_type = LossType(config["loss_type"])
@@ -117,10 +137,16 @@ class TransformerRecommender(SequentialRecommender):
 
     def calculate_loss(self, interaction) -> torch.Tensor:
         hidden, extras = self.encode(interaction)  # (B, L, d)
-        targets = interaction[TARGET_LIST_FIELD]  # (B, L)
-        mask = targets > 0  # (B, L)
+        if TARGET_LIST_FIELD in interaction:  # full-sequence rows: a target at every position
+            targets = interaction[TARGET_LIST_FIELD]  # (B, L)
+            mask = targets > 0  # (B, L)
+            hidden, targets = hidden[mask], targets[mask]  # (N, d), (N,)
+        else:  # RecBole's prefix samples: the loss at the last position, as RecBole's SASRec
+            _note_prefix_samples()
+            hidden = self.gather_indexes(hidden, interaction[self.ITEM_SEQ_LEN] - 1)  # (B, d)
+            targets = interaction[self.ITEM_ID]  # (B,)
         loss = next_item_loss(
-            self.loss_type, hidden[mask], targets[mask], self.embedding.item.weight, self.n_negatives, self.gbce_t
+            self.loss_type, hidden, targets, self.embedding.item.weight, self.n_negatives, self.gbce_t
         )
         return loss + self.auxiliary_loss(extras)
 

@@ -1,0 +1,219 @@
+"""Hyper-parameter search: ``python -m recbole_sasrec_ext tune``.
+
+Each trial is one plugin run (:func:`recbole_sasrec_ext.quick_start.run`, no ray); optuna's TPE
+sampler proposes the values; trials are compared on the validation score (``valid_metric``) only:
+the test result of a trial is never read. Writes ``<out>/trials.md`` (a table of every trial) and
+``<out>/best.yaml`` (the fixed settings plus the best trial's values: pass it to ``run_recbole.py
+--config_files``).
+
+The search space is a yaml file, one entry per config key::
+
+    learning_rate: {type: loguniform, low: 1.0e-4, high: 1.0e-2}
+    hidden_dropout_prob: {type: uniform, low: 0.1, high: 0.5}
+    n_layers: {type: int, low: 1, high: 3}
+    loss_type: {type: choice, choices: [BCE, CE]}
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from recbole_sasrec_ext.errors import PluginError
+
+#: Kinds of search dimension.
+KINDS = ("uniform", "loguniform", "int", "choice")
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched config key."""
+
+    key: str
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple = ()
+
+    def suggest(self, trial):
+        if self.kind == "choice":
+            return trial.suggest_categorical(self.key, list(self.choices))
+        if self.kind == "int":
+            return trial.suggest_int(self.key, int(self.low), int(self.high))
+        return trial.suggest_float(self.key, self.low, self.high, log=self.kind == "loguniform")
+
+
+def read_space(path: os.PathLike) -> list[Dimension]:
+    """The search space of a yaml file; :class:`PluginError` naming the file and key when bad."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise PluginError(f"search space file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise PluginError(f"{path}: not valid yaml ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict) or not raw:
+        raise PluginError(f"{path}: expected a mapping of config keys to {{type: ...}}")
+    dims = []
+    for key, spec in raw.items():
+        where = f"{path}: key '{key}'"
+        if not isinstance(spec, dict) or spec.get("type") not in KINDS:
+            raise PluginError(f"{where}: expected {{type: one of {', '.join(KINDS)}, ...}}")
+        kind = spec["type"]
+        if kind == "choice":
+            choices = spec.get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise PluginError(f"{where}: 'choice' needs a non-empty list 'choices'")
+            dims.append(Dimension(str(key), kind, choices=tuple(choices)))
+            continue
+        low, high = spec.get("low"), spec.get("high")
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high))
+        if not numbers or not low < high or (kind == "loguniform" and low <= 0):
+            raise PluginError(f"{where}: '{kind}' needs numbers low < high" +
+                              (" and low > 0" if kind == "loguniform" else ""))
+        if kind == "int" and not all(float(v).is_integer() for v in (low, high)):
+            raise PluginError(f"{where}: 'int' needs integer low and high")
+        dims.append(Dimension(str(key), kind, float(low), float(high)))
+    return dims
+
+
+@dataclass
+class Trial:
+    number: int
+    params: dict
+    valid_score: float | None  # None: the run failed
+    epochs: int | None = None
+    train_seconds: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class TuneResult:
+    trials: list[Trial] = field(default_factory=list)
+    valid_metric: str = ""
+
+    @property
+    def best(self) -> Trial:
+        done = [t for t in self.trials if t.valid_score is not None]
+        if not done:
+            raise PluginError("every trial failed: see the table for the errors")
+        return max(done, key=lambda t: t.valid_score)
+
+    def table(self) -> str:
+        """Markdown table of every trial (validation scores only)."""
+        keys = sorted({k for t in self.trials for k in t.params})
+        head = ["trial", *keys, f"valid {self.valid_metric}", "epochs", "train s", "error"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for t in self.trials:
+            cells = [str(t.number), *(_fmt(t.params.get(k)) for k in keys),
+                     "" if t.valid_score is None else f"{t.valid_score:.4f}", str(t.epochs or ""),
+                     "" if t.train_seconds is None else f"{t.train_seconds:.1f}", t.error or ""]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _valid_metric(config_file_list: list[str] | None, config_dict: dict) -> str:
+    """The ``valid_metric`` the trials select on (for the table's header)."""
+    from recbole_sasrec_ext.config import properties_dir
+
+    metric = None
+    for file in [str(properties_dir() / "overall.yaml"), *(config_file_list or [])]:
+        with open(file, encoding="utf-8") as f:
+            metric = (yaml.safe_load(f) or {}).get("valid_metric", metric)
+    return str(config_dict.get("valid_metric", metric))
+
+
+def tune(model: str, dataset: str, space: list[Dimension], trials: int,
+         config_file_list: list[str] | None = None, config_dict: dict | None = None,
+         seed: int = 2020) -> TuneResult:
+    """Run ``trials`` plugin runs with values from ``space``; the best by validation score."""
+    import optuna
+
+    from recbole_sasrec_ext.quick_start import run
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    fixed = dict(config_dict or {})
+    result = TuneResult(valid_metric=_valid_metric(config_file_list, fixed))
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    for number in range(trials):
+        trial = study.ask()
+        params = {d.key: d.suggest(trial) for d in space}
+        try:
+            summary = run(model, dataset, config_file_list, {**fixed, **params}, saved=False)
+        except PluginError:
+            raise  # a bad setting fails every trial alike: stop at the first
+        except Exception as exc:  # noqa: BLE001 (one diverging trial does not end the search)
+            result.trials.append(Trial(number, params, None, error=f"{type(exc).__name__}: {exc}"[:120]))
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            continue
+        score = summary.best_valid_score
+        result.trials.append(Trial(number, params, score, summary.epochs, summary.train_seconds))
+        study.tell(trial, score if score is not None and math.isfinite(score) else float("-inf"))
+    return result
+
+
+def write(result: TuneResult, out: os.PathLike, model: str, dataset: str,
+          config_file_list: list[str] | None, config_dict: dict | None) -> tuple[Path, Path]:
+    """``<out>/trials.md`` and ``<out>/best.yaml``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = out / "trials.md"
+    table.write_text(f"# tune: {model} on {dataset}, selected on validation {result.valid_metric}\n\n"
+                     f"{result.table()}\n", encoding="utf-8")
+    best = out / "best.yaml"
+    settings = {}
+    for file in config_file_list or []:
+        with open(file, encoding="utf-8") as f:
+            settings.update(yaml.safe_load(f) or {})
+    settings.update(config_dict or {})
+    settings.update(result.best.params)
+    header = (f"# best of {len(result.trials)} trials (trial {result.best.number}, validation "
+              f"{result.valid_metric} {result.best.valid_score:.4f}); model {model}, data set {dataset}\n")
+    best.write_text(header + yaml.safe_dump(settings, sort_keys=True), encoding="utf-8")
+    return table, best
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m recbole_sasrec_ext tune",
+                                     description="Search hyper-parameters on the validation set.",
+                                     epilog="Any --key=value is a fixed config override for every trial.")
+    parser.add_argument("--model", "-m", default="SASRec")
+    parser.add_argument("--dataset", "-d", default="ml-100k")
+    parser.add_argument("--space", required=True, help="search space yaml (see the module docstring)")
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--out", default="tune", help="folder for trials.md and best.yaml")
+    parser.add_argument("--config_files", default=None, help='fixed config files: "a.yaml b.yaml"')
+    parser.add_argument("--seed", type=int, default=2020, help="seed of the sampler")
+    args, rest = parser.parse_known_args(argv)
+    overrides = {}
+    for arg in rest:
+        key, sep, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+        if not key or not sep:
+            parser.error(f"unrecognised argument {arg!r}: overrides are written --key=value")
+        overrides[key] = yaml.safe_load(value)
+    if args.trials < 1:
+        parser.error("--trials must be >= 1")
+    files = args.config_files.split() if args.config_files else None
+    try:
+        for file in files or []:
+            if not os.path.isfile(file):
+                raise PluginError(f"config file not found: {file}")
+        space = read_space(args.space)
+        result = tune(args.model, args.dataset, space, args.trials, files, overrides, args.seed)
+        table, best = write(result, args.out, args.model, args.dataset, files, overrides)
+    except PluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(result.table())
+    print(f"best: trial {result.best.number} -> {best} (table: {table})")
+    return 0
