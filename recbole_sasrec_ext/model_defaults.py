@@ -16,14 +16,18 @@ import yaml
 
 @cache
 def yaml_defaults(model_name: str) -> dict:
-    """The keys of ``properties/model/<model_name>.yaml`` ({} when there is no such file)."""
-    from recbole_sasrec_ext.config import properties_dir  # lazy: config imports the registry
+    """The keys of ``properties/model/<model_name>.yaml`` and of the yamls it ``extends`` ({} when
+    there is no such file)."""
+    from recbole_sasrec_ext.config import EXTENDS_KEY, model_yaml_chain, properties_dir  # lazy
 
     path = properties_dir() / "model" / f"{model_name}.yaml"
-    if not path.is_file():
-        return {}
-    with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f) or {}
+    defaults: dict = {}
+    for file in model_yaml_chain(path):
+        if file.is_file():
+            with open(file, encoding="utf-8") as f:
+                defaults.update(yaml.safe_load(f) or {})
+    defaults.pop(EXTENDS_KEY, None)
+    return defaults
 
 
 def fill_missing(config, model_name: str) -> list[str]:

@@ -79,6 +79,13 @@ def start_logging(config, verbose: bool = False) -> console.RunLog:
     return console.setup(config, verbose)
 
 
+def _log_warnings(caught: list) -> None:
+    """Write the warnings held back while validating into the (now started) log."""
+    for w in caught:  # as logging.captureWarnings would have logged them (console filters them)
+        text = warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line)
+        getLogger("py.warnings").warning(text.rstrip())
+
+
 def _resume_inputs(resume: str, model: str | None, dataset: str | None, config_dict: dict | None):
     """Model, data set and config dict of a checkpoint's run (``config_dict`` on top)."""
     saved = checkpoint.load(resume, map_location="cpu")["config"]
@@ -149,8 +156,7 @@ def run(
 
     run_log = start_logging(config, verbose)  # validation is over: from here on files are written
     logger = getLogger()
-    for warning in caught:
-        logger.warning(f"{warning.category.__name__}: {warning.message}")
+    _log_warnings(caught)
     logger.info(f"model {config['model']} = {config['implementation']}")
     logger.info(config)
     logger.info(data)
@@ -212,13 +218,15 @@ def load_data_and_model(model_file: str):
     """
     state = checkpoint.load(model_file, map_location="cpu")
     saved = state["config"]
-    with swapped_argv(sys.argv[:1]):
-        config = Config(
-            model=saved["model"], dataset=saved["dataset"], config_dict=dict(saved["external"])
-        )
-    dataset, train_data, valid_data, test_data, model = build(config)
-    fingerprint = checkpoint.data_fingerprint(train_data._dataset)
-    checkpoint.check_fingerprint(model_file, state.get("data"), fingerprint)
+    with warnings.catch_warnings(record=True) as caught:  # stderr stays clean until logging starts
+        with swapped_argv(sys.argv[:1]):
+            config = Config(
+                model=saved["model"], dataset=saved["dataset"], config_dict=dict(saved["external"])
+            )
+        dataset, train_data, valid_data, test_data, model = build(config)
+        fingerprint = checkpoint.data_fingerprint(train_data._dataset)
+        checkpoint.check_fingerprint(model_file, state.get("data"), fingerprint)
     start_logging(config)
+    _log_warnings(caught)
     checkpoint.load_weights(model, state)
     return config, model, dataset, train_data, valid_data, test_data
