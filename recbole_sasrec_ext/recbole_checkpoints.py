@@ -38,10 +38,10 @@ def plain_config(config) -> dict:
 
 
 def _encode(value, model, where: str):
+    if isinstance(value, np.generic):  # before float: np.float64 is a float
+        return value.item()
     if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
         return value
-    if isinstance(value, np.generic):
-        return value.item()
     if isinstance(value, np.ndarray) and value.dtype != object:
         return {_TAG: "ndarray", "data": torch.from_numpy(np.ascontiguousarray(value))}
     if "scipy.sparse" in sys.modules and sys.modules["scipy.sparse"].issparse(value):
