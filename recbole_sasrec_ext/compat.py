@@ -94,7 +94,7 @@ def _fill_nan(self) -> None:
             else:
                 dtype = np.int64 if ftype == FeatureType.TOKEN_SEQ else np.float64
                 feat[field] = feat[field].apply(
-                    lambda x: np.array([], dtype=dtype) if isinstance(x, float) else x
+                    lambda x, dtype=dtype: np.array([], dtype=dtype) if isinstance(x, float) else x
                 )
 
 
@@ -138,7 +138,9 @@ def _agg_len_as_map(cls: type, name: str, count: int) -> None:
     try:
         source = textwrap.dedent(inspect.getsource(func))
     except (OSError, TypeError) as exc:
-        warnings.warn(f"recbole_sasrec_ext: {cls.__name__}.{name} left unfixed: {exc}", stacklevel=2)
+        warnings.warn(
+            f"recbole_sasrec_ext: {cls.__name__}.{name} left unfixed: {exc}", stacklevel=2
+        )
         return
     found = source.count(".agg(len)")
     if found != count:
@@ -151,7 +153,8 @@ def _agg_len_as_map(cls: type, name: str, count: int) -> None:
     # blank lines keep RecBole's line numbers in tracebacks
     padded = "\n" * (func.__code__.co_firstlineno - 1) + source.replace(".agg(len)", ".map(len)")
     namespace: dict = {}
-    exec(compile(padded, func.__code__.co_filename, "exec"), func.__globals__, namespace)
+    code = compile(padded, func.__code__.co_filename, "exec")
+    exec(code, func.__globals__, namespace)  # noqa: S102 - RecBole's own source, one token changed
     replace_attr(cls, name, namespace[name], "pandas_agg_len")
 
 

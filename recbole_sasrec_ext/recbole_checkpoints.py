@@ -68,7 +68,8 @@ def _encode(value, model, where: str):
         items = [_encode(v, model, f"{where}[{i}]") for i, v in enumerate(value)]
         return items if isinstance(value, list) else tuple(items)
     raise TypeError(
-        f"other_parameter {where}: a {type(value).__name__} cannot be saved in a weights-only checkpoint"
+        f"other_parameter {where}: a {type(value).__name__} cannot be saved in a weights-only "
+        "checkpoint"
     )
 
 
@@ -94,7 +95,9 @@ def _decode(value):
             return _SKIP
         if kind == "defaultdict":
             factory = _FACTORIES.get(value["factory"])
-            return collections.defaultdict(factory, {k: _decode(v) for k, v in value["items"].items()})
+            return collections.defaultdict(
+                factory, {k: _decode(v) for k, v in value["items"].items()}
+            )
         raise ValueError(f"unknown other_parameter entry {kind!r}")
     if isinstance(value, dict):
         return {k: _decode(v) for k, v in value.items()}
@@ -176,7 +179,13 @@ def _evaluate_loading_weights_only(original):
             checkpoint_file = model_file or self.saved_model_file
             load_weights(self.model, checkpoint.load(checkpoint_file, map_location=self.device))
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
-        return original(self, eval_data, load_best_model=False, model_file=model_file, show_progress=show_progress)
+        return original(
+            self,
+            eval_data,
+            load_best_model=False,
+            model_file=model_file,
+            show_progress=show_progress,
+        )
 
     return evaluate
 
@@ -221,7 +230,9 @@ def patch_trainers(module) -> None:
     if getattr(original, "_recbole_sasrec_ext_fix", None) is None:
         replace_attr(module.Trainer, "evaluate", _evaluate_loading_weights_only(original), fix)
     replace_attr(module.PretrainTrainer, "save_pretrained_model", save_pretrained_model, fix)
-    replace_attr(module.DecisionTreeTrainer, "_save_checkpoint", _save_decision_tree_checkpoint, fix)
+    replace_attr(
+        module.DecisionTreeTrainer, "_save_checkpoint", _save_decision_tree_checkpoint, fix
+    )
 
 
 # --- replacement for recbole.quick_start.load_data_and_model -------------------------------
@@ -239,7 +250,9 @@ def load_data_and_model(model_file):
     saved = state["config"]
     argv, sys.argv = sys.argv, sys.argv[:1]
     try:
-        config = Config(model=saved["model"], dataset=saved["dataset"], config_dict=dict(saved["external"]))
+        config = Config(
+            model=saved["model"], dataset=saved["dataset"], config_dict=dict(saved["external"])
+        )
     finally:
         sys.argv = argv
     init_seed(config["seed"], config["reproducibility"])

@@ -17,12 +17,22 @@ from recbole_sasrec_ext import Config, compat, create_dataset, recbole_checkpoin
 
 
 def _python(code: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=300,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        env=env,
+    )
 
 
 def test_numpy_aliases_recbole_needs(tiny_data):
-    Config("Pop", "tiny", config_dict={"data_path": str(tiny_data)})  # RecBole's Config assigns np.float = np.float_
+    Config(
+        "Pop", "tiny", config_dict={"data_path": str(tiny_data)}
+    )  # RecBole's Config assigns np.float = np.float_
 
     assert np.float_ is np.float64 and np.unicode_ is np.str_ and np.complex_ is np.complex128
     assert np.float is np.float64  # recbole.evaluator.metrics uses np.float
@@ -36,17 +46,22 @@ def test_package_import_is_light_and_fixes_recbole_imported_later(tmp_path):
         "print('heavy', heavy); assert np.float_ is np.float64;"
         "from recbole.data.dataset.sequential_dataset import SequentialDataset as S;"
         "from recbole.trainer import Trainer; import scipy.sparse as sp;"
-        "print(S._benchmark_presets._recbole_sasrec_ext_fix, Trainer._save_checkpoint._recbole_sasrec_ext_fix,"
+        "print(S._benchmark_presets._recbole_sasrec_ext_fix,"
+        " Trainer._save_checkpoint._recbole_sasrec_ext_fix,"
         " sp.dok_matrix._update._recbole_sasrec_ext_fix)"
     )
     proc = _python(code, tmp_path)
     assert proc.returncode == 0, proc.stderr[-1500:]
-    assert proc.stdout.splitlines() == ["heavy []", "pandas_agg_len torch_weights_only scipy_dok_update"]
+    assert proc.stdout.splitlines() == [
+        "heavy []",
+        "pandas_agg_len torch_weights_only scipy_dok_update",
+    ]
 
 
 def test_modules_loaded_before_the_plugin_are_fixed_too(tmp_path):
     code = (
-        "import numpy as np; np.float_ = np.float64;"  # what a user of plain RecBole would have to do
+        # np.float_: what a user of plain RecBole would have to define
+        "import numpy as np; np.float_ = np.float64;"
         "from recbole.data.dataset.kg_dataset import KnowledgeBasedDataset as K;"
         "assert not hasattr(K._reset_ent_remapID, '_recbole_sasrec_ext_fix');"
         "import recbole_sasrec_ext; print(K._reset_ent_remapID._recbole_sasrec_ext_fix)"
@@ -63,7 +78,9 @@ def test_apply_is_idempotent():
     compat.apply()
     compat.apply()
     assert Trainer.evaluate is evaluate
-    assert not hasattr(Trainer.evaluate.__wrapped__, "_recbole_sasrec_ext_fix")  # wraps RecBole's, once
+    assert not hasattr(
+        Trainer.evaluate.__wrapped__, "_recbole_sasrec_ext_fix"
+    )  # wraps RecBole's, once
     assert sum(isinstance(f, compat._FixingFinder) for f in sys.meta_path) == 1
 
 
@@ -92,24 +109,41 @@ def test_agg_len_fix_leaves_unknown_source_alone():
 
 def test_recbole_sequence_field_lengths_under_pandas_3(tmp_path):
     data = write_inter(
-        tmp_path, "seqs", [(1, 2, 1.0, "a b c"), (1, 3, 2.0, "b"), (2, 2, 3.0, "c a"), (2, 3, 4.0, "a")],
+        tmp_path,
+        "seqs",
+        [(1, 2, 1.0, "a b c"), (1, 3, 2.0, "b"), (2, 2, 3.0, "c a"), (2, 3, 4.0, "a")],
         header="user_id:token\titem_id:token\ttimestamp:float\ttags:token_seq",
     )
     cfg = fast_config(data, load_col={"inter": ["user_id", "item_id", "timestamp", "tags"]})
     dataset = create_dataset(Config("GRU4Rec", "seqs", config_dict=cfg))
     tags = dataset.field2id_token["tags"]
-    by_time = sorted(zip(dataset.inter_feat["timestamp"].tolist(), dataset.inter_feat["tags"].tolist()))
-    assert [[tags[i] for i in row if i] for _, row in by_time] == [["a", "b", "c"], ["b"], ["c", "a"], ["a"]]
+    by_time = sorted(
+        zip(dataset.inter_feat["timestamp"].tolist(), dataset.inter_feat["tags"].tolist())
+    )
+    assert [[tags[i] for i in row if i] for _, row in by_time] == [
+        ["a", "b", "c"],
+        ["b"],
+        ["c", "a"],
+        ["a"],
+    ]
 
 
 def test_missing_values_are_filled_under_pandas_3(tmp_path):
     # rating missing on line 3; a token_seq field missing on line 4
     data = write_inter(
-        tmp_path, "gaps",
-        [(1, 2, "", 1.0, "a b"), (1, 3, 4.0, 2.0, ""), (2, 2, 2.0, 3.0, "c"), (2, 3, 3.0, 4.0, "a")],
+        tmp_path,
+        "gaps",
+        [
+            (1, 2, "", 1.0, "a b"),
+            (1, 3, 4.0, 2.0, ""),
+            (2, 2, 2.0, 3.0, "c"),
+            (2, 3, 3.0, 4.0, "a"),
+        ],
         header="user_id:token\titem_id:token\trating:float\ttimestamp:float\ttags:token_seq",
     )
-    cfg = fast_config(data, load_col={"inter": ["user_id", "item_id", "rating", "timestamp", "tags"]})
+    cfg = fast_config(
+        data, load_col={"inter": ["user_id", "item_id", "rating", "timestamp", "tags"]}
+    )
     dataset = create_dataset(Config("GRU4Rec", "gaps", config_dict=cfg))
     assert dataset.inter_feat is not None
     ratings = dataset.inter_feat["rating"]
@@ -130,14 +164,28 @@ def test_other_parameter_round_trips_through_a_weights_only_file(tmp_path):
     ripple = collections.defaultdict(list, {np.int64(3): [([1, 2], [0], [5, 6])]})
     matrix = sp.csr_matrix(np.array([[0, 1.5], [2.0, 0]]))
     model.other_parameter = lambda: {
-        "w": matrix, "sim": np.arange(4.0).reshape(2, 2), "cnt": torch.tensor([1, 2]), "top": np.float64(0.5),
-        "ripple": ripple, "layer": model.layer, "none": None,
+        "w": matrix,
+        "sim": np.arange(4.0).reshape(2, 2),
+        "cnt": torch.tensor([1, 2]),
+        "top": np.float64(0.5),
+        "ripple": ripple,
+        "layer": model.layer,
+        "none": None,
     }
     path = tmp_path / "other.pth"
     torch.save({"other_parameter": recbole_checkpoints.encode_other_parameter(model)}, path)
-    back = recbole_checkpoints.decode_other_parameter(torch.load(path, weights_only=True)["other_parameter"])
+    back = recbole_checkpoints.decode_other_parameter(
+        torch.load(path, weights_only=True)["other_parameter"]
+    )
 
-    assert sorted(back) == ["cnt", "none", "ripple", "sim", "top", "w"]  # the sub-module is in state_dict
+    assert sorted(back) == [
+        "cnt",
+        "none",
+        "ripple",
+        "sim",
+        "top",
+        "w",
+    ]  # the sub-module is in state_dict
     assert back["w"].format == "csr" and back["w"].toarray().tolist() == [[0.0, 1.5], [2.0, 0.0]]
     assert back["sim"].tolist() == [[0.0, 1.0], [2.0, 3.0]] and back["top"] == 0.5
     assert back["cnt"].tolist() == [1, 2] and back["none"] is None
@@ -147,16 +195,25 @@ def test_other_parameter_round_trips_through_a_weights_only_file(tmp_path):
 def test_other_parameter_that_cannot_be_saved_weights_only_is_named():
     model = torch.nn.Module()
     model.other_parameter = lambda: {"ripple_set": {1: [object()]}}
-    with pytest.raises(TypeError, match=r"other_parameter ripple_set\[1\]\[0\]: a object cannot be saved"):
+    with pytest.raises(
+        TypeError, match=r"other_parameter ripple_set\[1\]\[0\]: a object cannot be saved"
+    ):
         recbole_checkpoints.encode_other_parameter(model)
 
 
 def _recbole_config(model: str, data, **extra):
     from recbole.config import Config as RecBoleConfig
 
-    cfg = {"data_path": str(data), "load_col": {"inter": ["user_id", "item_id", "timestamp"]}, "epochs": 2,
-           "show_progress": False, "state": "WARNING", "train_batch_size": 64, "eval_batch_size": 256,
-           "checkpoint_dir": "saved"}
+    cfg = {
+        "data_path": str(data),
+        "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+        "epochs": 2,
+        "show_progress": False,
+        "state": "WARNING",
+        "train_batch_size": 64,
+        "eval_batch_size": 256,
+        "checkpoint_dir": "saved",
+    }
     return RecBoleConfig(model=model, dataset="tiny", config_dict={**cfg, **extra})
 
 
