@@ -4,6 +4,7 @@
 import collections
 import subprocess
 import sys
+import types
 import warnings
 
 import numpy as np
@@ -256,6 +257,31 @@ def test_recbole_traditional_model_with_sparse_other_parameter(tiny_data):
     model.w = None
     result = trainer.evaluate(test, load_best_model=True)  # RecBole's TraditionalTrainer
     assert np.array_equal(model.w.toarray(), expected) and result["hit@10"] >= 0
+
+
+class _FakeConfig(dict):
+    def __init__(self, **values):
+        super().__init__(**values)
+        self.external_config_dict = {"pretrain_epochs": 1}
+        self.final_config_dict = {"pretrain_epochs": 1, "device": torch.device("cpu")}
+
+
+def test_pretrained_model_file_loads_with_torch_default(tmp_path):
+    # S3Rec and RaCT fine-tuning read this file with a plain torch.load (weights-only on torch >= 2.6)
+    model = torch.nn.Linear(2, 1)
+    model.other_parameter = lambda: None
+    trainer = types.SimpleNamespace(
+        config=_FakeConfig(model="S3Rec", dataset="tiny"),
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters()),
+    )
+    path = tmp_path / "S3Rec-tiny-1.pth"
+    recbole_checkpoints.save_pretrained_model(trainer, 1, str(path))
+
+    state = torch.load(path)
+    assert trainer.saved_model_file == str(path) and state["epoch"] == 1
+    assert state["config"]["final"] == {"pretrain_epochs": 1, "device": "cpu"}
+    assert torch.equal(state["state_dict"]["weight"], model.weight)
 
 
 def test_plugin_trainer_keeps_its_own_checkpoints():
