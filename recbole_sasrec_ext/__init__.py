@@ -5,11 +5,17 @@ Everything a RecBole pipeline needs is importable from here::
     from recbole_sasrec_ext import Config, get_model, get_trainer, create_dataset, data_preparation, run
 
 Imports are lazy, so light entry points (the converters, the benchmark runner) start without
-loading torch and RecBole. The compatibility fixes (:mod:`recbole_sasrec_ext.compat`) are applied
-when a ``Config`` is built.
+loading torch and RecBole. Importing the package applies the compatibility fixes
+(:mod:`recbole_sasrec_ext.compat`) that make RecBole 1.2.1 itself run on today's stack: numpy's
+old aliases at once, the others when the RecBole module they fix is loaded (numpy only is imported
+here).
 """
 
 from importlib import import_module
+
+from recbole_sasrec_ext import compat as _compat
+
+_compat.apply()
 
 __version__ = "0.1.0"
 

@@ -1,34 +1,47 @@
-"""Everything RecBole 1.2.1 needs to run on today's stack, in one place.
+"""What RecBole 1.2.1 needs to run on today's stack, applied by ``import recbole_sasrec_ext``.
 
-RecBole 1.2.1 (the last release) breaks on a current Python stack; each fix below is tested in
-``tests/test_compat.py``:
+RecBole 1.2.1 (the last release) breaks on a current Python stack. :func:`apply` (called by the
+package import, idempotent) fixes it without importing torch, pandas or RecBole itself:
 
-* **numpy 2** removed ``np.float_``, ``np.complex_`` and ``np.unicode_``. RecBole's ``Config`` assigns
-  ``np.float = np.float_`` (AttributeError on every run) and its metrics still use ``np.float``.
-  :func:`numpy_aliases` defines the old aliases RecBole reads, only where numpy lacks them.
+* numpy aliases (numpy only) are defined at once;
+* every other fix belongs to one RecBole (or scipy) module and is applied when that module
+  finishes loading (a ``sys.meta_path`` finder wraps its loader), or at once when it is already
+  loaded. ``FIXES`` lists them; README's compatibility table says what each one repairs.
+
+Each fix is small and tested in ``tests/test_compat.py``:
+
+* **numpy 2** removed ``np.float_``, ``np.complex_``, ``np.unicode_`` (and ``bool8``, read by ray
+  2.6.3); RecBole's ``Config`` assigns ``np.float = np.float_`` and its metrics use ``np.float``.
+  :func:`numpy_aliases` defines the old names where numpy lacks them.
 * **pandas 3** (copy-on-write) turns RecBole's chained ``df[col].fillna(..., inplace=True)`` into a
-  silent no-op: missing values stay missing. :func:`patch_pandas_fillna` replaces the two places
-  (``Dataset._fill_nan`` and the sequence fields of ``Dataset._load_feat``).
-* **pandas 3** also changed ``Series.agg(len)`` to return the length of the Series, not of each
-  element: RecBole's ID remapping of ``token_seq`` fields then fails. :func:`_remap` uses ``map``.
-* **torch >= 2.6** loads checkpoints with ``weights_only=True``; RecBole pickles its ``Config`` into
-  them. The plugin's trainer (``trainer.py``) writes tensors and plain data only, so nothing is
-  patched here for it.
-* **ray**: ``recbole.quick_start`` imports ray at module level (no wheel for Python >= 3.12, broken
-  with numpy 2). The plugin never imports ``recbole.quick_start``; :func:`assert_no_ray` is used by
-  the tests to prove it.
+  silent no-op: :func:`_fill_nan` and :class:`_SeqFieldsFilledPandas` replace the two places.
+* **pandas 3** changed ``Series.agg(len)`` to the length of the Series, not of each element.
+  :func:`_agg_len_as_map` recompiles each RecBole method that uses it from RecBole's own source with
+  ``.agg(len)`` read as ``.map(len)`` (and nothing else changed).
+* **scipy >= 1.14**: ``dok_matrix`` is no longer a ``dict`` and lost ``_update``, which RecBole's
+  graph models call; :func:`dok_update` gives it back (a plain dict update, as before).
+* **torch >= 2.6** loads with ``weights_only=True`` and RecBole pickles its ``Config`` and models'
+  extra objects into checkpoints: :mod:`recbole_sasrec_ext.recbole_checkpoints` makes RecBole's own
+  trainers and ``load_data_and_model`` write tensors and plain data and load weights-only.
+* **ray**: ``recbole.quick_start`` imports ray at module level; the plugin never imports it.
+  :func:`assert_no_ray` is used by the tests to prove it.
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import inspect
 import sys
+import textwrap
+import warnings
+from typing import Callable
 
 import numpy as np
-import pandas as pd
 
-#: numpy aliases removed in numpy 1.24/2.0 that RecBole 1.2.1 still reads.
+#: numpy aliases removed in numpy 1.24/2.0 that RecBole 1.2.1 (and ray 2.6.3) still read.
 _NUMPY_ALIASES = {
     "bool": np.bool_,
+    "bool8": np.bool_,
     "int": np.int_,
     "float": np.float64,
     "float_": np.float64,
@@ -41,7 +54,8 @@ _NUMPY_ALIASES = {
     "unicode_": np.str_,
 }
 
-_applied = False
+#: Marker set on every function a fix installs (so that a fix is applied once).
+_MARK = "_recbole_sasrec_ext_fix"
 
 
 def numpy_aliases() -> None:
@@ -51,6 +65,20 @@ def numpy_aliases() -> None:
             setattr(np, name, value)
 
 
+def replace_attr(owner, name: str, new, fix: str) -> bool:
+    """Set ``owner.name = new`` unless a fix already did; ``new.__wrapped__`` is the original.
+    Returns whether it replaced anything."""
+    old = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None)
+    if getattr(old, _MARK, None) is not None:
+        return False
+    setattr(new, _MARK, fix)
+    if old is not None:
+        new.__wrapped__ = old
+    setattr(owner, name, new)
+    return True
+
+
+# --- pandas 3 -------------------------------------------------------------------------------
 def _fill_nan(self) -> None:
     """``Dataset._fill_nan`` without chained in-place assignment (works on pandas 2 and 3)."""
     from recbole.utils import FeatureType
@@ -66,41 +94,25 @@ def _fill_nan(self) -> None:
             else:
                 dtype = np.int64 if ftype == FeatureType.TOKEN_SEQ else np.float64
                 feat[field] = feat[field].apply(
-                    lambda x: np.array([], dtype=dtype) if isinstance(x, float) else x
+                    lambda x, dtype=dtype: np.array([], dtype=dtype) if isinstance(x, float) else x
                 )
-
-
-def _remap(self, remap_list) -> None:
-    """``Dataset._remap`` with per-element lengths computed by ``map(len)`` (pandas 2 and 3)."""
-    from recbole.utils import FeatureType
-
-    if len(remap_list) == 0:
-        return
-    tokens, split_point = self._concat_remaped_tokens(remap_list)
-    new_ids_list, mp = pd.factorize(tokens)
-    new_ids_list = np.split(new_ids_list + 1, split_point)
-    mp = np.array(["[PAD]"] + list(mp))
-    token_id = {t: i for i, t in enumerate(mp)}
-    for (feat, field, ftype), new_ids in zip(remap_list, new_ids_list):
-        if field not in self.field2id_token:
-            self.field2id_token[field] = mp
-            self.field2token_id[field] = token_id
-        if ftype == FeatureType.TOKEN:
-            feat[field] = new_ids
-        elif ftype == FeatureType.TOKEN_SEQ:
-            lengths = feat[field].map(len).to_numpy()
-            feat[field] = pd.Series(np.split(new_ids, np.cumsum(lengths)[:-1]), index=feat.index, dtype=object)
 
 
 class _SeqFieldsFilledPandas:
     """A stand-in for the ``pd`` module inside ``recbole.data.dataset.dataset`` whose
     ``read_csv`` fills missing sequence fields with ``""`` (what RecBole's no-op fillna meant)."""
 
+    _recbole_sasrec_ext_fix = "pandas_fillna"
+
     def __getattr__(self, name):
+        import pandas as pd
+
         return getattr(pd, name)
 
     @staticmethod
     def read_csv(*args, **kwargs):
+        import pandas as pd
+
         df = pd.read_csv(*args, **kwargs)
         seq_columns = [c for c in df.columns if isinstance(c, str) and c.endswith("seq")]
         for column in seq_columns:
@@ -108,23 +120,154 @@ class _SeqFieldsFilledPandas:
         return df
 
 
-def patch_pandas_fillna() -> None:
-    """Make RecBole's missing-value handling work under pandas copy-on-write."""
-    from recbole.data.dataset import dataset as dataset_module
+def pandas_fillna(module) -> None:
+    """``recbole.data.dataset.dataset``: missing values filled under pandas copy-on-write."""
+    replace_attr(module.Dataset, "_fill_nan", _fill_nan, "pandas_fillna")
+    if not isinstance(module.pd, _SeqFieldsFilledPandas):
+        module.pd = _SeqFieldsFilledPandas()
 
-    dataset_module.Dataset._fill_nan = _fill_nan
-    dataset_module.Dataset._remap = _remap
-    dataset_module.pd = _SeqFieldsFilledPandas()
+
+def _agg_len_as_map(cls: type, name: str, count: int) -> None:
+    """Recompile ``cls.name`` from RecBole's source with ``.agg(len)`` -> ``.map(len)``.
+
+    ``count`` is how many times RecBole 1.2.1's method says ``.agg(len)``; on any other source
+    the method is left alone with a warning (the fix was made for 1.2.1 only)."""
+    func = cls.__dict__[name]
+    if getattr(func, _MARK, None) is not None:
+        return
+    try:
+        source = textwrap.dedent(inspect.getsource(func))
+    except (OSError, TypeError) as exc:
+        warnings.warn(
+            f"recbole_sasrec_ext: {cls.__name__}.{name} left unfixed: {exc}", stacklevel=2
+        )
+        return
+    found = source.count(".agg(len)")
+    if found != count:
+        warnings.warn(
+            f"recbole_sasrec_ext: {cls.__name__}.{name} left unfixed: expected {count} "
+            f"'.agg(len)', found {found} (not RecBole 1.2.1?)",
+            stacklevel=2,
+        )
+        return
+    # blank lines keep RecBole's line numbers in tracebacks
+    padded = "\n" * (func.__code__.co_firstlineno - 1) + source.replace(".agg(len)", ".map(len)")
+    namespace: dict = {}
+    code = compile(padded, func.__code__.co_filename, "exec")
+    exec(code, func.__globals__, namespace)  # noqa: S102 - RecBole's own source, one token changed
+    replace_attr(cls, name, namespace[name], "pandas_agg_len")
+
+
+def agg_len_dataset(module) -> None:
+    """``recbole.data.dataset.dataset``: per-element lengths of sequence fields."""
+    for name, count in (("_normalize", 1), ("_discretization", 2), ("_remap", 1)):
+        _agg_len_as_map(module.Dataset, name, count)
+
+
+def agg_len_sequential(module) -> None:
+    """``recbole.data.dataset.sequential_dataset``: item list lengths of benchmark files."""
+    _agg_len_as_map(module.SequentialDataset, "_benchmark_presets", 1)
+
+
+def agg_len_kg(module) -> None:
+    """``recbole.data.dataset.kg_dataset``: entity remapping of sequence fields."""
+    _agg_len_as_map(module.KnowledgeBasedDataset, "_reset_ent_remapID", 1)
+
+
+# --- scipy >= 1.14 --------------------------------------------------------------------------
+def _dok_update(self, data) -> None:
+    """scipy < 1.14's ``dok_matrix._update``: add ``{(row, col): value}`` without checks."""
+    self._dict.update(data)
+
+
+def dok_update(module) -> None:
+    """``scipy.sparse``: ``dok_matrix._update`` where scipy lacks it."""
+    dok = module.dok_matrix
+    if "_update" not in dir(dok) and hasattr(dok((1, 1)), "_dict"):
+        replace_attr(dok, "_update", _dok_update, "scipy_dok_update")
+
+
+# --- torch >= 2.6 ---------------------------------------------------------------------------
+def trainer_checkpoints(module) -> None:
+    from recbole_sasrec_ext import recbole_checkpoints
+
+    recbole_checkpoints.patch_trainers(module)
+
+
+def quick_start_checkpoints(module) -> None:
+    from recbole_sasrec_ext import recbole_checkpoints
+
+    recbole_checkpoints.patch_quick_start(module)
+
+
+#: module name -> the fixes applied when it has loaded (in this order).
+FIXES: dict[str, tuple[Callable, ...]] = {
+    "scipy.sparse": (dok_update,),
+    "recbole.data.dataset.dataset": (pandas_fillna, agg_len_dataset),
+    "recbole.data.dataset.sequential_dataset": (agg_len_sequential,),
+    "recbole.data.dataset.kg_dataset": (agg_len_kg,),
+    "recbole.trainer.trainer": (trainer_checkpoints,),
+    "recbole.quick_start.quick_start": (quick_start_checkpoints,),
+    "recbole.quick_start": (quick_start_checkpoints,),
+}
+
+
+def _fix(name: str, module) -> None:
+    for fix in FIXES[name]:
+        fix(module)
+
+
+class _FixingLoader(importlib.abc.Loader):
+    """Runs the real loader, then the module's fixes."""
+
+    def __init__(self, loader, name: str):
+        self._loader = loader
+        self._name = name
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        self._loader.exec_module(module)
+        _fix(self._name, module)
+
+    def __getattr__(self, attr):  # get_source, get_filename, is_package, ...
+        return getattr(self._loader, attr)
+
+
+class _FixingFinder(importlib.abc.MetaPathFinder):
+    """Finds the modules in ``FIXES`` with the other finders and wraps their loaders."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname not in FIXES:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _FixingLoader(spec.loader, fullname)
+        return spec
+
+
+def _finder_installed() -> bool:
+    return any(isinstance(f, _FixingFinder) for f in sys.meta_path)
 
 
 def apply() -> None:
-    """Apply every fix once (idempotent). Called when the plugin is imported."""
-    global _applied
-    if _applied:
-        return
+    """Apply every fix (idempotent): numpy aliases now, module fixes now for loaded modules and
+    on load for the others. Imports neither torch, pandas, scipy nor RecBole."""
     numpy_aliases()
-    patch_pandas_fillna()
-    _applied = True
+    if not _finder_installed():
+        sys.meta_path.insert(0, _FixingFinder())
+    for name in FIXES:
+        module = sys.modules.get(name)
+        if module is not None:
+            _fix(name, module)
 
 
 def assert_no_ray() -> None:

@@ -11,14 +11,13 @@ from recbole.data import create_dataset, data_preparation
 from recbole.trainer import Trainer
 from recbole.utils import init_seed
 
-from recbole_sasrec_ext import compat
+import recbole_sasrec_ext  # noqa: F401  (the import is what makes RecBole 1.2.1 work today)
 from recbole_sasrec_ext.model_defaults import yaml_defaults
 from recbole_sasrec_ext.models.rksa import RKSA
 from recbole_sasrec_ext.models.sasrec import SASRec
 
 
 def _plain_pipeline(model_class, data_path, caplog):
-    compat.apply()  # merge: redundant once import applies compat (issue 14)
     config = Config(
         model=model_class,
         dataset="tiny",
@@ -42,9 +41,8 @@ def _plain_pipeline(model_class, data_path, caplog):
     model = model_class(config, train_data.dataset).to(config["device"])
     trainer = Trainer(config, model)
     with caplog.at_level(logging.INFO):
-        # merge: saved=True once issue 14 lands (RecBole's checkpoints weights-only)
-        trainer.fit(train_data, valid_data, saved=False)
-    result = trainer.evaluate(test_data, load_best_model=False)
+        trainer.fit(train_data, valid_data, saved=True)  # RecBole's checkpoint, weights-only
+    result = trainer.evaluate(test_data, load_best_model=True)
     return config, model, result
 
 
