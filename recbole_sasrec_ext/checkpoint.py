@@ -55,7 +55,9 @@ def save_atomic(state: dict, path: os.PathLike) -> None:
         torch.save(state, tmp)
 
 
-def load(path: os.PathLike, map_location=None) -> dict:
+def load(
+    path: os.PathLike, map_location=None, formats: tuple[str, ...] = (CHECKPOINT_FORMAT,)
+) -> dict:
     """Load a plugin checkpoint with ``weights_only=True``; a missing, unreadable or foreign file
     is a one-line :class:`PluginError`."""
     path = Path(path)
@@ -70,8 +72,8 @@ def load(path: os.PathLike, map_location=None) -> dict:
             f"checkpoint {path} cannot be loaded ({first}): "
             "not a complete checkpoint of this plugin"
         ) from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise PluginError(f"checkpoint {path} is not a {CHECKPOINT_FORMAT} checkpoint")
+    if not isinstance(state, dict) or state.get("format") not in formats:
+        raise PluginError(f"checkpoint {path} is not a {' or '.join(formats)} checkpoint")
     return state
 
 

@@ -21,6 +21,7 @@ from recbole_sasrec_ext import checkpoint
 
 #: Format tag of checkpoints written by RecBole's trainers through this module.
 RECBOLE_CHECKPOINT_FORMAT = "recbole_sasrec_ext/recbole-trainer/1"
+_FORMATS = (RECBOLE_CHECKPOINT_FORMAT,)
 _TAG = "__recbole_sasrec_ext__"
 _SKIP = object()
 _FACTORIES = {"list": list, "dict": dict, "set": set, "int": int, "float": float}
@@ -158,7 +159,7 @@ def resume_checkpoint(self, resume_file):
     """``Trainer.resume_checkpoint``, loading weights-only."""
     resume_file = str(resume_file)
     self.saved_model_file = resume_file
-    state = checkpoint.load(resume_file, map_location=self.device)
+    state = checkpoint.load(resume_file, map_location=self.device, formats=_FORMATS)
     self.start_epoch = state["epoch"] + 1
     self.cur_step = state["cur_step"]
     self.best_valid_score = state["best_valid_score"]
@@ -177,7 +178,8 @@ def _evaluate_loading_weights_only(original):
         """``Trainer.evaluate``; the best model is loaded weights-only, then RecBole's runs."""
         if load_best_model and eval_data:
             checkpoint_file = model_file or self.saved_model_file
-            load_weights(self.model, checkpoint.load(checkpoint_file, map_location=self.device))
+            state = checkpoint.load(checkpoint_file, map_location=self.device, formats=_FORMATS)
+            load_weights(self.model, state)
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
         return original(
             self,
@@ -246,7 +248,7 @@ def load_data_and_model(model_file):
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_model, init_logger, init_seed
 
-    state = checkpoint.load(model_file)
+    state = checkpoint.load(model_file, formats=_FORMATS)
     saved = state["config"]
     argv, sys.argv = sys.argv, sys.argv[:1]
     try:
