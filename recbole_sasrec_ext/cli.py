@@ -12,10 +12,10 @@ import json
 import os
 import sys
 
-from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.errors import PluginError, TrainingDivergedError
 
 #: Exit codes.
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict]:
@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except TrainingDivergedError as exc:
+        if os.environ.get("RECBOLE_SASREC_EXT_DEBUG"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DIVERGED
     except PluginError as exc:
         if os.environ.get("RECBOLE_SASREC_EXT_DEBUG"):
             raise
