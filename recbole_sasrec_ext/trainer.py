@@ -183,10 +183,10 @@ class PluginTrainer(Trainer):
                 losses = loss_func(interaction)
             parts = torch.stack(losses) if isinstance(losses, tuple) else losses  # () or (k,)
             loss = parts.sum() if isinstance(losses, tuple) else parts
-            detached = parts.detach().float()
+            detached = parts.detach().double()  # sums like RecBole's Python floats
             total = detached if total is None else total + detached
             if first is None:
-                first = loss.detach().float()
+                first = loss.detach().double()
             n_batches += 1
             scaler.scale(loss).backward()
             if self.clip_grad_norm:

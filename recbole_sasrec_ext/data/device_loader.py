@@ -69,7 +69,8 @@ class DeviceTrainDataLoader(TrainDataLoader):
     def epoch_order(self) -> torch.Tensor:
         """Row order of the next epoch, on the device. Drawn from RecBole's loader generator
         (seeded with ``seed``) exactly as ``torch.utils.data.DataLoader`` draws it (a base seed,
-        then ``randperm``), so the batches are RecBole's, in RecBole's order."""
+        then ``randperm``; ``__iter__`` draws the sampler's trailing permutation at the end), so
+        the batches are RecBole's, in RecBole's order."""
         n = self.sample_size
         torch.empty((), dtype=torch.int64).random_(generator=self.generator)  # DataLoader's base seed
         if not self.shuffle:
@@ -85,3 +86,5 @@ class DeviceTrainDataLoader(TrainDataLoader):
         order = self.epoch_order()  # (n,)
         for index in order.split(self.step):  # views of (<= batch,)
             yield Interaction({field: values.index_select(0, index) for field, values in rows.items()})
+        if self.shuffle:  # RandomSampler draws (and drops) one more permutation when exhausted
+            torch.randperm(self.sample_size, generator=self.generator)
