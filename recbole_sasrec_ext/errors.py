@@ -1,5 +1,7 @@
 """The plugin's user-facing error: raised for bad input, printed by the CLI as one line."""
 
+from __future__ import annotations
+
 
 class PluginError(Exception):
     """Bad input from the user (unknown model, missing file, malformed atomic file, bad config

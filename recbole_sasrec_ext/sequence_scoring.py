@@ -53,13 +53,17 @@ def _recbole_scorer(model) -> SequenceScorer | None:
             continue
         if any(getattr(type(model), m) is not getattr(cls, m) for m in _METHODS):
             return None  # a subclass changed how it scores: not verified
-        names = [getattr(model, f) for f in fields]
-        embedding = model.item_embedding
-        return SequenceScorer(
-            encode=lambda inter: model.forward(*(inter[n] for n in names)),  # (B, d)
-            score=lambda seq, items: torch.mul(seq, embedding(items)).sum(dim=1),  # (N,)
-        )
+        return _dot_scorer(model, [getattr(model, f) for f in fields])
     return None
+
+
+def _dot_scorer(model, input_fields: list[str]) -> SequenceScorer:
+    """``forward(*inputs)`` (B, d) and its dot product with ``item_embedding`` (RecBole's predict)."""
+    embedding = model.item_embedding
+    return SequenceScorer(
+        encode=lambda inter: model.forward(*(inter[n] for n in input_fields)),  # (B, d)
+        score=lambda seq, items: torch.mul(seq, embedding(items)).sum(dim=1),  # (N,)
+    )
 
 
 def sequence_scorer(model) -> SequenceScorer | None:

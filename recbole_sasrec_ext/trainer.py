@@ -132,10 +132,18 @@ class PluginTrainer(Trainer):
         return LrSchedule(self.learning_rate, math.ceil(warmup * steps_per_epoch))
 
     def _loss_function(self):
+        """``calculate_loss``; with ``torch_compile`` the model's fixed-shape sequence encoder
+        (``encode``, the plugin's models) is compiled once (the loss, whose masked gather has a
+        data-dependent shape, stays eager); models without ``encode`` get ``calculate_loss``
+        compiled with dynamic shapes."""
         if not self.config["torch_compile"]:
             return self.model.calculate_loss
         if self._compiled_loss is None:
-            self._compiled_loss = torch.compile(self.model.calculate_loss, dynamic=True)
+            if hasattr(self.model, "encode"):
+                self.model.encode = torch.compile(self.model.encode)
+                self._compiled_loss = self.model.calculate_loss
+            else:
+                self._compiled_loss = torch.compile(self.model.calculate_loss, dynamic=True)
         return self._compiled_loss
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):

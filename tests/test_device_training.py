@@ -12,7 +12,12 @@ from recbole_sasrec_ext import Config, PluginError, run
 from recbole_sasrec_ext.cli import EXIT_DIVERGED, main
 from recbole_sasrec_ext.data.device_loader import DeviceTrainDataLoader
 from recbole_sasrec_ext.errors import TrainingDivergedError
-from recbole_sasrec_ext.lr_schedule import LrScaling, LrSchedule, make_schedule, scaled_learning_rate
+from recbole_sasrec_ext.lr_schedule import (
+    LrScaling,
+    LrSchedule,
+    make_schedule,
+    scaled_learning_rate,
+)
 from recbole_sasrec_ext.quick_start import build
 from recbole_sasrec_ext.registry import get_trainer
 from recbole_sasrec_ext.sequence_scoring import sequence_scorer
@@ -33,7 +38,7 @@ def _build(tiny_data, model="SASRec", **extra):
 
 # --- the loader ------------------------------------------------------------------------------
 def test_loader_yields_device_tensors_and_an_epoch_covers_every_row_once(tiny_data):
-    config, dataset, train, *_ = _build(tiny_data, train_batch_size=7)
+    config, _, train, *_ = _build(tiny_data, train_batch_size=7)
     assert isinstance(train, DeviceTrainDataLoader)
     users = []
     batches = list(train)

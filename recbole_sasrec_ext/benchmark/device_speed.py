@@ -12,7 +12,9 @@ the process's maximum resident set).
 
 * ``plugin`` / ``recbole``: the plugin's SASRec / RecBole's ``RecBole.SASRec`` through the plugin's
   pipeline. After every epoch the test set is evaluated (not counted as training time) to find
-  the time to target; with ``--stop-at-target`` the run stops there.
+  the time to target; with ``--stop-at-target`` the run stops there. Autograd anomaly detection
+  is switched off after the model is built (importing RecBole's model package runs SINE's
+  module-level ``set_detect_anomaly(True)``, which would slow RecBole's SASRec several-fold).
 * ``--checkout NAME=PATH`` adds ``plugin@NAME``: the plugin's SASRec from another checkout of this
   project (e.g. ``main``), imported from ``PATH`` (``PYTHONPATH=PATH``), for before/after ratios.
 * ``sasrec-pytorch``: ``main.py`` of a SASRec.pytorch checkout (fetched by the user into an ignored
@@ -20,6 +22,10 @@ the process's maximum resident set).
   settings; it reads ``data/<dataset>.txt`` there (the shared ``ml-1m.txt`` is byte-identical to
   its file) and evaluates every 20 epochs (its own sampled uni100 test: 100 random negatives,
   at most 10,000 users), so its time to target has a 20-epoch granularity.
+
+On a shared CPU pass ``--threads 1``: with more runnable threads than cores, torch's OpenMP
+threads spin against each other (measured here: ml-100k 30 s per epoch with 2 threads under a
+load average of 30, 2.3 s with 1 thread).
 
 One JSON object per system is appended to ``--out`` (JSON lines); a Markdown table goes to stdout.
 """
@@ -44,10 +50,13 @@ from recbole_sasrec_ext.config import Config
 from recbole_sasrec_ext.quick_start import build
 from recbole_sasrec_ext.registry import get_trainer
 spec = json.loads(sys.argv[1])
+if spec["threads"]:
+    torch.set_num_threads(spec["threads"])
 config = Config(model=spec["model"], dataset=spec["dataset"], config_file_list=spec["config_files"],
                 config_dict=spec["config_dict"])
 init_seed(config["seed"], config["reproducibility"])
 _, train, valid, test, model = build(config)
+torch.autograd.set_detect_anomaly(False)  # importing RecBole's SINE switches it on process-wide
 trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
 points, metric, target = [], spec["metric"], spec["target"]
 class Reached(Exception):
@@ -123,11 +132,11 @@ def run_pipeline(name: str, model: str, pythonpath: str, args: argparse.Namespac
     spec = {
         "model": model, "dataset": args.dataset, "config_files": args.config_files.split() or None,
         "config_dict": config_dict, "metric": args.metric, "target": args.target,
-        "stop_at_target": args.stop_at_target,
+        "stop_at_target": args.stop_at_target, "threads": args.threads,
     }
     env = {**os.environ, "PYTHONPATH": pythonpath}
     proc = subprocess.run(
-        [sys.executable, "-c", _PIPELINE_CHILD, json.dumps(spec)], env=env, capture_output=True, text=True
+        [sys.executable, "-c", _PIPELINE_CHILD, json.dumps(spec)], env=env, capture_output=True, text=True, check=False
     )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("DEVICE_SPEED_RESULT ")]
     if proc.returncode != 0 or not lines:
@@ -154,7 +163,7 @@ def run_sasrec_pytorch(path: Path, args: argparse.Namespace) -> dict:
         with open(log_file, "w") as log:
             proc = subprocess.run(
                 [sys.executable, "-c", _SASREC_PYTORCH_CHILD, str(memory_file), *argv],
-                cwd=path, stdout=log, stderr=subprocess.STDOUT,
+                cwd=path, stdout=log, stderr=subprocess.STDOUT, check=False,
             )
         text = log_file.read_text(errors="replace")
         peak = json.loads(memory_file.read_text())["peak_memory_mb"] if memory_file.is_file() else float("nan")
@@ -204,6 +213,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sasrec-pytorch", type=Path, default=None, metavar="PATH", help="SASRec.pytorch folder")
     p.add_argument("--sasrec-pytorch-args", default="--maxlen=200 --dropout_rate=0.2",
                    help="extra arguments of SASRec.pytorch's main.py")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads of the plugin/recbole children (0 = torch's default)")
     p.add_argument("--repeat", type=int, default=1, help="run the whole list this many times, interleaved")
     p.add_argument("--out", type=Path, default=None, help="append one JSON line per system here")
     return p.parse_args(argv)
@@ -234,8 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, "a") as f:
-            for row in rows:
-                f.write(json.dumps({**row, "dataset": args.dataset, "args": vars(args) | {"out": str(args.out), "sasrec_pytorch": str(args.sasrec_pytorch)}}) + "\n")
+            f.writelines(json.dumps({**row, "dataset": args.dataset, "args": vars(args) | {"out": str(args.out), "sasrec_pytorch": str(args.sasrec_pytorch)}}) + "\n" for row in rows)
     print(markdown(rows, args))
     return 0
 

@@ -50,7 +50,7 @@ class DeviceTrainDataLoader(TrainDataLoader):
         self._rows: dict[str, torch.Tensor] | None = None
 
     # --- data on the device --------------------------------------------------------------
-    def to(self, device) -> "DeviceTrainDataLoader":
+    def to(self, device) -> DeviceTrainDataLoader:
         """Keep the rows on ``device`` (moved lazily, at the next iteration)."""
         device = torch.device(device)
         if device != self.device:
