@@ -78,9 +78,12 @@ def load(
 
 
 def load_weights(model: torch.nn.Module, state: dict) -> None:
-    """Put a checkpoint's weights (``state_dict``, RecBole's ``other_parameter``) into ``model``."""
+    """Put a checkpoint's weights (``state_dict``, RecBole's ``other_parameter`` as encoded by
+    :func:`recbole_sasrec_ext.recbole_checkpoints.encode_other_parameter`) into ``model``."""
+    from recbole_sasrec_ext.recbole_checkpoints import decode_other_parameter
+
     model.load_state_dict(state["state_dict"])
-    model.load_other_parameter(state.get("other_parameter"))
+    model.load_other_parameter(decode_other_parameter(state.get("other_parameter")))
 
 
 def data_fingerprint(dataset) -> dict:

@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.errors import PluginError, TrainingDivergedError
 from recbole_sasrec_ext.exit_codes import (  # noqa: F401 (re-exported)
     EXIT_BAD_INPUT,
     EXIT_DIVERGED,
@@ -88,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except TrainingDivergedError as exc:
+        if os.environ.get("RECBOLE_SASREC_EXT_DEBUG"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DIVERGED
     except PluginError as exc:
         if os.environ.get("RECBOLE_SASREC_EXT_DEBUG"):
             raise

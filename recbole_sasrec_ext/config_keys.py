@@ -97,6 +97,12 @@ COMMON_KEYS: tuple[Key, ...] = (
     Key("seed", int, low=0),
     Key("eval_neg_seed", int, low=0),
     Key("adam_betas", list, low=0.0, high=1.0, high_open=True, length=2, optional=True),
+    Key("device_train_loader", bool),
+    Key("divergence_factor", float, low=1.0, low_open=True, optional=True),
+    Key("lr_scaling", str, choices=("none", "sqrt", "linear")),
+    Key("lr_base_batch_size", int, low=1),
+    Key("warmup_epochs", float, low=0.0),
+    Key("torch_compile", bool),
 )
 
 

@@ -126,10 +126,7 @@ def decode_other_parameter(encoded):
     return {name: value for name, value in decoded.items() if value is not _SKIP}
 
 
-def load_weights(model, state: dict) -> None:
-    """Load a checkpoint's ``state_dict`` and ``other_parameter`` into ``model``."""
-    model.load_state_dict(state["state_dict"])
-    model.load_other_parameter(decode_other_parameter(state.get("other_parameter")))
+load_weights = checkpoint.load_weights  # one implementation for both trainers
 
 
 # --- replacements for recbole.trainer.trainer ----------------------------------------------

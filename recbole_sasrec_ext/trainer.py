@@ -1,14 +1,24 @@
-"""RecBole's ``Trainer`` with safe checkpoints, a validation history and fast sampled evaluation."""
+"""RecBole's ``Trainer`` with safe checkpoints, a validation history, an epoch without host syncs
+and fast evaluation."""
 
 from __future__ import annotations
 
+import math
+import os
 import time
 
 import numpy as np
 import torch
 from recbole.trainer import Trainer
+from recbole.utils import EvaluatorType, set_color
+from torch.nn.utils.clip_grad import clip_grad_norm_
+from tqdm import tqdm
 
 from recbole_sasrec_ext import checkpoint
+from recbole_sasrec_ext.errors import TrainingDivergedError
+from recbole_sasrec_ext.lr_schedule import LrScaling, LrSchedule, make_schedule
+from recbole_sasrec_ext.recbole_checkpoints import encode_other_parameter
+from recbole_sasrec_ext.sequence_scoring import sequence_scorer
 
 
 class PluginTrainer(Trainer):
@@ -19,9 +29,20 @@ class PluginTrainer(Trainer):
       (``evaluate(load_best_model=True)`` and ``resume_checkpoint`` work on torch >= 2.6);
     * ``history`` records, for every validation, the epoch, the cumulative training seconds
       (evaluation time excluded) and the validation result; ``best_epoch`` the best one;
-    * for models that can encode a sequence once and score many candidates
-      (``encode_sequences``/``score_candidates``), sampled evaluation encodes each user once
-      instead of once per candidate (RecBole repeats the whole forward pass 101 times for uni100).
+    * an epoch keeps the training loss on the device and reads it once, at the end of the epoch
+      (RecBole calls ``loss.item()`` after every batch); the epoch's mean loss is then checked:
+      not finite, or above ``divergence_factor`` × the run's first batch loss, raises
+      :class:`~recbole_sasrec_ext.errors.TrainingDivergedError` and ``fit`` deletes the run's
+      checkpoint. Gradient clipping (``clip_grad_norm``), AMP and the GradScaler work as in RecBole;
+    * optional large-batch recipe: ``lr_scaling``/``lr_base_batch_size``/``warmup_epochs``
+      (:mod:`recbole_sasrec_ext.lr_schedule`), and ``torch_compile`` of the training loss;
+    * sampled evaluation encodes each user once and scores its candidates by dot products, for
+      every model :func:`~recbole_sasrec_ext.sequence_scoring.sequence_scorer` verifies (the
+      plugin's, and RecBole's GRU4Rec, SASRec and Caser; RecBole re-runs the encoder once per
+      candidate, 101 times per user for uni100);
+    * full ranking scores flow through :meth:`_full_sort_scores` (B, n_items), then
+      :meth:`_mask_full_sort_scores` (padding column, RecBole's history mask): the one place to
+      add further masks.
     """
 
     def __init__(self, config, model):
@@ -37,8 +58,14 @@ class PluginTrainer(Trainer):
         self._best_seen: float | None = None
         self._train_loader = None
         self._resumed_rng: dict | None = None
+        self.divergence_factor = config["divergence_factor"]
+        self._initial_loss: float | None = None
+        self._schedule: LrSchedule | None = None
+        self._compiled_loss = None
 
     def _build_optimizer(self, **kwargs):
+        if not kwargs:
+            self.learning_rate = self._peak_learning_rate()
         betas = self.config["adam_betas"]
         if betas is None or self.config["learner"].lower() != "adam" or kwargs:
             return super()._build_optimizer(**kwargs)
@@ -51,11 +78,18 @@ class PluginTrainer(Trainer):
         self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False,
         callback_fn=None,
     ):
+        """RecBole's ``fit``, restoring a resumed run's RNG states first; on
+        :class:`TrainingDivergedError` the run's checkpoint is deleted (no result of a diverged run)."""
         self._train_loader = train_data
         if self._resumed_rng is not None:  # restore last: nothing may draw between here and epoch 1
             checkpoint.set_rng_state(self._resumed_rng, self._loader_generator())
             self._resumed_rng = None
-        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        try:
+            return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        except TrainingDivergedError:
+            if os.path.exists(self.saved_model_file):
+                os.remove(self.saved_model_file)
+            raise
 
     def _loader_generator(self) -> torch.Generator | None:
         return getattr(self._train_loader, "generator", None)
@@ -77,7 +111,7 @@ class PluginTrainer(Trainer):
             "cur_step": int(self.cur_step),
             "best_valid_score": float(self.best_valid_score),
             "state_dict": self.model.state_dict(),
-            "other_parameter": self.model.other_parameter(),
+            "other_parameter": encode_other_parameter(self.model),  # weights-only loadable
             "optimizer": self.optimizer.state_dict(),
             "rng": checkpoint.rng_state(self._loader_generator()),
             "progress": {
@@ -128,14 +162,104 @@ class PluginTrainer(Trainer):
             self.logger.info(f"Loading model structure and parameters from {path}")
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 
-    # --- bookkeeping ---------------------------------------------------------------------
+    # --- training -----------------------------------------------------------------------------
+    def _peak_learning_rate(self) -> float:
+        scaling = self.config["lr_scaling"]
+        if scaling is None:
+            return self.config["learning_rate"]
+        return make_schedule(
+            self.config["learning_rate"], LrScaling(scaling), self.config["train_batch_size"],
+            self.config["lr_base_batch_size"], 0.0, 1,
+        ).peak_lr
+
+    def _lr_schedule(self, steps_per_epoch: int) -> LrSchedule | None:
+        """The warm-up schedule, or None when ``warmup_epochs`` is 0 / unset."""
+        warmup = self.config["warmup_epochs"] or 0.0
+        if warmup <= 0:
+            return None
+        return LrSchedule(self.learning_rate, math.ceil(warmup * steps_per_epoch))
+
+    def _loss_function(self):
+        """``calculate_loss``; with ``torch_compile`` the model's fixed-shape sequence encoder
+        (``encode``, the plugin's models) is compiled once (the loss, whose masked gather has a
+        data-dependent shape, stays eager); models without ``encode`` get ``calculate_loss``
+        compiled with dynamic shapes."""
+        if not self.config["torch_compile"]:
+            return self.model.calculate_loss
+        if self._compiled_loss is None:
+            if hasattr(self.model, "encode"):
+                self.model.encode = torch.compile(self.model.encode)
+                self._compiled_loss = self.model.calculate_loss
+            else:
+                self._compiled_loss = torch.compile(self.model.calculate_loss, dynamic=True)
+        return self._compiled_loss
+
+
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         start = time.perf_counter()
-        loss = super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
+        if not self.config["single_spec"]:  # distributed: RecBole's loop (it syncs anyway)
+            loss = super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
+        else:
+            loss = self._device_epoch(train_data, epoch_idx, loss_func, show_progress)
         self.train_seconds += time.perf_counter() - start
         self.epochs_run += 1
         self._epoch = epoch_idx
         return loss
+
+    def _device_epoch(self, train_data, epoch_idx, loss_func, show_progress):
+        """RecBole's ``Trainer._train_epoch`` without a host sync per batch: the losses are summed
+        on the device and read once; the divergence check runs on the epoch's mean."""
+        self.model.train()
+        loss_func = loss_func or self._loss_function()
+        steps = len(train_data)
+        schedule = self._lr_schedule(steps)
+        iter_data = (
+            tqdm(train_data, total=steps, ncols=100, desc=set_color(f"Train {epoch_idx:>5}", "pink"))
+            if show_progress
+            else train_data
+        )
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.enable_scaler)
+        total, first, n_batches = None, None, 0
+        for batch_idx, interaction in enumerate(iter_data):
+            if schedule is not None:
+                lr = schedule.lr_at(epoch_idx * steps + batch_idx)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+            interaction = interaction.to(self.device)
+            self.optimizer.zero_grad()
+            with torch.autocast(device_type=self.device.type, enabled=self.enable_amp):
+                losses = loss_func(interaction)
+            parts = torch.stack(losses) if isinstance(losses, tuple) else losses  # () or (k,)
+            loss = parts.sum() if isinstance(losses, tuple) else parts
+            detached = parts.detach().double()  # sums like RecBole's Python floats
+            total = detached if total is None else total + detached
+            if first is None:
+                first = loss.detach().double()
+            n_batches += 1
+            scaler.scale(loss).backward()
+            if self.clip_grad_norm:
+                clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
+            scaler.step(self.optimizer)
+            scaler.update()
+        if total is None:
+            return 0.0
+        values = torch.cat([total.reshape(-1), first.reshape(1)]).tolist()  # the epoch's one sync
+        sums, first_value = values[:-1], values[-1]
+        self._check_divergence(epoch_idx, sum(sums) / n_batches, first_value)
+        return tuple(sums) if isinstance(losses, tuple) else sums[0]
+
+    def _check_divergence(self, epoch_idx: int, mean_loss: float, first_batch_loss: float) -> None:
+        """Raise :class:`TrainingDivergedError` if ``mean_loss`` is not finite or above
+        ``divergence_factor`` × the run's first batch loss (when that loss is positive)."""
+        if not math.isfinite(mean_loss):
+            raise TrainingDivergedError(epoch_idx, mean_loss)
+        if self._initial_loss is None and math.isfinite(first_batch_loss):
+            self._initial_loss = first_batch_loss
+        factor, initial = self.divergence_factor, self._initial_loss
+        if factor is not None and initial is not None and initial > 0 and mean_loss > factor * initial:
+            raise TrainingDivergedError(epoch_idx, mean_loss, factor * initial)
+
+    # --- bookkeeping ---------------------------------------------------------------------
 
     def _valid_epoch(self, valid_data, show_progress=False):
         score, result = super()._valid_epoch(valid_data, show_progress)
@@ -155,10 +279,40 @@ class PluginTrainer(Trainer):
             self.tensorboard.add_scalar(f"Valid/{metric}", float(value), self._epoch)
         return score, result
 
-    # --- fast sampled evaluation -----------------------------------------------------------
+    # --- fast evaluation ----------------------------------------------------------------------
+    def _full_sort_scores(self, interaction) -> torch.Tensor:
+        """Scores (B, n_items) of every item for the users of ``interaction`` (on the device),
+        before any mask. RecBole's fallback (``predict`` per item) for models without
+        ``full_sort_predict``."""
+        try:
+            scores = self.model.full_sort_predict(interaction)  # (B, n_items)
+        except NotImplementedError:
+            inter_len = len(interaction)
+            new_inter = interaction.repeat_interleave(self.tot_item_num)
+            new_inter.update(self.item_tensor.repeat(inter_len))
+            if len(new_inter) <= self.test_batch_size:
+                scores = self.model.predict(new_inter)
+            else:
+                scores = self._spilt_predict(new_inter, len(new_inter))
+        return scores.view(-1, self.tot_item_num)  # (B, n_items)
+
+    def _mask_full_sort_scores(self, scores: torch.Tensor, history_index) -> torch.Tensor:
+        """RecBole's masks, in place: the padding item, and ``history_index`` when RecBole gives one
+        (general models' seen items)."""
+        scores[:, 0] = -np.inf
+        if history_index is not None:
+            scores[history_index] = -np.inf
+        return scores
+
+    def _full_sort_batch_eval(self, batched_data):
+        interaction, history_index, positive_u, positive_i = batched_data
+        interaction = interaction.to(self.device)
+        scores = self._mask_full_sort_scores(self._full_sort_scores(interaction), history_index)
+        return interaction, scores, positive_u, positive_i
+
     def _neg_sample_batch_eval(self, batched_data):
-        encode = getattr(self.model, "encode_sequences", None)
-        if encode is None:
+        scorer = sequence_scorer(self.model)
+        if scorer is None or self.config["eval_type"] != EvaluatorType.RANKING:
             return super()._neg_sample_batch_eval(batched_data)
         interaction, row_idx, positive_u, positive_i = batched_data
         interaction = interaction.to(self.device)
@@ -166,9 +320,9 @@ class PluginTrainer(Trainer):
         n_users = int(positive_u[-1]) + 1
         first_row = torch.full((n_users,), len(row_idx), dtype=torch.long, device=self.device)
         first_row.scatter_reduce_(0, row_idx, torch.arange(len(row_idx), device=self.device), reduce="amin")
-        sequences = encode(interaction[first_row])  # (U, d)
+        sequences = scorer.encode(interaction[first_row])  # (U, d)
         items = interaction[self.config["ITEM_ID_FIELD"]]  # (N,)
-        origin_scores = self.model.score_candidates(sequences[row_idx], items)  # (N,)
+        origin_scores = scorer.score(sequences[row_idx], items)  # (N,)
         scores = torch.full((n_users, self.tot_item_num), -np.inf, device=self.device)
         scores[row_idx, items] = origin_scores
         return interaction, scores, positive_u, positive_i

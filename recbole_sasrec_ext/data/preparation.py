@@ -9,6 +9,7 @@ from recbole.data.utils import create_samplers, get_dataloader
 from recbole.utils import ModelType
 
 from recbole_sasrec_ext.data.atomic import check_dataset_files
+from recbole_sasrec_ext.data.device_loader import DeviceTrainDataLoader, device_loader_applies
 from recbole_sasrec_ext.data.feasibility import check_split
 from recbole_sasrec_ext.data.fixed_sampler import FixedNegativeSampler
 from recbole_sasrec_ext.data.full_sequence_dataset import FullSequenceDataset
@@ -107,7 +108,10 @@ def data_preparation(config, dataset):
         else:
             test_sampler = fixed[num].set_phase(phase)
 
-    train_data = get_dataloader(config, "train")(config, train_ds, train_sampler, shuffle=config["shuffle"])
+    train_loader = get_dataloader(config, "train")
+    if isinstance(train_ds, FullSequenceDataset) and device_loader_applies(config, train_ds):
+        train_loader = DeviceTrainDataLoader  # the plugin's models: batches built on the device
+    train_data = train_loader(config, train_ds, train_sampler, shuffle=config["shuffle"])
     valid_data = get_dataloader(config, "valid")(config, valid_ds, valid_sampler, shuffle=False)
     test_data = get_dataloader(config, "test")(config, test_ds, test_sampler, shuffle=False)
     return train_data, valid_data, test_data

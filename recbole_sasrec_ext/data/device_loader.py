@@ -1,0 +1,90 @@
+"""Training batches that live on the model's device.
+
+RecBole's ``TrainDataLoader`` builds every batch on the host (``dataset[index]`` → ``Interaction``)
+and the trainer copies it to the device: per batch, Python over fields on the host, a collate and
+one host→device copy per field. :class:`DeviceTrainDataLoader` moves the training rows of a
+:class:`~recbole_sasrec_ext.data.FullSequenceDataset` to the device once; an epoch is a seeded
+permutation of the row indices (drawn once per epoch, RecBole's permutation, copied to the device) and each batch is one ``index_select`` per
+field. It is still a RecBole training data loader (a ``TrainDataLoader`` subclass) that yields
+``Interaction`` objects, so RecBole's ``Trainer`` and user code iterate it unchanged.
+
+Used only where RecBole's loader would do nothing else per batch: no training negatives
+(``train_neg_sample_args: ~``), no data transform, one process (``single_spec``).
+"""
+
+from __future__ import annotations
+
+import torch
+from recbole.data.dataloader import TrainDataLoader
+from recbole.data.interaction import Interaction
+
+
+def device_loader_applies(config, dataset) -> bool:
+    """Whether RecBole's training loader would only slice rows for ``dataset`` (then the device
+    loader yields the same batches, built on the device)."""
+    neg = config["train_neg_sample_args"]
+    no_negatives = neg is None or neg.get("distribution", "none") == "none"
+    return bool(config["device_train_loader"]) and no_negatives and config["transform"] is None and bool(
+        config["single_spec"]
+    )
+
+
+class DeviceTrainDataLoader(TrainDataLoader):
+    """RecBole training loader whose rows are tensors on ``device``.
+
+    Parameters (RecBole's loader signature)
+    ----------
+    config : recbole Config
+        Reads ``train_batch_size``, ``seed`` (RecBole's loader generator) and ``device``.
+    dataset : Dataset
+        The training split; every field of its ``inter_feat`` is moved to the device once.
+    sampler : unused (no training negatives)
+    shuffle : bool
+        A new permutation every epoch, the one RecBole's loader would draw (same seed, same
+        generator calls): the plugin trains on the same batches as with RecBole's loader.
+    """
+
+    def __init__(self, config, dataset, sampler, shuffle=False):
+        super().__init__(config, dataset, sampler, shuffle=shuffle)
+        self.device = torch.device(config["device"])
+        self._rows: dict[str, torch.Tensor] | None = None
+
+    # --- data on the device --------------------------------------------------------------
+    def to(self, device) -> DeviceTrainDataLoader:
+        """Keep the rows on ``device`` (moved lazily, at the next iteration)."""
+        device = torch.device(device)
+        if device != self.device:
+            self.device = device
+            self._rows = None
+        return self
+
+    def rows(self) -> dict[str, torch.Tensor]:
+        """Every field of the training rows, on the device (moved at first use)."""
+        if self._rows is None:
+            feat = self._dataset.inter_feat
+            self._rows = {field: feat[field].to(self.device) for field in feat.columns}
+        return self._rows
+
+    # --- epochs ----------------------------------------------------------------------------
+    def epoch_order(self) -> torch.Tensor:
+        """Row order of the next epoch, on the device. Drawn from RecBole's loader generator
+        (seeded with ``seed``) exactly as ``torch.utils.data.DataLoader`` draws it (a base seed,
+        then ``randperm``; ``__iter__`` draws the sampler's trailing permutation at the end), so
+        the batches are RecBole's, in RecBole's order."""
+        n = self.sample_size
+        torch.empty((), dtype=torch.int64).random_(generator=self.generator)  # DataLoader's base seed
+        if not self.shuffle:
+            return torch.arange(n, device=self.device)
+        order = torch.randperm(n, generator=self.generator)  # (n,) on the host, once per epoch
+        return order.to(self.device)
+
+    def __len__(self) -> int:
+        return (self.sample_size + self.step - 1) // self.step
+
+    def __iter__(self):
+        rows = self.rows()
+        order = self.epoch_order()  # (n,)
+        for index in order.split(self.step):  # views of (<= batch,)
+            yield Interaction({field: values.index_select(0, index) for field, values in rows.items()})
+        if self.shuffle:  # RandomSampler draws (and drops) one more permutation when exhausted
+            torch.randperm(self.sample_size, generator=self.generator)
