@@ -76,8 +76,8 @@ def test_recbole_models_keep_recbole_loader(tiny_data):
 def test_same_seed_same_run_exactly(tiny_data):
     a = run("SASRec", "tiny", config_dict=fast_config(tiny_data, epochs=3, seed=5), saved=False)
     b = run("SASRec", "tiny", config_dict=fast_config(tiny_data, epochs=3, seed=5), saved=False)
-    assert [h["valid_result"] for h in a["valid_history"]] == [h["valid_result"] for h in b["valid_history"]]
-    assert a["test_result"] == b["test_result"]
+    assert [h.valid_result for h in a.valid_history] == [h.valid_result for h in b.valid_history]
+    assert a.test_result == b.test_result
 
 
 # --- divergence --------------------------------------------------------------------------------
