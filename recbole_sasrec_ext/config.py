@@ -15,12 +15,16 @@ from recbole.utils import ModelType
 from recbole_sasrec_ext import compat
 from recbole_sasrec_ext.config_keys import COMMON_KEYS, check_keys
 from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.evaluation.seen_items import check_filter_seen
 from recbole_sasrec_ext.registry import base_model_name, get_model, implementation_name
 
 #: Where plugin data sets live unless ``data_path`` says otherwise (relative to the working dir).
 DEFAULT_DATA_PATH = "datasets/"
 #: Loss types whose training needs no RecBole-side negative sampling.
 _SELF_SAMPLING_LOSSES = {"CE", "BCE", "SAMPLED_SOFTMAX", "GBCE"}
+#: The plugin models' loss when the user set none and evaluation ranks every item: full-softmax
+#: cross-entropy (SASRec+, docs/sasrec.md); the models' yaml default (BCE) is for sampled ranking.
+FULL_RANKING_LOSS = "CE"
 
 
 def properties_dir() -> Path:
@@ -97,6 +101,13 @@ class Config(RecBoleConfig):
 
     def _get_final_config_dict(self):
         final = super()._get_final_config_dict()
+        self.notes: list[str] = []
+        if _defaults_loss_for_full_ranking(final, self.external_config_dict, self.model_class):
+            final["loss_type"] = FULL_RANKING_LOSS
+            self.notes.append(
+                f"loss_type {FULL_RANKING_LOSS}: evaluation ranks every item and no loss_type was "
+                "given (set loss_type to override; BCE is the SASRec paper's loss for sampled ranking)"
+            )
         is_sequential = final.get("MODEL_TYPE") == ModelType.SEQUENTIAL
         samples_itself = str(final.get("loss_type", "")).upper() in _SELF_SAMPLING_LOSSES
         if is_sequential and samples_itself and "train_neg_sample_args" not in self.external_config_dict:
@@ -114,6 +125,7 @@ class Config(RecBoleConfig):
         check_keys(self.final_config_dict, COMMON_KEYS)
         check_keys(self.final_config_dict, getattr(self.model_class, "CONFIG_KEYS", ()))
         _check_adam_betas(self.final_config_dict.get("adam_betas"))
+        check_filter_seen(self.final_config_dict)
 
     def _load_time_field(self) -> None:
         """Add the time field to ``load_col`` when the ``.inter`` file has one."""
@@ -126,6 +138,26 @@ class Config(RecBoleConfig):
         inter_cols = load_col.get("inter")
         if time_field in columns and isinstance(inter_cols, list) and time_field not in inter_cols:
             load_col["inter"] = inter_cols + [time_field]
+
+
+def _eval_modes(eval_args) -> set[str]:
+    """The evaluation modes of ``eval_args`` before RecBole normalises it (str or per phase)."""
+    mode = (eval_args or {}).get("mode", "full")
+    modes = mode.values() if isinstance(mode, dict) else [mode]
+    return {str(m) for m in modes}
+
+
+def _defaults_loss_for_full_ranking(final: dict, external: dict, model_class) -> bool:
+    """True when a plugin model with a ``loss_type`` key is evaluated with full ranking only and
+    the user gave no ``loss_type``."""
+    is_plugin = getattr(model_class, "__module__", "").startswith("recbole_sasrec_ext.")
+    has_loss = any(key.name == "loss_type" for key in getattr(model_class, "CONFIG_KEYS", ()))
+    return (
+        is_plugin
+        and has_loss
+        and "loss_type" not in external
+        and _eval_modes(final.get("eval_args")) == {"full"}
+    )
 
 
 def _check_adam_betas(betas) -> None:

@@ -78,6 +78,7 @@ COMMON_KEYS: tuple[Key, ...] = (
     Key("MAX_ITEM_LIST_LENGTH", int, low=1),
     Key("seed", int, low=0),
     Key("eval_neg_seed", int, low=0),
+    Key("filter_seen", bool),
 )
 
 

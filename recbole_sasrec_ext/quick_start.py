@@ -37,9 +37,18 @@ def _versions() -> dict:
     }
 
 
+#: Protocol name of full ranking with the user's earlier items removed (``filter_seen``).
+FULL_SEEN_REMOVED = "full, seen removed"
+
+
 def _protocol(config) -> str:
+    """``full``, ``full, seen removed``, ``uni100``, ... (``valid/test`` when the phases differ)."""
     modes = config["eval_args"]["mode"]
-    return modes["test"] if modes["valid"] == modes["test"] else f"{modes['valid']}/{modes['test']}"
+    names = [
+        FULL_SEEN_REMOVED if mode == "full" and config["filter_seen"] else mode
+        for mode in (modes["valid"], modes["test"])
+    ]
+    return names[1] if names[0] == names[1] else f"{names[0]}/{names[1]}"
 
 
 def _peak_memory_mb(device) -> float:
@@ -106,6 +115,8 @@ def run(
     init_logger(config)
     logger = getLogger()
     logger.info(f"model {config['model']} = {config['implementation']}")
+    for note in getattr(config, "notes", []):
+        logger.info(note)
     logger.info(config)
 
     data, train_data, valid_data, test_data, net = build(config)

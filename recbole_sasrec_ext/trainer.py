@@ -7,8 +7,10 @@ import time
 import numpy as np
 import torch
 from recbole.trainer import Trainer
+from recbole.utils import ModelType
 
 from recbole_sasrec_ext import checkpoint
+from recbole_sasrec_ext.evaluation.seen_items import SeenItems
 
 
 class PluginTrainer(Trainer):
@@ -21,7 +23,9 @@ class PluginTrainer(Trainer):
       (evaluation time excluded) and the validation result; ``best_epoch`` the best one;
     * for models that can encode a sequence once and score many candidates
       (``encode_sequences``/``score_candidates``), sampled evaluation encodes each user once
-      instead of once per candidate (RecBole repeats the whole forward pass 101 times for uni100).
+      instead of once per candidate (RecBole repeats the whole forward pass 101 times for uni100);
+    * ``filter_seen: True`` removes each user's earlier items from full ranking of sequential
+      models (:meth:`remove_seen_items`; RecBole keeps them), the target never.
     """
 
     def __init__(self, config, model):
@@ -35,6 +39,9 @@ class PluginTrainer(Trainer):
         self.best_epoch: int | None = None
         self._epoch = -1
         self._best_seen: float | None = None
+        self.filter_seen = bool(config["filter_seen"]) and config["MODEL_TYPE"] == ModelType.SEQUENTIAL
+        self._seen_items: dict[int, SeenItems] = {}
+        self._eval_dataset = None
 
     def _build_optimizer(self, **kwargs):
         betas = self.config["adam_betas"]
@@ -86,6 +93,7 @@ class PluginTrainer(Trainer):
             self.model.load_state_dict(state["state_dict"])
             self.model.load_other_parameter(state.get("other_parameter"))
             self.logger.info(f"Loading model structure and parameters from {path}")
+        self._eval_dataset = eval_data._dataset if eval_data else None
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 
     # --- bookkeeping ---------------------------------------------------------------------
@@ -112,6 +120,31 @@ class PluginTrainer(Trainer):
             }
         )
         return score, result
+
+    # --- full ranking ---------------------------------------------------------------------------
+    def _full_sort_batch_eval(self, batched_data):
+        interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)
+        if self.filter_seen:
+            self.remove_seen_items(interaction, scores, positive_i)
+        return interaction, scores, positive_u, positive_i
+
+    def remove_seen_items(self, interaction, scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``filter_seen``: set to -inf, in place, the scores (B, n_items) of the items each row's
+        user interacted with before the row's target, keeping the target's own score (B,).
+
+        Needs only the rows' user ids (``interaction[USER_ID_FIELD]``, one sequential evaluation
+        row per user and phase, row i scored in ``scores[i]``) and the targets; the seen sets come
+        from ``dataset.user_item_pairs`` of the data set being evaluated (:class:`SeenItems`).
+        """
+        users = interaction[self.config["USER_ID_FIELD"]].to(self.device)  # (B,)
+        return self._seen_items_of(self._eval_dataset).remove(scores, users, targets.to(self.device))
+
+    def _seen_items_of(self, dataset) -> SeenItems:
+        key = id(dataset.user_item_pairs[0])
+        if key not in self._seen_items:
+            users, items = dataset.user_item_pairs
+            self._seen_items[key] = SeenItems.from_pairs(users, items, dataset.user_num).to(self.device)
+        return self._seen_items[key]
 
     # --- fast sampled evaluation -----------------------------------------------------------
     def _neg_sample_batch_eval(self, batched_data):
