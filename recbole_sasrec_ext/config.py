@@ -126,6 +126,7 @@ class Config(RecBoleConfig):
         check_keys(self.final_config_dict, getattr(self.model_class, "CONFIG_KEYS", ()))
         _check_adam_betas(self.final_config_dict.get("adam_betas"))
         check_filter_seen(self.final_config_dict)
+        _check_train_stride(self.final_config_dict)
 
     def _load_time_field(self) -> None:
         """Add the time field to ``load_col`` when the ``.inter`` file has one."""
@@ -158,6 +159,15 @@ def _defaults_loss_for_full_ranking(final: dict, external: dict, model_class) ->
         and "loss_type" not in external
         and _eval_modes(final.get("eval_args")) == {"full"}
     )
+
+
+def _check_train_stride(final: dict) -> None:
+    stride, max_len = final.get("train_stride"), final.get("MAX_ITEM_LIST_LENGTH")
+    if isinstance(stride, int) and isinstance(max_len, int) and stride > max_len:
+        raise PluginError(
+            f"config key 'train_stride' = {stride} is not allowed: expected an int in "
+            f"[0, MAX_ITEM_LIST_LENGTH = {max_len}] (0 = off)"
+        )
 
 
 def _check_adam_betas(betas) -> None:

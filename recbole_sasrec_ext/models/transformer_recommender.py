@@ -37,6 +37,7 @@ TRANSFORMER_KEYS: tuple[Key, ...] = (
     Key("n_negatives", int, low=1),
     Key("gbce_t", float, low=0.0, high=1.0),
     Key("bf16", bool),
+    Key("train_stride", int, low=0),
 )
 
 
