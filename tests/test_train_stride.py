@@ -16,13 +16,13 @@ def long_data(tmp_path):
 
 def _train_rows(data, **extra):
     config = Config("SASRec", "long", config_dict=fast_config(data, MAX_ITEM_LIST_LENGTH=3, **extra))
-    dataset, train, valid, test, _ = build(config)
+    dataset, train, valid, _, _ = build(config)
     inter = train._dataset.inter_feat
     rows = []
     for r in range(len(inter)):
         user = str(dataset.id2token(dataset.uid_field, int(inter["user_id"][r])))
         n = int(inter["item_length"][r])
-        token = lambda i: str(dataset.id2token(dataset.iid_field, int(i))) if i > 0 else "-"  # noqa: E731
+        token = lambda i: str(dataset.id2token(dataset.iid_field, int(i))) if i > 0 else "-"
         seq = [token(i) for i in inter["item_id_list"][r, :n]]
         targets = [token(t) for t in inter[TARGET_LIST_FIELD][r, :n]]
         rows.append((user, seq, targets))
