@@ -40,7 +40,9 @@ def test_sasrec_block_exact():
     w, b = attention.qkv.weight, attention.qkv.bias
     wq, wk, wv = w.split(8)
     bq, bk, bv = b.split(8)
-    heads = lambda t: t.view(3, 5, 2, 4).transpose(1, 2)  (B, h, L, d/h)
+    def heads(t):
+        return t.view(3, 5, 2, 4).transpose(1, 2)  # (B, h, L, d/h)
+
     logits = heads(q @ wq.T + bq) @ heads(x @ wk.T + bk).transpose(-1, -2) / 2.0  # (B, h, L, L)
     logits = logits.masked_fill(torch.ones(5, 5, dtype=torch.bool).triu(1), float("-inf"))
     y = (logits.softmax(-1) @ heads(x @ wv.T + bv)).transpose(1, 2).reshape(3, 5, 8)
