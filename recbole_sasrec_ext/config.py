@@ -25,6 +25,9 @@ _SELF_SAMPLING_LOSSES = {"CE", "BCE", "SAMPLED_SOFTMAX", "GBCE"}
 #: The plugin models' loss when the user set none and evaluation ranks every item: full-softmax
 #: cross-entropy (SASRec+, docs/sasrec.md); the models' yaml default (BCE) is for sampled ranking.
 FULL_RANKING_LOSS = "CE"
+#: Under full ranking, unless set: ``train_stride`` = ``MAX_ITEM_LIST_LENGTH`` // this, so the whole
+#: history is trained on (chosen on ml-100k validation, docs/sasrec.md); the paper keeps 0.
+FULL_RANKING_STRIDE_DIVISOR = 2
 
 
 def properties_dir() -> Path:
@@ -102,11 +105,20 @@ class Config(RecBoleConfig):
     def _get_final_config_dict(self):
         final = super()._get_final_config_dict()
         self.notes: list[str] = []
-        if _defaults_loss_for_full_ranking(final, self.external_config_dict, self.model_class):
+        external = self.external_config_dict
+        full_ranking = _full_ranking_transformer(final, self.model_class)
+        if full_ranking and "loss_type" not in external:
             final["loss_type"] = FULL_RANKING_LOSS
             self.notes.append(
                 f"loss_type {FULL_RANKING_LOSS}: evaluation ranks every item and no loss_type was "
                 "given (set loss_type to override; BCE is the SASRec paper's loss for sampled ranking)"
+            )
+        max_len = final.get("MAX_ITEM_LIST_LENGTH")
+        if full_ranking and "train_stride" not in external and isinstance(max_len, int):
+            final["train_stride"] = max(1, max_len // FULL_RANKING_STRIDE_DIVISOR)
+            self.notes.append(
+                f"train_stride {final['train_stride']}: full ranking and no train_stride given, "
+                "so every user's whole training history is trained on (0 = the paper's last window)"
             )
         is_sequential = final.get("MODEL_TYPE") == ModelType.SEQUENTIAL
         samples_itself = str(final.get("loss_type", "")).upper() in _SELF_SAMPLING_LOSSES
@@ -148,17 +160,12 @@ def _eval_modes(eval_args) -> set[str]:
     return {str(m) for m in modes}
 
 
-def _defaults_loss_for_full_ranking(final: dict, external: dict, model_class) -> bool:
-    """True when a plugin model with a ``loss_type`` key is evaluated with full ranking only and
-    the user gave no ``loss_type``."""
+def _full_ranking_transformer(final: dict, model_class) -> bool:
+    """True for a plugin model with ``loss_type`` and ``train_stride`` keys (SASRec, RKSA) whose
+    every phase is evaluated with full ranking: such runs get the full-ranking defaults."""
     is_plugin = getattr(model_class, "__module__", "").startswith("recbole_sasrec_ext.")
-    has_loss = any(key.name == "loss_type" for key in getattr(model_class, "CONFIG_KEYS", ()))
-    return (
-        is_plugin
-        and has_loss
-        and "loss_type" not in external
-        and _eval_modes(final.get("eval_args")) == {"full"}
-    )
+    names = {key.name for key in getattr(model_class, "CONFIG_KEYS", ())}
+    return is_plugin and {"loss_type", "train_stride"} <= names and _eval_modes(final.get("eval_args")) == {"full"}
 
 
 def _check_train_stride(final: dict) -> None:

@@ -112,12 +112,14 @@ def test_unknown_option_values_name_the_key(tiny_data):
 def test_loss_default_follows_protocol(tiny_data):
     full = Config("SASRec", "tiny", config_dict=fast_config(tiny_data))
     assert full["loss_type"] == "CE" and any("loss_type CE" in note for note in full.notes)
-    sampled = fast_config(tiny_data, eval_args={"split": {"LS": "valid_and_test"}, "mode": "uni100"})
-    assert Config("SASRec", "tiny", config_dict=sampled)["loss_type"] == "BCE"
+    assert full["train_stride"] == 5 and any("train_stride 5" in note for note in full.notes)
+    sampled = Config("SASRec", "tiny", config_dict=fast_config(
+        tiny_data, eval_args={"split": {"LS": "valid_and_test"}, "mode": "uni100"}))
+    assert (sampled["loss_type"], sampled["train_stride"], sampled.notes) == ("BCE", 0, [])
     mixed = fast_config(tiny_data, eval_args={"split": {"LS": "valid_and_test"}, "mode": {"valid": "uni100", "test": "full"}})
     assert Config("SASRec", "tiny", config_dict=mixed)["loss_type"] == "BCE"
-    chosen = Config("SASRec", "tiny", config_dict=fast_config(tiny_data, loss_type="BCE"))
-    assert chosen["loss_type"] == "BCE" and chosen.notes == []
+    chosen = Config("SASRec", "tiny", config_dict=fast_config(tiny_data, loss_type="BCE", train_stride=0))
+    assert (chosen["loss_type"], chosen["train_stride"], chosen.notes) == ("BCE", 0, [])
     assert Config("RKSA", "tiny", config_dict=fast_config(tiny_data))["loss_type"] == "CE"
 
 
