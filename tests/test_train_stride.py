@@ -42,7 +42,7 @@ def test_stride_rows_cover_every_training_target_once(long_data):
 
 
 def test_stride_zero_is_the_last_window_only(long_data):
-    rows, valid_targets = _train_rows(long_data)
+    rows, valid_targets = _train_rows(long_data, train_stride=0)
     assert rows == [("1", ["5", "6", "7"], ["6", "7", "8"]), ("2", ["1"], ["2"])]
     assert valid_targets == ["3", "9"]
 
