@@ -21,6 +21,7 @@ from recbole.utils import init_logger, init_seed
 from recbole_sasrec_ext import checkpoint
 from recbole_sasrec_ext.config import Config
 from recbole_sasrec_ext.data import create_dataset, data_preparation
+from recbole_sasrec_ext.evaluation import FULL_SEEN_REMOVED
 from recbole_sasrec_ext.registry import get_model, get_trainer
 
 
@@ -35,10 +36,6 @@ def _versions() -> dict:
         "pandas": pandas.__version__,
         "python": platform.python_version(),
     }
-
-
-#: Protocol name of full ranking with the user's earlier items removed (``filter_seen``).
-FULL_SEEN_REMOVED = "full, seen removed"
 
 
 def _protocol(config) -> str:

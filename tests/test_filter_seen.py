@@ -96,3 +96,13 @@ def test_needs_leave_one_out_and_names_protocol(tiny_data):
     assert _protocol(Config("SASRec", "tiny", config_dict=fast_config(tiny_data))) == "full"
     with pytest.raises(PluginError, match="config key 'filter_seen' = 'yes'"):
         Config("SASRec", "tiny", config_dict=fast_config(tiny_data, filter_seen="yes"))
+
+
+def test_benchmark_runs_name_the_protocol():
+    from recbole_sasrec_ext.benchmark.report import PROTOCOLS
+    from recbole_sasrec_ext.benchmark.suite import RunSpec
+
+    full = {"eval_args": {"mode": "full"}}
+    assert RunSpec("SASRec", "ml-1m", 1, full).protocol == "full"
+    assert RunSpec("SASRec", "ml-1m", 1, {**full, "filter_seen": True}).protocol == "full, seen removed"
+    assert "full, seen removed" in PROTOCOLS

@@ -39,6 +39,8 @@ from typing import Any
 
 import yaml
 
+from recbole_sasrec_ext.evaluation import FULL_SEEN_REMOVED
+
 COMPARISON_KEYS = ("reference", "candidate")  # read only by the ``speed`` command
 BENCHMARK_KEYS = ("description", "timeout_s", "seeds", "common", "datasets", "models", "notes")
 SUITE_KEYS = BENCHMARK_KEYS + COMPARISON_KEYS
@@ -118,10 +120,13 @@ class RunSpec:
 
     @property
     def protocol(self) -> str:
-        """``full``/``uni100``/... from ``eval_args.mode`` (test mode when given per split)."""
+        """``full``/``full, seen removed``/``uni100``/... from ``eval_args.mode`` (test mode when
+        given per split) and ``filter_seen``."""
         mode = (self.overrides.get("eval_args") or {}).get("mode", "")
         if isinstance(mode, Mapping):
             mode = mode.get("test", "")
+        if mode == "full" and self.overrides.get("filter_seen") is True:
+            return FULL_SEEN_REMOVED
         return str(mode)
 
     def args(self) -> list[str]:
