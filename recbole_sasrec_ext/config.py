@@ -17,6 +17,7 @@ from recbole_sasrec_ext import compat
 from recbole_sasrec_ext.argv import swapped_argv
 from recbole_sasrec_ext.config_keys import COMMON_KEYS, check_keys
 from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.evaluation.seen_items import check_filter_seen
 from recbole_sasrec_ext.layers.losses import LossType
 from recbole_sasrec_ext.paths import REPO_ROOT
 from recbole_sasrec_ext.registry import (
@@ -33,6 +34,12 @@ DEFAULT_DATA_PATH = "datasets/"
 _SELF_SAMPLING_LOSSES = {t.value for t in LossType}
 #: Key of a model yaml naming the yaml (same folder) whose keys it inherits and may override.
 EXTENDS_KEY = "extends"
+#: The plugin models' loss when the user set none and evaluation ranks every item: full-softmax
+#: cross-entropy (SASRec+, docs/sasrec.md); the models' yaml default (BCE) is for sampled ranking.
+FULL_RANKING_LOSS = "CE"
+#: Under full ranking, unless set: ``train_stride`` = ``MAX_ITEM_LIST_LENGTH`` // this, so the whole
+#: history is trained on (chosen on ml-100k validation, docs/sasrec.md); the paper keeps 0.
+FULL_RANKING_STRIDE_DIVISOR = 2
 
 
 def properties_dir() -> Path:
@@ -115,6 +122,22 @@ class Config(RecBoleConfig):
 
     def _get_final_config_dict(self):
         final = super()._get_final_config_dict()
+        self.notes: list[str] = []
+        external = self.external_config_dict
+        full_ranking = _full_ranking_transformer(final, self.model_class)
+        if full_ranking and "loss_type" not in external:
+            final["loss_type"] = FULL_RANKING_LOSS
+            self.notes.append(
+                f"loss_type {FULL_RANKING_LOSS}: evaluation ranks every item and no loss_type was "
+                "given (set loss_type to override; BCE is the SASRec paper's loss for sampled ranking)"
+            )
+        max_len = final.get("MAX_ITEM_LIST_LENGTH")
+        if full_ranking and "train_stride" not in external and isinstance(max_len, int):
+            final["train_stride"] = max(1, max_len // FULL_RANKING_STRIDE_DIVISOR)
+            self.notes.append(
+                f"train_stride {final['train_stride']}: full ranking and no train_stride given, "
+                "so every user's whole training history is trained on (0 = the paper's last window)"
+            )
         is_sequential = final.get("MODEL_TYPE") == ModelType.SEQUENTIAL
         samples_itself = str(final.get("loss_type", "")).upper() in _SELF_SAMPLING_LOSSES
         if is_sequential and samples_itself and "train_neg_sample_args" not in self.external_config_dict:
@@ -138,6 +161,8 @@ class Config(RecBoleConfig):
             getattr(self.model_class, "CONFIG_KEYS", ()),
             getattr(self.model_class, "CONFIG_RULES", ()),
         )
+        check_filter_seen(self.final_config_dict)
+        _check_train_stride(self.final_config_dict)
 
     def _load_time_field(self) -> None:
         """Add the time field to ``load_col`` when the ``.inter`` file has one."""
@@ -171,6 +196,32 @@ def model_yaml_chain(path: Path) -> list[Path]:
             raise PluginError(f"{chain[-1]}: '{EXTENDS_KEY}: {parent}' {problem}")
         chain.append(path)
     return chain[::-1]
+
+
+def _eval_modes(eval_args) -> set[str]:
+    """The evaluation modes of ``eval_args`` before RecBole normalises it (str or per phase)."""
+    mode = (eval_args or {}).get("mode", "full")
+    modes = mode.values() if isinstance(mode, dict) else [mode]
+    return {str(m) for m in modes}
+
+
+def _full_ranking_transformer(final: dict, model_class) -> bool:
+    """True for a plugin model with ``loss_type`` and ``train_stride`` keys (SASRec, RKSA) whose
+    every phase is evaluated with full ranking: such runs get the full-ranking defaults."""
+    is_plugin = model_class is not None and is_plugin_model(model_class)
+    names = {key.name for key in getattr(model_class, "CONFIG_KEYS", ())}
+    full = _eval_modes(final.get("eval_args")) == {"full"}
+    return is_plugin and {"loss_type", "train_stride"} <= names and full
+
+
+def _check_train_stride(final: dict) -> None:
+    stride, max_len = final.get("train_stride"), final.get("MAX_ITEM_LIST_LENGTH")
+    if isinstance(stride, int) and isinstance(max_len, int) and stride > max_len:
+        raise PluginError(
+            f"config key 'train_stride' = {stride} is not allowed: expected an int in "
+            f"[0, MAX_ITEM_LIST_LENGTH = {max_len}] (0 = off)"
+        )
+
 
 
 def inter_header_fields(path: os.PathLike, separator: str = "\t") -> list[str]:

@@ -103,6 +103,7 @@ COMMON_KEYS: tuple[Key, ...] = (
     Key("lr_base_batch_size", int, low=1),
     Key("warmup_epochs", float, low=0.0),
     Key("torch_compile", bool),
+    Key("filter_seen", bool),
 )
 
 

@@ -23,6 +23,7 @@ from recbole_sasrec_ext.argv import swapped_argv
 from recbole_sasrec_ext.config import Config
 from recbole_sasrec_ext.data import create_dataset, data_preparation
 from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.evaluation import FULL_SEEN_REMOVED
 from recbole_sasrec_ext.registry import get_model, get_trainer
 from recbole_sasrec_ext.summary import Explanation, RunSummary, ValidationRecord
 
@@ -41,8 +42,13 @@ def _versions() -> dict:
 
 
 def _protocol(config) -> str:
+    """``full``, ``full, seen removed``, ``uni100``, ... (``valid/test`` when the phases differ)."""
     modes = config["eval_args"]["mode"]
-    return modes["test"] if modes["valid"] == modes["test"] else f"{modes['valid']}/{modes['test']}"
+    names = [
+        FULL_SEEN_REMOVED if mode == "full" and config["filter_seen"] else mode
+        for mode in (modes["valid"], modes["test"])
+    ]
+    return names[1] if names[0] == names[1] else f"{names[0]}/{names[1]}"
 
 
 def _peak_memory_mb(device) -> float:
@@ -158,6 +164,8 @@ def run(
     logger = getLogger()
     _log_warnings(caught)
     logger.info(f"model {config['model']} = {config['implementation']}")
+    for note in getattr(config, "notes", []):
+        logger.info(note)
     logger.info(config)
     logger.info(data)
     report = getattr(data, "split_report", None)

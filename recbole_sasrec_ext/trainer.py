@@ -10,12 +10,13 @@ import time
 import numpy as np
 import torch
 from recbole.trainer import Trainer
-from recbole.utils import EvaluatorType, set_color
+from recbole.utils import EvaluatorType, ModelType, set_color
 from torch.nn.utils.clip_grad import clip_grad_norm_
 from tqdm import tqdm
 
 from recbole_sasrec_ext import checkpoint
 from recbole_sasrec_ext.errors import TrainingDivergedError
+from recbole_sasrec_ext.evaluation.seen_items import SeenItems
 from recbole_sasrec_ext.lr_schedule import LrScaling, LrSchedule, make_schedule
 from recbole_sasrec_ext.recbole_checkpoints import encode_other_parameter
 from recbole_sasrec_ext.sequence_scoring import sequence_scorer
@@ -43,6 +44,8 @@ class PluginTrainer(Trainer):
     * full ranking scores flow through :meth:`_full_sort_scores` (B, n_items), then
       :meth:`_mask_full_sort_scores` (padding column, RecBole's history mask): the one place to
       add further masks.
+    * ``filter_seen: True`` removes each user's earlier items from full ranking of sequential
+      models (:meth:`remove_seen_items`; RecBole keeps them), the target never.
     """
 
     def __init__(self, config, model):
@@ -62,6 +65,9 @@ class PluginTrainer(Trainer):
         self._initial_loss: float | None = None
         self._schedule: LrSchedule | None = None
         self._compiled_loss = None
+        self.filter_seen = bool(config["filter_seen"]) and config["MODEL_TYPE"] == ModelType.SEQUENTIAL
+        self._seen_items: dict[int, SeenItems] = {}
+        self._eval_dataset = None
 
     def _build_optimizer(self, **kwargs):
         if not kwargs:
@@ -160,6 +166,7 @@ class PluginTrainer(Trainer):
             state = checkpoint.load(path, map_location=self.device)
             checkpoint.load_weights(self.model, state)
             self.logger.info(f"Loading model structure and parameters from {path}")
+        self._eval_dataset = eval_data._dataset if eval_data else None
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 
     # --- training -----------------------------------------------------------------------------
@@ -308,7 +315,27 @@ class PluginTrainer(Trainer):
         interaction, history_index, positive_u, positive_i = batched_data
         interaction = interaction.to(self.device)
         scores = self._mask_full_sort_scores(self._full_sort_scores(interaction), history_index)
+        if self.filter_seen:
+            self.remove_seen_items(interaction, scores, positive_i)
         return interaction, scores, positive_u, positive_i
+
+    def remove_seen_items(self, interaction, scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``filter_seen``: set to -inf, in place, the scores (B, n_items) of the items each row's
+        user interacted with before the row's target, keeping the target's own score (B,).
+
+        Needs only the rows' user ids (``interaction[USER_ID_FIELD]``, one sequential evaluation
+        row per user and phase, row i scored in ``scores[i]``) and the targets; the seen sets come
+        from ``dataset.user_item_pairs`` of the data set being evaluated (:class:`SeenItems`).
+        """
+        users = interaction[self.config["USER_ID_FIELD"]].to(self.device)  # (B,)
+        return self._seen_items_of(self._eval_dataset).remove(scores, users, targets.to(self.device))
+
+    def _seen_items_of(self, dataset) -> SeenItems:
+        key = id(dataset.user_item_pairs[0])
+        if key not in self._seen_items:
+            users, items = dataset.user_item_pairs
+            self._seen_items[key] = SeenItems.from_pairs(users, items, dataset.user_num).to(self.device)
+        return self._seen_items[key]
 
     def _neg_sample_batch_eval(self, batched_data):
         scorer = sequence_scorer(self.model)

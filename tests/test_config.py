@@ -9,7 +9,7 @@ from recbole_sasrec_ext.config import bundled_dataset_dir
 
 def test_plugin_model_defaults_and_implementation(tiny_data):
     config = Config("SASRec", "tiny", config_dict={"data_path": str(tiny_data)})
-    assert config["hidden_size"] == 50 and config["n_heads"] == 1 and config["loss_type"] == "BCE"
+    assert config["hidden_size"] == 50 and config["n_heads"] == 1 and config["loss_type"] == "CE"  # full ranking, no loss given
     assert config["adam_betas"] == [0.9, 0.98] and config["train_batch_size"] == 128
     assert config["train_neg_sample_args"]["distribution"] == "none"
     assert config["implementation"] == "recbole_sasrec_ext.models.sasrec.SASRec"

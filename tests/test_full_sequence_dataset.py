@@ -36,7 +36,7 @@ def test_training_rows_are_whole_sequences_with_shifted_targets(tmp_path):
     # user 1: 6 items (times in order), user 2: 2 items, user 3: 1 item
     rows = [(1, i, i) for i in (11, 12, 13, 14, 15, 16)] + [(2, 21, 0), (2, 22, 1), (3, 31, 0)]
     data = write_inter(tmp_path, "six", rows)
-    cfg = fast_config(data, MAX_ITEM_LIST_LENGTH=2)
+    cfg = fast_config(data, MAX_ITEM_LIST_LENGTH=2, train_stride=0)  # one row per user
     ds = FullSequenceDataset(Config("SASRec", "six", config_dict=cfg))
     train = ds.build()[0]
     tok = lambda ids: [ds.id2token("item_id", i) if i else "0" for i in ids]
@@ -53,7 +53,7 @@ def test_training_rows_are_whole_sequences_with_shifted_targets(tmp_path):
 
 def test_rows_grow_with_users_not_interactions(tmp_path):
     data = write_inter(tmp_path, "long", [(u, i, i) for u in (1, 2) for i in range(1, 301)])
-    ds = FullSequenceDataset(Config("SASRec", "long", config_dict=fast_config(data, MAX_ITEM_LIST_LENGTH=50)))
+    ds = FullSequenceDataset(Config("SASRec", "long", config_dict=fast_config(data, MAX_ITEM_LIST_LENGTH=50, train_stride=0)))
     train, valid, test = ds.build()
     assert (len(train), len(valid), len(test)) == (2, 2, 2)
 

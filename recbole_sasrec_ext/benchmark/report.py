@@ -33,6 +33,10 @@ PROTOCOLS = {
         "leave-one-out, the held-out item ranked against every item (RecBole does not remove the "
         "user's seen items for sequential models)"
     ),
+    "full, seen removed": (
+        "leave-one-out, the held-out item ranked against every item the user did not interact with "
+        "before it (filter_seen: True; the target is never removed)"
+    ),
     "uni100": (
         "leave-one-out, the held-out item ranked among 100 items the user never interacted with, "
         "drawn once per user (eval_neg_seed) and shared by every model"

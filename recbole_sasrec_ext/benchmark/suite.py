@@ -40,6 +40,7 @@ from typing import Any
 import yaml
 
 from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.evaluation import FULL_SEEN_REMOVED
 from recbole_sasrec_ext.paths import REPO_ROOT
 from recbole_sasrec_ext.validation import check_overrides
 
@@ -122,10 +123,13 @@ class RunSpec:
 
     @property
     def protocol(self) -> str:
-        """``full``/``uni100``/... from ``eval_args.mode`` (test mode when given per split)."""
+        """``full``/``full, seen removed``/``uni100``/... from ``eval_args.mode`` (test mode when
+        given per split) and ``filter_seen``."""
         mode = (self.overrides.get("eval_args") or {}).get("mode", "")
         if isinstance(mode, Mapping):
             mode = mode.get("test", "")
+        if mode == "full" and self.overrides.get("filter_seen") is True:
+            return FULL_SEEN_REMOVED
         return str(mode)
 
     def args(self) -> list[str]:

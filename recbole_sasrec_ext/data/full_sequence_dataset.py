@@ -30,6 +30,13 @@ class FullSequenceDataset(OrderedSequentialDataset):
     ``MAX_ITEM_LIST_LENGTH``+1 items, input and shifted targets) and RecBole's validation and test
     rows. Requires the leave-one-out split (``eval_args.split: {'LS': ...}``, order ``TO``).
 
+    ``train_stride`` (config, int >= 0; 0 = off) adds rows for histories longer than the window:
+    rows end every ``train_stride`` training targets back from the last one, each keeping the loss
+    only on its last ``train_stride`` targets (the earliest row on all of its own), so every
+    training target of the user is trained exactly once, with at least
+    ``MAX_ITEM_LIST_LENGTH - train_stride`` items of context (RecBole's prefix samples also cover
+    the whole history). The user's rows stay in time order, the held-out rows last.
+
     Attributes
     ----------
     train_pairs : tuple of numpy arrays
@@ -59,7 +66,7 @@ class FullSequenceDataset(OrderedSequentialDataset):
         self.user_item_pairs = (users.copy(), items.copy())
         first = np.r_[0, np.flatnonzero(users[1:] != users[:-1]) + 1]  # (U,) start of each user
         count = np.diff(np.r_[first, len(users)])  # (U,) interactions per user
-        target, is_train, train_mask = self._row_targets(first, count)
+        target, is_train, loss_after, train_mask = self._row_targets(first, count)
         self.train_pairs = (users[train_mask], items[train_mask])
 
         user_start = np.repeat(first, count)  # start of each interaction's user
@@ -81,7 +88,8 @@ class FullSequenceDataset(OrderedSequentialDataset):
             mask = valid_t.view(valid_t.shape + (1,) * (gathered.dim() - 2))
             new_dict[getattr(self, f"{field}_list_field")] = torch.where(mask, gathered, torch.zeros_like(gathered))
         next_items = torch.from_numpy(items)[torch.from_numpy(np.where(valid, index + 1, 0))]  # (R, L)
-        train_rows = torch.from_numpy(is_train)[:, None] & valid_t
+        has_loss = (index + 1) > loss_after[:, None]  # (R, L) targets this row trains on
+        train_rows = torch.from_numpy(is_train[:, None] & has_loss) & valid_t
         new_dict[TARGET_LIST_FIELD] = torch.where(train_rows, next_items, torch.zeros_like(next_items))
         new_data.update(Interaction(new_dict))
         self.inter_feat = new_data
@@ -101,24 +109,34 @@ class FullSequenceDataset(OrderedSequentialDataset):
 
     def _row_targets(self, first: np.ndarray, count: np.ndarray):
         """Index (in the user-sorted interactions) of the last target of each row, in RecBole's
-        leave-one-out order: the training row first, then the held-out rows of the user.
+        leave-one-out order: the user's training rows first (in time order), then its held-out rows;
+        whether a row is a training row; and the index after which its targets carry a loss.
 
         A user with ``n`` interactions has ``k = n - 1`` prefix samples in RecBole; RecBole holds out
         ``m = min(leave_out, k - 1)`` of them and trains on the first ``k - m``.
         """
         leave_out = LEAVE_OUT[self.config["eval_args"]["split"]["LS"]]
+        max_len = self.max_item_list_len
+        stride = self.config["train_stride"] or 0
         k = count - 1
         held = np.clip(np.minimum(leave_out, k - 1), 0, None)
         n_train = k - held  # training targets per user (>= 1 whenever k >= 1)
         has_rows = k >= 1
-        rows_per_user = np.where(has_rows, 1 + held, 0)
-        # last target index of the training row, then each held-out target
+        windows = np.ones_like(n_train)
+        if stride:
+            windows = 1 + np.maximum(0, -(-(n_train - max_len) // stride))  # ceil, >= 1
+        n_windows = np.where(has_rows, windows, 0)
+        rows_per_user = n_windows + np.where(has_rows, held, 0)
+        # last target index of each training row (earliest first), then each held-out target
         train_last = first + n_train
         row_user = np.repeat(np.arange(len(first)), rows_per_user)
         row_rank = np.arange(rows_per_user.sum()) - np.repeat(np.cumsum(rows_per_user) - rows_per_user, rows_per_user)
-        target = train_last[row_user] + row_rank
-        is_train = row_rank == 0
+        back = n_windows[row_user] - 1 - row_rank  # windows after this one (training rows)
+        is_train = back >= 0
+        target = np.where(is_train, train_last[row_user] - back * stride, train_last[row_user] - back)
+        is_earliest = row_rank == 0
+        loss_after = np.where(is_earliest | ~is_train, first[row_user], target - stride)
         # interactions that belong to a training sequence: positions < train_last + 1 of users with rows
         position = np.arange(count.sum()) - np.repeat(first, count)
         train_mask = np.repeat(has_rows, count) & (position <= np.repeat(n_train, count))
-        return target, is_train, train_mask
+        return target, is_train, loss_after, train_mask

@@ -15,8 +15,9 @@ class OrderedSequentialDataset(SequentialDataset):
     * If the ``.inter`` file has no time field (SASRec-style files are ordered but untimed), the
       file order becomes the time field (row number), so sequences keep the file's order instead
       of failing with "time_field isn't set".
-    * ``user_item_pairs`` holds every (user, item) interaction of the whole data set (all splits);
-      the fixed evaluation sampler excludes them from the negatives.
+    * ``user_item_pairs`` holds every (user, item) interaction of the whole data set (all splits),
+      sorted by user, then time; the fixed evaluation sampler excludes them from the negatives and
+      ``filter_seen`` removes a user's earlier ones from full ranking.
     """
 
     def _load_inter_feat(self, token, dataset_path):
@@ -31,6 +32,7 @@ class OrderedSequentialDataset(SequentialDataset):
             self.field2bucketnum[self.time_field] = 2
 
     def data_augmentation(self):
+        self.sort(by=[self.uid_field, self.time_field], ascending=True)  # RecBole sorts so too
         self.user_item_pairs = (
             self.inter_feat[self.uid_field].numpy().copy(),
             self.inter_feat[self.iid_field].numpy().copy(),

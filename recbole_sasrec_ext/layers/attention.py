@@ -23,8 +23,12 @@ class CausalSelfAttention(nn.Module):
 
     Sequences are right-padded (valid items first), so the causal mask alone keeps every valid
     query away from padding keys; padded queries produce values that are never used. This keeps
-    the fused kernel's ``is_causal`` fast path (flash attention on GPU).
+    the fused kernel's ``is_causal`` fast path (flash attention on GPU). ``kv`` (optional) gives
+    keys and values from another tensor than the queries (the original SASRec block).
     """
+
+    #: Accepts ``kv`` (keys/values from a different tensor than the queries).
+    SEPARATE_KV = True
 
     def __init__(self, hidden_size: int, n_heads: int, dropout: float):
         super().__init__()
@@ -36,9 +40,17 @@ class CausalSelfAttention(nn.Module):
         self.dropout = dropout
         self.need_weights = False  # set by explain: compute the probabilities explicitly
 
-    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> AttentionOutput:
+    def forward(
+        self, x: torch.Tensor, valid: torch.Tensor | None = None, kv: torch.Tensor | None = None
+    ) -> AttentionOutput:
         B, L, d = x.shape
-        q, k, v = self.qkv(x).split(d, dim=-1)  # 3 x (B, L, d)
+        if kv is None:
+            q, k, v = self.qkv(x).split(d, dim=-1)  # 3 x (B, L, d)
+        else:
+            w_q, w_kv = self.qkv.weight.split((d, 2 * d))  # (d, d), (2d, d)
+            b_q, b_kv = self.qkv.bias.split((d, 2 * d))  # (d,), (2d,)
+            q = F.linear(x, w_q, b_q)  # (B, L, d)
+            k, v = F.linear(kv, w_kv, b_kv).split(d, dim=-1)  # 2 x (B, L, d)
         shape = (B, L, self.n_heads, d // self.n_heads)
         q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))  # (B, h, L, d/h)
         if self.need_weights and not self.training:  # explicit (slow) path, for explanations

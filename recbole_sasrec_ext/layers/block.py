@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 import torch
 from torch import nn
 
@@ -9,6 +11,21 @@ from recbole_sasrec_ext.layers.attention import AttentionOutput
 
 #: Activations of the point-wise feed-forward network.
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
+
+
+class NormPlacement(str, Enum):
+    """Where a block puts its LayerNorms and residuals (config key ``layer_norm``).
+
+    * ``PRE`` — textbook pre-LN: ``x + drop(attn(LN(x)))``, then ``x + drop(ffn(LN(x)))``;
+    * ``POST`` — ``LN(x + drop(attn(x)))``, then ``LN(x + drop(ffn(x)))`` (RecBole's SASRec);
+    * ``SASREC`` — the original SASRec code (TF, and SASRec.pytorch which SASRec+ adapts):
+      ``q = LN(x)``; ``h = q + attn(q, keys/values x)`` (the residual adds the *normalised*
+      queries, no dropout on the attention output); ``h' = LN(h)``; ``h' + drop(ffn(h'))``.
+    """
+
+    PRE = "pre"
+    POST = "post"
+    SASREC = "sasrec"
 
 
 class PointWiseFeedForward(nn.Module):
@@ -30,9 +47,10 @@ class PointWiseFeedForward(nn.Module):
 class TransformerBlock(nn.Module):
     """Attention and feed-forward sub-layers with residuals, LayerNorm and dropout.
 
-    ``pre_norm=True``: ``x + drop(attn(LN(x)))``, then ``x + drop(ffn(LN(x)))`` (SASRec paper);
-    ``pre_norm=False``: ``LN(x + drop(attn(x)))``, then ``LN(x + drop(ffn(x)))`` (RecBole's SASRec).
-    Extra keyword arguments of :meth:`forward` go to the attention layer.
+    ``placement`` (:class:`NormPlacement`) chooses the residual/LayerNorm structure. With
+    ``SASREC`` the attention layer is called as ``attention(LN(x), kv=x, ...)`` and must accept
+    ``kv`` (its class attribute ``SEPARATE_KV`` is True). Extra keyword arguments of
+    :meth:`forward` go to the attention layer.
     """
 
     def __init__(
@@ -42,24 +60,34 @@ class TransformerBlock(nn.Module):
         inner_size: int,
         dropout: float,
         activation: str,
-        pre_norm: bool,
+        placement: NormPlacement | str,
         eps: float,
     ):
         super().__init__()
+        self.placement = NormPlacement(placement)
+        if self.placement is NormPlacement.SASREC and not getattr(attention, "SEPARATE_KV", False):
+            raise ValueError(
+                f"layer_norm 'sasrec' needs an attention layer with separate keys/values; "
+                f"{type(attention).__name__} has none"
+            )
         self.attention = attention
         self.ffn = PointWiseFeedForward(hidden_size, inner_size, dropout, activation)
         self.norm1 = nn.LayerNorm(hidden_size, eps=eps)
         self.norm2 = nn.LayerNorm(hidden_size, eps=eps)
         self.dropout = nn.Dropout(dropout)
-        self.pre_norm = pre_norm
 
     def forward(self, x: torch.Tensor, **attention_inputs) -> tuple[torch.Tensor, AttentionOutput]:
-        if self.pre_norm:
+        if self.placement is NormPlacement.PRE:
             att = self.attention(self.norm1(x), **attention_inputs)
             x = x + self.dropout(att.out)  # (B, L, d)
             x = x + self.dropout(self.ffn(self.norm2(x)))  # (B, L, d)
-        else:
+        elif self.placement is NormPlacement.POST:
             att = self.attention(x, **attention_inputs)
             x = self.norm1(x + self.dropout(att.out))  # (B, L, d)
             x = self.norm2(x + self.dropout(self.ffn(x)))  # (B, L, d)
+        else:
+            q = self.norm1(x)  # (B, L, d) queries and residual
+            att = self.attention(q, kv=x, **attention_inputs)
+            h = self.norm2(q + att.out)  # (B, L, d)
+            x = h + self.dropout(self.ffn(h))  # (B, L, d)
         return x, att

@@ -31,8 +31,11 @@ class SASRec(TransformerRecommender):
     * the sampled negative of a position is any item but that position's target (the paper's
       code excludes the user's whole history: with ML-1M's 3,416 items this changes ~5% of draws);
     * weights are initialised with Xavier-normal (SASRec.pytorch), not TF's Glorot-uniform;
-    * extra options: ``loss_type`` CE / SAMPLED_SOFTMAX / GBCE, ``layer_norm: post``,
-      ``hidden_act: gelu``, ``scale_embedding: False``.
+    * extra options: ``loss_type`` CE / SAMPLED_SOFTMAX / GBCE, ``layer_norm: post`` or ``sasrec``
+      (the original code's block: keys/values un-normalised, residual on the normalised queries),
+      ``init: normal`` (SASRec+), ``position_order: from_start``, ``train_stride`` (the whole
+      history of long users), ``hidden_act: gelu``, ``scale_embedding: False``;
+    * under full ranking, unless set, ``loss_type`` is CE and ``train_stride`` half the window.
     """
 
     def build_attention(self, config) -> nn.Module:

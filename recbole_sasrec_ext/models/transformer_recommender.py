@@ -15,8 +15,9 @@ from torch import nn
 
 from recbole_sasrec_ext.config_keys import N_HEADS_DIVIDES_HIDDEN, Key
 from recbole_sasrec_ext.data.full_sequence_dataset import TARGET_LIST_FIELD, FullSequenceDataset
-from recbole_sasrec_ext.layers.block import ACTIVATIONS, TransformerBlock
-from recbole_sasrec_ext.layers.embedding import SequenceEmbedding
+from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.layers.block import ACTIVATIONS, NormPlacement, TransformerBlock
+from recbole_sasrec_ext.layers.embedding import POSITION_ORDERS, SequenceEmbedding
 from recbole_sasrec_ext.layers.losses import LossType, next_item_loss
 from recbole_sasrec_ext.model_defaults import fill_missing
 
@@ -29,13 +30,17 @@ TRANSFORMER_KEYS: tuple[Key, ...] = (
     Key("hidden_dropout_prob", float, low=0.0, high=1.0, high_open=True),
     Key("attn_dropout_prob", float, low=0.0, high=1.0, high_open=True),
     Key("hidden_act", str, choices=tuple(ACTIVATIONS)),
-    Key("layer_norm", str, choices=("pre", "post")),
+    Key("layer_norm", str, choices=tuple(p.value for p in NormPlacement)),
     Key("layer_norm_eps", float, low=0.0, low_open=True),
     Key("scale_embedding", bool),
+    Key("position_order", str, choices=tuple(POSITION_ORDERS)),
+    Key("init", str, choices=("xavier", "normal")),
+    Key("init_std", float, low=0.0, low_open=True),
     Key("loss_type", str, choices=tuple(t.value for t in LossType)),
     Key("n_negatives", int, low=1),
     Key("gbce_t", float, low=0.0, high=1.0),
     Key("bf16", bool),
+    Key("train_stride", int, low=0),
 )
 
 
@@ -78,22 +83,35 @@ class TransformerRecommender(SequentialRecommender):
         self.gbce_t = config["gbce_t"]
         self.bf16 = config["bf16"]
         self.embedding = SequenceEmbedding(
-            self.n_items, self.max_seq_length, d, config["hidden_dropout_prob"], config["scale_embedding"]
+            self.n_items,
+            self.max_seq_length,
+            d,
+            config["hidden_dropout_prob"],
+            config["scale_embedding"],
+            config["position_order"],
         )
-        pre_norm = config["layer_norm"] == "pre"
+        placement = NormPlacement(config["layer_norm"])
+        attentions = [self.build_attention(config) for _ in range(config["n_layers"])]
+        if placement is NormPlacement.SASREC and not getattr(attentions[0], "SEPARATE_KV", False):
+            raise PluginError(
+                f"config key 'layer_norm' = 'sasrec' is not allowed for {type(self).__name__}: its "
+                "attention cannot take keys/values apart from the queries; use 'pre' or 'post'"
+            )
         self.blocks = nn.ModuleList(
             TransformerBlock(
-                self.build_attention(config),
+                attention,
                 d,
                 config["inner_size"],
                 config["hidden_dropout_prob"],
                 config["hidden_act"],
-                pre_norm,
+                placement,
                 config["layer_norm_eps"],
             )
-            for _ in range(config["n_layers"])
+            for attention in attentions
         )
-        self.final_norm = nn.LayerNorm(d, eps=config["layer_norm_eps"]) if pre_norm else nn.Identity()
+        has_final_norm = placement is not NormPlacement.POST
+        self.final_norm = nn.LayerNorm(d, eps=config["layer_norm_eps"]) if has_final_norm else nn.Identity()
+        self.init_std = config["init_std"] if config["init"] == "normal" else None
         self.apply(self._init_weights)
 
     # --- to override -------------------------------------------------------------------------
@@ -106,10 +124,14 @@ class TransformerRecommender(SequentialRecommender):
         return {"valid": item_seq > 0}
 
     # --- shared ------------------------------------------------------------------------------
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
+    def _init_weights(self, module: nn.Module) -> None:
+        """Xavier-normal (``init: xavier``) or normal(0, ``init_std``) (``init: normal``, SASRec+)
+        weights for linear and embedding layers; zero biases and padding row."""
         if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.xavier_normal_(module.weight)
+            if self.init_std is None:
+                nn.init.xavier_normal_(module.weight)
+            else:
+                nn.init.normal_(module.weight, mean=0.0, std=self.init_std)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
             if isinstance(module, nn.Embedding) and module.padding_idx is not None:
