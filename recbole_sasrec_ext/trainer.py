@@ -124,9 +124,11 @@ class PluginTrainer(Trainer):
                 "history": checkpoint.plain(self.history),
                 "best_epoch": self.best_epoch,
                 "best_seen": None if self._best_seen is None else float(self._best_seen),
-                "best_valid_result": {
-                    k: float(v) for k, v in (self.best_valid_result or {}).items()
-                },
+                # RecBole saves a new best *before* it sets best_valid_result: the validation that
+                # triggered this save is the best one
+                "best_valid_result": (
+                    dict(self.history[-1]["valid_result"]) if self.history else {}
+                ),
                 "train_seconds": float(self.train_seconds),
                 "epochs_run": int(self.epochs_run),
             },

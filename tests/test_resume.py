@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -28,10 +27,33 @@ ARGS = {
 }
 
 
-def _cli(args: list[str], cwd: Path) -> subprocess.Popen:
+#: The killed run is SIGKILLed at the start of this (0-based) epoch: deterministic, whatever the
+#: machine's speed (a checkpoint of an earlier epoch exists: epoch 0 always improves).
+KILL_AT_EPOCH = 5
+
+#: Child that runs the CLI and kills itself with SIGKILL when epoch ``argv[1]`` starts.
+_KILLED_CHILD = """
+import os, signal, sys
+from recbole_sasrec_ext.cli import main
+from recbole_sasrec_ext.trainer import PluginTrainer
+kill_at, train_epoch = int(sys.argv[1]), PluginTrainer._train_epoch
+def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
+    if epoch_idx == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return train_epoch(self, train_data, epoch_idx, *args, **kwargs)
+PluginTrainer._train_epoch = _train_epoch
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _cli(args: list[str], cwd: Path, kill_at_epoch: int | None = None) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if kill_at_epoch is None:
+        command = [sys.executable, str(ROOT / "run_recbole.py"), *args]
+    else:
+        command = [sys.executable, "-c", _KILLED_CHILD, str(kill_at_epoch), *args]
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "run_recbole.py"), *args],
+        command,
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -52,17 +74,11 @@ def test_killed_run_resumes_to_the_same_test_metrics(tmp_path):
     work = tmp_path / "killed"
     work.mkdir()
     args = ["--model", "SASRec", "--dataset", "tiny", *(f"--{k}={v}" for k, v in config.items())]
-    proc = _cli(args, work)
-    deadline = time.monotonic() + 300
-    while not (work / "saved").is_dir() or not list((work / "saved").glob("*.pth")):
-        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()[-2000:]
-        time.sleep(0.01)
-    time.sleep(0.3)  # a little past the first checkpoint: killed inside a later epoch
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    proc = _cli(args, work, kill_at_epoch=KILL_AT_EPOCH)
+    proc.communicate(timeout=600)
+    assert proc.returncode == -signal.SIGKILL, "the run was not killed"
     (saved,) = list((work / "saved").glob("*.pth"))
-    assert checkpoint.load(saved)["epoch"] < ARGS["epochs"] - 1
+    assert checkpoint.load(saved)["epoch"] < KILL_AT_EPOCH
 
     resumed = _cli([f"--resume=saved/{saved.name}"], work)
     out, err = resumed.communicate(timeout=600)
