@@ -79,8 +79,8 @@ def test_extends_loops_and_missing_parents_are_errors(tmp_path) -> None:
 def test_extends_is_not_a_config_key_and_values_are_inherited(tiny_data) -> None:
     config = Config("RKSA", "tiny", config_dict={"data_path": str(tiny_data)})
     assert "extends" not in config.final_config_dict
-    inherited = (config["hidden_size"], config["loss_type"], config["adam_betas"])
-    assert inherited == (50, "BCE", [0.9, 0.98]) and config["kernel_loss_weight"] == 0.1
+    inherited = (config["hidden_size"], config["hidden_act"], config["adam_betas"])
+    assert inherited == (50, "relu", [0.9, 0.98]) and config["kernel_loss_weight"] == 0.1
 
 
 @pytest.mark.parametrize(
