@@ -92,7 +92,8 @@ def test_same_seed_same_run_exactly(tiny_data):
 def test_divergence_exits_3_without_result_or_checkpoint(tiny_data, tmp_path, capsys, lr, message):
     argv = ["--model", "SASRec", "--dataset", "tiny", f"--data_path={tiny_data}", "--epochs=4",
             "--MAX_ITEM_LIST_LENGTH=10", "--train_batch_size=16", "--hidden_size=16", "--inner_size=16",
-            "--state=WARNING", "--show_progress=False", f"--learning_rate={lr}"]
+            "--state=WARNING", "--show_progress=False", "--loss_type=BCE", "--train_stride=0",
+            f"--learning_rate={lr}"]
     assert main(argv) == EXIT_DIVERGED == 3
     out, err = capsys.readouterr()
     assert out.strip() == ""  # no result JSON
