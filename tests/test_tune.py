@@ -56,3 +56,23 @@ def test_cli_bad_space_is_one_line_exit_2(tmp_path):
                            "--trials", "1"], cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["error: search space file not found: missing.yaml"]
+
+
+def test_cli_three_trials_on_ml100k(tmp_path):
+    """The command as a user types it, on ml-100k with a tiny budget: 3 trials, a table, a yaml."""
+    (tmp_path / "space.yaml").write_text(
+        "learning_rate: {type: loguniform, low: 1.0e-4, high: 1.0e-2}\n"
+        "hidden_dropout_prob: {type: uniform, low: 0.1, high: 0.5}\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    budget = ["--epochs=1", "--MAX_ITEM_LIST_LENGTH=20", "--hidden_size=16", "--inner_size=16"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "recbole_sasrec_ext", "tune", "--model", "SASRec", "--dataset", "ml-100k",
+         "--space", "space.yaml", "--trials", "3", "--out", "out", *budget],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = (tmp_path / "out" / "trials.md").read_text()
+    assert table.splitlines()[0] == "# tune: SASRec on ml-100k, selected on validation NDCG@10"
+    assert len([r for r in table.splitlines() if r.startswith("| ")]) == 4  # header + 3 trials
+    assert yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())["epochs"] == 1
