@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 
+from recbole_sasrec_ext.argv import parse_overrides
 from recbole_sasrec_ext.errors import PluginError, TrainingDivergedError
 from recbole_sasrec_ext.exit_codes import (  # noqa: F401 (re-exported)
     EXIT_BAD_INPUT,
@@ -41,12 +42,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict]:
         "--verbose", action="store_true", help="print RecBole's whole log (else a short console)"
     )
     args, rest = parser.parse_known_args(argv)
-    overrides = {}
-    for arg in rest:
-        key, sep, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
-        if not key or not sep:
-            parser.error(f"unrecognised argument {arg!r}: overrides are written --key=value")
-        overrides[key] = value
+    overrides = parse_overrides(parser, rest)
     return args, overrides
 
 

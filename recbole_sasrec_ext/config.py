@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib import resources
 from pathlib import Path
 
 import recbole
@@ -19,7 +18,7 @@ from recbole_sasrec_ext.config_keys import COMMON_KEYS, check_keys
 from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.evaluation.seen_items import check_filter_seen
 from recbole_sasrec_ext.layers.losses import LossType
-from recbole_sasrec_ext.paths import REPO_ROOT
+from recbole_sasrec_ext.paths import properties_dir  # noqa: F401 (re-exported)
 from recbole_sasrec_ext.registry import (
     base_model_name,
     get_model,
@@ -40,17 +39,6 @@ FULL_RANKING_LOSS = "CE"
 #: Under full ranking, unless set: ``train_stride`` = ``MAX_ITEM_LIST_LENGTH`` // this, so the whole
 #: history is trained on (chosen on ml-100k validation, docs/sasrec.md); the paper keeps 0.
 FULL_RANKING_STRIDE_DIVISOR = 2
-
-
-def properties_dir() -> Path:
-    """The plugin's ``properties/`` folder (installed package, or the source checkout)."""
-    try:
-        installed = Path(str(resources.files("recbole_sasrec_ext.properties")))
-        if (installed / "overall.yaml").is_file():
-            return installed
-    except ModuleNotFoundError:
-        pass
-    return REPO_ROOT / "properties"
 
 
 def bundled_dataset_dir(dataset: str) -> Path:

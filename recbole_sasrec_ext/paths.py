@@ -1,9 +1,22 @@
 """Where the package lives: the folder that holds ``recbole_sasrec_ext/`` (the repository root in a
 source checkout, ``site-packages`` when installed)."""
 
+from importlib import resources
 from pathlib import Path
 
 #: The folder holding the ``recbole_sasrec_ext`` package.
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 #: The source checkout's root (equal to ``PACKAGE_PARENT``; it has ``properties/`` only there).
 REPO_ROOT = PACKAGE_PARENT
+
+
+def properties_dir() -> Path:
+    """The plugin's ``properties/`` folder: the installed ``recbole_sasrec_ext.properties`` package,
+    or the source checkout's ``properties/`` (no torch or RecBole import)."""
+    try:
+        installed = Path(str(resources.files("recbole_sasrec_ext.properties")))
+        if (installed / "overall.yaml").is_file():
+            return installed
+    except ModuleNotFoundError:
+        pass
+    return REPO_ROOT / "properties"

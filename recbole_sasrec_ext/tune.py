@@ -25,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from recbole_sasrec_ext.argv import parse_overrides
 from recbole_sasrec_ext.errors import PluginError
 
 #: Kinds of search dimension.
@@ -195,12 +196,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--config_files", default=None, help='fixed config files: "a.yaml b.yaml"')
     parser.add_argument("--seed", type=int, default=2020, help="seed of the sampler")
     args, rest = parser.parse_known_args(argv)
-    overrides = {}
-    for arg in rest:
-        key, sep, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
-        if not key or not sep:
-            parser.error(f"unrecognised argument {arg!r}: overrides are written --key=value")
-        overrides[key] = yaml.safe_load(value)
+    overrides = {k: yaml.safe_load(v) for k, v in parse_overrides(parser, rest).items()}
     if args.trials < 1:
         parser.error("--trials must be >= 1")
     files = args.config_files.split() if args.config_files else None

@@ -14,7 +14,6 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import yaml
 
 from recbole_sasrec_ext.config_keys import N_HEADS_DIVIDES_HIDDEN, Key, check_keys
 from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.paths import properties_dir
 
 #: Data set names: a letter or digit, then letters, digits, ``.``, ``_``, ``-`` (no path parts).
 DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -105,22 +105,11 @@ def recbole_keys() -> frozenset[str]:
     return frozenset(_yaml_keys(root / "properties") | _code_keys(root) | set(_EXTRA_KEYS))
 
 
-def _plugin_properties() -> Path:
-    """The plugin's ``properties/`` (as ``config.properties_dir``, without importing torch)."""
-    try:
-        installed = Path(str(resources.files("recbole_sasrec_ext.properties")))
-        if (installed / "overall.yaml").is_file():
-            return installed
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parent.parent / "properties"
-
-
 @lru_cache(maxsize=1)
 def plugin_keys() -> frozenset[str]:
     """Every key in the plugin's ``properties/`` yaml files (each model yaml documents its
     ``CONFIG_KEYS``) or read by the plugin's code as ``config[...]``."""
-    folder = _plugin_properties()
+    folder = properties_dir()
     keys = _yaml_keys(folder / "model") | _yaml_keys(folder / "dataset")
     if (folder / "overall.yaml").is_file():
         data = yaml.safe_load((folder / "overall.yaml").read_text(encoding="utf-8"))
