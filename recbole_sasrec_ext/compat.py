@@ -23,6 +23,8 @@ Each fix is small and tested in ``tests/test_compat.py``:
 * **torch >= 2.6** loads with ``weights_only=True`` and RecBole pickles its ``Config`` and models'
   extra objects into checkpoints: :mod:`recbole_sasrec_ext.recbole_checkpoints` makes RecBole's own
   trainers and ``load_data_and_model`` write tensors and plain data and load weights-only.
+* **RecBole's SINE** switches on torch's autograd anomaly detection for the whole process when it
+  is imported (as every RecBole sequential model import does): :func:`sine_anomaly_detection`.
 * **ray**: ``recbole.quick_start`` imports ray at module level; the plugin never imports it.
   :func:`assert_no_ray` is used by the tests to prove it.
 """
@@ -187,6 +189,16 @@ def dok_update(module) -> None:
         replace_attr(dok, "_update", _dok_update, "scipy_dok_update")
 
 
+# --- a RecBole leftover ----------------------------------------------------------------------
+def sine_anomaly_detection(module) -> None:
+    """RecBole's ``sine.py`` runs ``torch.autograd.set_detect_anomaly(True)`` when it is imported,
+    and ``recbole.model.sequential_recommender`` imports it: every later backward pass of the process
+    runs with anomaly detection (a debugging mode that slows training). Turned off again once."""
+    import torch
+
+    torch.autograd.set_detect_anomaly(False)
+
+
 # --- torch >= 2.6 ---------------------------------------------------------------------------
 def trainer_checkpoints(module) -> None:
     from recbole_sasrec_ext import recbole_checkpoints
@@ -206,6 +218,7 @@ FIXES: dict[str, tuple[Callable, ...]] = {
     "recbole.data.dataset.dataset": (pandas_fillna, agg_len_dataset),
     "recbole.data.dataset.sequential_dataset": (agg_len_sequential,),
     "recbole.data.dataset.kg_dataset": (agg_len_kg,),
+    "recbole.model.sequential_recommender.sine": (sine_anomaly_detection,),
     "recbole.trainer.trainer": (trainer_checkpoints,),
     "recbole.quick_start.quick_start": (quick_start_checkpoints,),
     "recbole.quick_start": (quick_start_checkpoints,),

@@ -2,6 +2,7 @@
 ``import recbole_sasrec_ext`` applies (recbole_sasrec_ext/compat.py, recbole_checkpoints.py)."""
 
 import collections
+import os
 import subprocess
 import sys
 import types
@@ -302,3 +303,17 @@ def test_pipeline_never_imports_ray(tiny_data):
     )
     proc = _python(code, tiny_data)
     assert proc.stdout.strip().endswith("ok"), proc.stderr[-1500:]
+
+
+def test_importing_recbole_sequential_models_leaves_anomaly_detection_off(tmp_path):
+    """RecBole's sine.py turns on autograd anomaly detection at import; the plugin turns it off."""
+    code = (
+        "import recbole_sasrec_ext, torch\n"
+        "import recbole.model.sequential_recommender  # imports sine.py\n"
+        "print(torch.is_anomaly_enabled())\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "False"
