@@ -35,21 +35,6 @@ def _pyplot():
     return plt
 
 
-def _batch(rec: Recommender, user_ids: list[int]):
-    from recbole.data.interaction import Interaction
-
-    model = rec.model
-    max_len = model.max_seq_length
-    seq = torch.zeros(len(user_ids), max_len, dtype=torch.long)  # (U, L) right-padded
-    lengths = torch.zeros(len(user_ids), dtype=torch.long)  # (U,)
-    for row, uid in enumerate(user_ids):
-        history = torch.from_numpy(rec.histories[uid][-max_len:])
-        seq[row, : len(history)] = history
-        lengths[row] = len(history)
-    return Interaction({model.ITEM_SEQ: seq, model.ITEM_SEQ_LEN: lengths,
-                        model.USER_ID: torch.tensor(user_ids)}).to(model.device)
-
-
 @torch.no_grad()
 def attention(rec: Recommender, user_ids: list[int]) -> tuple[list, torch.Tensor]:
     """Each block's :class:`AttentionOutput` (weights (U, L, L)) and the lengths (U,)."""
@@ -58,7 +43,7 @@ def attention(rec: Recommender, user_ids: list[int]) -> tuple[list, torch.Tensor
         if hasattr(block.attention, "need_weights"):
             block.attention.need_weights = True
     try:
-        batch = _batch(rec, user_ids)
+        batch = rec.batch(user_ids)
         _, extras = model.encode(batch)
     finally:
         for block in model.blocks:
@@ -158,7 +143,7 @@ def skew(rec: Recommender, user_id: int) -> tuple[np.ndarray, int]:
 
     handle = layer.register_forward_pre_hook(hook, with_kwargs=True)
     try:
-        batch = _batch(rec, [user_id])
+        batch = rec.batch([user_id])
         rec.model.eval().encode(batch)
     finally:
         handle.remove()

@@ -67,9 +67,9 @@ class Recommender:
                               f"'{self.dataset.dataset_name}': {shown}")
         return [token_id[t] for t in user_tokens]
 
-    @torch.no_grad()
-    def scores(self, user_ids: list[int]) -> torch.Tensor:
-        """Scores (U, n_items) of every item after each user's whole history."""
+    def batch(self, user_ids: list[int]):
+        """An ``Interaction`` with each user's whole history (its last max-length items), on the
+        model's device."""
         from recbole.data.interaction import Interaction
 
         model = self.model
@@ -80,8 +80,14 @@ class Recommender:
             history = torch.from_numpy(self.histories[uid][-max_len:])
             seq[row, : len(history)] = history
             lengths[row] = len(history)
-        batch = Interaction({model.ITEM_SEQ: seq, model.ITEM_SEQ_LEN: lengths,
-                             model.USER_ID: torch.tensor(user_ids)}).to(model.device)
+        return Interaction({model.ITEM_SEQ: seq, model.ITEM_SEQ_LEN: lengths,
+                            model.USER_ID: torch.tensor(user_ids)}).to(model.device)
+
+    @torch.no_grad()
+    def scores(self, user_ids: list[int]) -> torch.Tensor:
+        """Scores (U, n_items) of every item after each user's whole history."""
+        model = self.model
+        batch = self.batch(user_ids)
         return model.full_sort_predict(batch).float().cpu()  # (U, n_items)
 
     def recommend(self, user_tokens: list[str], k: int = 10, exclude_seen: bool = False,

@@ -18,7 +18,7 @@ from recbole_sasrec_ext import checkpoint
 from recbole_sasrec_ext.errors import TrainingDivergedError
 from recbole_sasrec_ext.evaluation.seen_items import SeenItems
 from recbole_sasrec_ext.lr_schedule import LrScaling, LrSchedule, make_schedule
-from recbole_sasrec_ext.recbole_checkpoints import encode_other_parameter
+from recbole_sasrec_ext.recbole_checkpoints import encode_other_parameter, plain_config
 from recbole_sasrec_ext.sequence_scoring import sequence_scorer
 
 
@@ -106,11 +106,8 @@ class PluginTrainer(Trainer):
         state = {
             "format": checkpoint.CHECKPOINT_FORMAT,
             "config": {
-                "model": self.config["model"],
-                "dataset": self.config["dataset"],
+                **plain_config(self.config),
                 "implementation": self.config["implementation"],
-                "external": checkpoint.plain(self.config.external_config_dict),
-                "final": checkpoint.plain(self.config.final_config_dict),
             },
             "data": None if dataset is None else checkpoint.data_fingerprint(dataset),
             "epoch": int(epoch),
