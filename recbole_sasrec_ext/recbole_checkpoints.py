@@ -130,6 +130,28 @@ load_weights = checkpoint.load_weights  # one implementation for both trainers
 
 
 # --- replacements for recbole.trainer.trainer ----------------------------------------------
+def _checkpoint_state(trainer, epoch, **fields) -> dict:
+    """What every RecBole checkpoint the plugin writes holds: format, plain config, epoch, then
+    ``fields`` (the trainer-specific entries)."""
+    return {
+        "format": RECBOLE_CHECKPOINT_FORMAT,
+        "config": plain_config(trainer.config),
+        "epoch": int(epoch),
+        **fields,
+    }
+
+
+def _training_state(trainer, epoch, **fields) -> dict:
+    """:func:`_checkpoint_state` plus what ``resume_checkpoint`` reads back: step and best score."""
+    return _checkpoint_state(
+        trainer,
+        epoch,
+        cur_step=int(trainer.cur_step),
+        best_valid_score=float(trainer.best_valid_score),
+        **fields,
+    )
+
+
 def _save_checkpoint(self, epoch, verbose=True, **kwargs):
     """``Trainer._save_checkpoint``: tensors and plain data, written atomically."""
     from recbole.utils import set_color
@@ -137,16 +159,13 @@ def _save_checkpoint(self, epoch, verbose=True, **kwargs):
     if not self.config["single_spec"] and self.config["local_rank"] != 0:
         return
     saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
-    state = {
-        "format": RECBOLE_CHECKPOINT_FORMAT,
-        "config": plain_config(self.config),
-        "epoch": int(epoch),
-        "cur_step": int(self.cur_step),
-        "best_valid_score": float(self.best_valid_score),
-        "state_dict": self.model.state_dict(),
-        "other_parameter": encode_other_parameter(self.model),
-        "optimizer": self.optimizer.state_dict(),
-    }
+    state = _training_state(
+        self,
+        epoch,
+        state_dict=self.model.state_dict(),
+        other_parameter=encode_other_parameter(self.model),
+        optimizer=self.optimizer.state_dict(),
+    )
     checkpoint.save_atomic(state, saved_model_file)
     if verbose:
         self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
@@ -192,29 +211,20 @@ def _evaluate_loading_weights_only(original):
 def save_pretrained_model(self, epoch, saved_model_file):
     """``PretrainTrainer.save_pretrained_model``: tensors and plain data (S3Rec and RaCT load
     the file with ``torch.load``, weights-only by default on torch >= 2.6)."""
-    state = {
-        "format": RECBOLE_CHECKPOINT_FORMAT,
-        "config": plain_config(self.config),
-        "epoch": int(epoch),
-        "state_dict": self.model.state_dict(),
-        "optimizer": self.optimizer.state_dict(),
-        "other_parameter": encode_other_parameter(self.model),
-    }
+    state = _checkpoint_state(
+        self,
+        epoch,
+        state_dict=self.model.state_dict(),
+        optimizer=self.optimizer.state_dict(),
+        other_parameter=encode_other_parameter(self.model),
+    )
     checkpoint.save_atomic(state, saved_model_file)
     self.saved_model_file = saved_model_file
 
 
 def _save_decision_tree_checkpoint(self, epoch):
     """``DecisionTreeTrainer._save_checkpoint``: its ``state_dict`` is the booster's file name."""
-    state = {
-        "format": RECBOLE_CHECKPOINT_FORMAT,
-        "config": plain_config(self.config),
-        "epoch": int(epoch),
-        "cur_step": int(self.cur_step),
-        "best_valid_score": float(self.best_valid_score),
-        "state_dict": str(self.temp_best_file),
-        "other_parameter": None,
-    }
+    state = _training_state(self, epoch, state_dict=str(self.temp_best_file), other_parameter=None)
     checkpoint.save_atomic(state, self.saved_model_file)
 
 
