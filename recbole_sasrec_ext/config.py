@@ -150,7 +150,6 @@ class Config(RecBoleConfig):
             getattr(self.model_class, "CONFIG_RULES", ()),
         )
         check_filter_seen(self.final_config_dict)
-        _check_train_stride(self.final_config_dict)
 
     def _load_time_field(self) -> None:
         """Add the time field to ``load_col`` when the ``.inter`` file has one."""
@@ -200,16 +199,6 @@ def _full_ranking_transformer(final: dict, model_class) -> bool:
     names = {key.name for key in getattr(model_class, "CONFIG_KEYS", ())}
     full = _eval_modes(final.get("eval_args")) == {"full"}
     return is_plugin and {"loss_type", "train_stride"} <= names and full
-
-
-def _check_train_stride(final: dict) -> None:
-    stride, max_len = final.get("train_stride"), final.get("MAX_ITEM_LIST_LENGTH")
-    if isinstance(stride, int) and isinstance(max_len, int) and stride > max_len:
-        raise PluginError(
-            f"config key 'train_stride' = {stride} is not allowed: expected an int in "
-            f"[0, MAX_ITEM_LIST_LENGTH = {max_len}] (0 = off)"
-        )
-
 
 
 def inter_header_fields(path: os.PathLike, separator: str = "\t") -> list[str]:

@@ -126,12 +126,36 @@ class Divides:
             )
 
 
+@dataclass(frozen=True)
+class AtMost:
+    """Rule between two integer keys: ``key`` is at most ``bound`` (e.g. ``train_stride`` at most
+    ``MAX_ITEM_LIST_LENGTH``). Checked after each key passed its own :class:`Key` check;
+    ``meaning`` is appended to the message (e.g. what 0 means)."""
+
+    key: str
+    bound: str
+    low: int = 0
+    meaning: str = ""
+
+    def check(self, config: Mapping[str, Any]) -> None:
+        value, bound = config.get(self.key), config.get(self.bound)
+        if not (isinstance(value, int) and isinstance(bound, int)) or value <= bound:
+            return
+        meaning = f" ({self.meaning})" if self.meaning else ""
+        raise PluginError(
+            f"config key '{self.key}' = {value} is not allowed: expected an int in "
+            f"[{self.low}, {self.bound} = {bound}]{meaning}"
+        )
+
+
 #: ``n_heads`` divides ``hidden_size`` (multi-head attention splits the hidden size).
 N_HEADS_DIVIDES_HIDDEN = Divides("n_heads", "hidden_size")
+#: a training row never scores more targets than its window holds.
+TRAIN_STRIDE_AT_MOST_WINDOW = AtMost("train_stride", "MAX_ITEM_LIST_LENGTH", meaning="0 = off")
 
 
 def check_keys(
-    config: Mapping[str, Any], keys: Iterable[Key], rules: Iterable[Divides] = ()
+    config: Mapping[str, Any], keys: Iterable[Key], rules: Iterable[Divides | AtMost] = ()
 ) -> None:
     """Check every present key against its spec, then the rules between keys; raise
     :class:`PluginError` on the first bad one."""

@@ -50,3 +50,17 @@ def test_stride_zero_is_the_last_window_only(long_data):
 def test_stride_longer_than_window_is_an_error(long_data):
     with pytest.raises(PluginError, match="config key 'train_stride' = 4"):
         Config("SASRec", "long", config_dict=fast_config(long_data, MAX_ITEM_LIST_LENGTH=3, train_stride=4))
+
+
+def test_stride_equal_to_window_is_allowed_and_the_rule_is_declared(long_data):
+    from recbole_sasrec_ext.config_keys import TRAIN_STRIDE_AT_MOST_WINDOW
+    from recbole_sasrec_ext.models.sasrec import SASRec
+
+    assert TRAIN_STRIDE_AT_MOST_WINDOW in SASRec.CONFIG_RULES
+    Config("SASRec", "long", config_dict=fast_config(long_data, MAX_ITEM_LIST_LENGTH=3, train_stride=3))
+    with pytest.raises(PluginError) as error:
+        TRAIN_STRIDE_AT_MOST_WINDOW.check({"train_stride": 4, "MAX_ITEM_LIST_LENGTH": 3})
+    assert str(error.value) == (
+        "config key 'train_stride' = 4 is not allowed: expected an int in "
+        "[0, MAX_ITEM_LIST_LENGTH = 3] (0 = off)"
+    )

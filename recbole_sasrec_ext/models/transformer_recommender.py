@@ -13,7 +13,11 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_sasrec_ext.config_keys import N_HEADS_DIVIDES_HIDDEN, Key
+from recbole_sasrec_ext.config_keys import (
+    N_HEADS_DIVIDES_HIDDEN,
+    TRAIN_STRIDE_AT_MOST_WINDOW,
+    Key,
+)
 from recbole_sasrec_ext.data.full_sequence_dataset import TARGET_LIST_FIELD, FullSequenceDataset
 from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.layers.block import ACTIVATIONS, NormPlacement, TransformerBlock
@@ -70,7 +74,7 @@ class TransformerRecommender(SequentialRecommender):
 
     input_type = InputType.POINTWISE
     CONFIG_KEYS = TRANSFORMER_KEYS
-    CONFIG_RULES = (N_HEADS_DIVIDES_HIDDEN,)
+    CONFIG_RULES = (N_HEADS_DIVIDES_HIDDEN, TRAIN_STRIDE_AT_MOST_WINDOW)
     DATASET_CLASS = FullSequenceDataset  # one row per user, the next item at every position
     TARGETS_AT_EVERY_POSITION = True  # calculate_loss reads TARGET_LIST_FIELD
 
