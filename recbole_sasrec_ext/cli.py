@@ -1,10 +1,13 @@
 """``run_recbole.py`` / ``python -m recbole_sasrec_ext``: RecBole's command-line conventions.
 
 ``--model``, ``--dataset``, ``--config_files "a.yaml b.yaml"``, ``--resume=CHECKPOINT``,
-``--verbose`` and any ``--key=value`` override. Subcommands: ``recommend``, ``explain``, ``tune``
+``--verbose`` and any ``--key=value`` override; ``--nproc=N`` trains in N processes on this
+machine (as ``torchrun --nproc_per_node=N -m recbole_sasrec_ext`` does; docs/scaling.md). Subcommands: ``recommend``, ``explain``, ``tune``
 (``python -m recbole_sasrec_ext recommend --help``); without one, a training run.
 The last line of stdout is one JSON object (the run summary); errors are one line on stderr
-(set ``RECBOLE_SASREC_EXT_DEBUG=1`` for the traceback) and an :class:`ExitCode`.
+(set ``RECBOLE_SASREC_EXT_DEBUG=1`` for the traceback) and an :class:`ExitCode`. In a
+multi-process run only rank 0 prints the summary; bad input is reported once per machine, any
+other error by the rank that met it (``rank R: error: ...``).
 """
 
 from __future__ import annotations
@@ -54,6 +57,18 @@ SUBCOMMANDS = {
 }
 
 
+def _say(message: str, group, every_rank: bool) -> None:
+    """One line on stderr: from every process, or (``every_rank`` False) once per machine."""
+    if group is not None and not (every_rank or group.reports_errors):
+        return
+    prefix = f"rank {group.rank}: " if group is not None and group.rank != 0 else ""
+    print(prefix + message, file=sys.stderr)
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    return [a for a in argv if not a.startswith("--nproc=")]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in SUBCOMMANDS:
@@ -61,11 +76,25 @@ def main(argv: list[str] | None = None) -> int:
 
         return import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
     args, overrides = parse_args(argv)
+    from recbole_sasrec_ext.parallel import group as process_group
+
+    try:
+        group = process_group.from_env()
+        nproc = process_group.parse_nproc(overrides.pop("nproc", 1))
+        if group is not None:
+            process_group.check_nproc(nproc, group)
+    except PluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     files = args.config_files.split() if args.config_files else None
     for file in files or []:
         if not os.path.isfile(file):
-            print(f"error: config file not found: {file}", file=sys.stderr)
+            _say(f"error: config file not found: {file}", group, every_rank=False)
             return EXIT_BAD_INPUT
+    if group is None and nproc > 1:
+        from recbole_sasrec_ext.parallel.launch import launch
+
+        return launch(nproc, _without_nproc(argv))
     try:
         from recbole_sasrec_ext.quick_start import run
 
@@ -82,25 +111,29 @@ def main(argv: list[str] | None = None) -> int:
             verbose=args.verbose,
         )
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        _say("error: interrupted", group, every_rank=False)
         return EXIT_INTERRUPTED
-    except TrainingDivergedError as exc:
+    except TrainingDivergedError as exc:  # every rank sees the same (averaged) loss
         if os.environ.get("RECBOLE_SASREC_EXT_DEBUG"):
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}", group, every_rank=False)
         return EXIT_DIVERGED
-    except PluginError as exc:
+    except PluginError as exc:  # the same input is checked alike on every rank
         if os.environ.get("RECBOLE_SASREC_EXT_DEBUG"):
             raise
         message = " ".join(str(exc).split())  # always one line
-        print(f"error: {message}", file=sys.stderr)
+        _say(f"error: {message}", group, every_rank=False)
         return int(getattr(exc, "exit_code", EXIT_BAD_INPUT))
     except Exception as exc:
         if os.environ.get("RECBOLE_SASREC_EXT_DEBUG"):
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"error: {type(exc).__name__}: {message} (RECBOLE_SASREC_EXT_DEBUG=1 shows the traceback)", file=sys.stderr)
+        _say(
+            f"error: {type(exc).__name__}: {message} (RECBOLE_SASREC_EXT_DEBUG=1 shows the traceback)",
+            group, every_rank=True,
+        )
         return EXIT_FAILED
-    sys.stdout.write(summary.to_json() + "\n")
-    sys.stdout.flush()
+    if group is None or group.is_main:
+        sys.stdout.write(summary.to_json() + "\n")
+        sys.stdout.flush()
     return EXIT_OK

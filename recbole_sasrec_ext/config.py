@@ -18,6 +18,7 @@ from recbole_sasrec_ext.config_keys import COMMON_KEYS, check_keys
 from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.evaluation.seen_items import check_filter_seen
 from recbole_sasrec_ext.layers.losses import LossType
+from recbole_sasrec_ext.parallel.group import check_launcher_keys
 from recbole_sasrec_ext.paths import properties_dir  # noqa: F401 (re-exported)
 from recbole_sasrec_ext.registry import (
     base_model_name,
@@ -62,6 +63,8 @@ class Config(RecBoleConfig):
     * sequential models that sample their own negatives or use CE get ``train_neg_sample_args: ~``
       unless the user set it; the time field is added to ``load_col`` when the ``.inter`` file has it;
     * the plugin's keys and a few core keys are validated once (:class:`PluginError` names the key);
+      RecBole's multi-process keys (``local_rank``, ``world_size``, ...) are the launcher's, not
+      the user's (:mod:`recbole_sasrec_ext.parallel`);
     * numpy 2 / pandas 3 compatibility is applied by :mod:`recbole_sasrec_ext.compat`, and
       command-line arguments that are not ``--key=value`` are ignored without a warning.
     """
@@ -140,6 +143,7 @@ class Config(RecBoleConfig):
         inter = path / f"{self.dataset}.inter"
         separator = self.final_config_dict.get("field_separator", "\t")
         validate_config(self, inter_header_fields(inter, separator) if inter.is_file() else ())
+        check_launcher_keys(self.external_config_dict)
         super()._set_default_parameters()
         self.final_config_dict["data_path"] = str(path)
         self._load_time_field()

@@ -13,17 +13,21 @@ import sys
 import time
 import warnings
 from logging import getLogger
+from pathlib import Path
 
 import numpy as np
 import torch
 from recbole.utils import init_seed
 
-from recbole_sasrec_ext import checkpoint, console
+from recbole_sasrec_ext import checkpoint, console, parallel
 from recbole_sasrec_ext.argv import swapped_argv
 from recbole_sasrec_ext.config import Config
 from recbole_sasrec_ext.data import create_dataset, data_preparation
 from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.evaluation import FULL_SEEN_REMOVED
+from recbole_sasrec_ext.parallel import group as process_group
+from recbole_sasrec_ext.parallel.quiet import silence_logging
+from recbole_sasrec_ext.parallel.sharding import ShardedTrainLoader
 from recbole_sasrec_ext.registry import get_model, get_trainer
 from recbole_sasrec_ext.summary import Explanation, RunSummary, ValidationRecord
 
@@ -75,7 +79,8 @@ def build(config):
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    rank = config["local_rank"] + (config["offset"] or 0)  # 0 in a one-process run
+    init_seed(config["seed"] + rank, config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     return dataset, train_data, valid_data, test_data, model
 
@@ -136,11 +141,18 @@ def run(
         Print RecBole's whole log on the console (else one line per epoch, warnings and the test
         result; the log file always has everything, see :func:`recbole_sasrec_ext.console.setup`).
 
+    Launched by ``torchrun`` (or ``run_recbole.py --nproc=N``), every process calls ``run`` and
+    trains its share of each batch (:mod:`recbole_sasrec_ext.parallel`, docs/scaling.md); only
+    rank 0 writes the log and checkpoints, and every rank returns the same evaluation results.
+
     Returns
     -------
     RunSummary
         The run summary (fields documented in :mod:`recbole_sasrec_ext.summary`).
     """
+    group = parallel.from_env()
+    if group is not None:
+        process_group.claim_gpus(group)
     if resume is not None:
         model, dataset, config_dict = _resume_inputs(resume, model, dataset, config_dict)
     with warnings.catch_warnings(record=True) as caught:  # stderr stays clean until logging starts
@@ -155,12 +167,61 @@ def run(
         except (ValueError, NotImplementedError) as exc:  # RecBole's own checks of the values
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise PluginError(f"bad configuration: {first}") from exc
+        if group is None:
+            parallel.check_nproc(config["nproc"] if config["nproc"] is not None else 1, None)
+        else:
+            _check_parallel_trainer(config)
+            process_group.configure(config, group)
         data, train_data, valid_data, test_data, net = build(config)
         fingerprint = checkpoint.data_fingerprint(train_data._dataset)
         if resume is not None:
             checkpoint.check_fingerprint(resume, checkpoint.load(resume)["data"], fingerprint)
 
-    run_log = start_logging(config, verbose)  # validation is over: from here on files are written
+    started = False if group is None else process_group.start(group, config["device"])
+    try:
+        return _train_and_test(
+            config, data, train_data, valid_data, test_data, net, caught, group,
+            saved=saved, resume=resume, verbose=verbose, fingerprint=fingerprint,
+        )
+    finally:
+        process_group.stop(started)
+
+
+def _check_parallel_trainer(config) -> None:
+    """Multi-process runs train through :class:`PluginTrainer` (RecBole's specialised trainers,
+    e.g. knowledge-graph or pre-training ones, have their own loops)."""
+    from recbole_sasrec_ext.trainer import PluginTrainer
+
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])
+    if not issubclass(trainer, PluginTrainer):
+        raise PluginError(
+            f"model {config['model']} trains with RecBole's {trainer.__name__}: several processes "
+            "are supported for models trained by the plugin's trainer only; run one process"
+        )
+
+
+def _start_logging_on(config, verbose: bool, group) -> console.RunLog:
+    """The run's log on rank 0 (its file names on every rank); other ranks log nothing."""
+    if group is None:
+        return start_logging(config, verbose)
+    run_log = start_logging(config, verbose) if group.is_main else None
+    if not group.is_main:
+        silence_logging()
+    names = [None if run_log is None else (str(run_log.log_file), str(run_log.tensorboard_dir))]
+    torch.distributed.broadcast_object_list(names, src=0)
+    if run_log is None:
+        log_file, tensorboard_dir = names[0]
+        run_log = console.RunLog(Path(log_file), Path(tensorboard_dir), verbose, ())
+    return run_log
+
+
+def _train_and_test(
+    config, data, train_data, valid_data, test_data, net, caught, group, *, saved, resume,
+    verbose, fingerprint,
+) -> RunSummary:
+    if group is not None:
+        train_data = ShardedTrainLoader(train_data, group.rank, group.world_size, config["seed"])
+    run_log = _start_logging_on(config, verbose, group)  # validation is over: files are written
     logger = getLogger()
     _log_warnings(caught)
     logger.info(f"model {config['model']} = {config['implementation']}")
@@ -212,6 +273,7 @@ def run(
         explanation=None if explain is None else Explanation.from_dict(explain(test_data)),
         log_file=str(run_log.log_file),
         tensorboard_dir=str(run_log.tensorboard_dir),
+        world_size=1 if group is None else group.world_size,
     )
     run_log.close()
     return summary

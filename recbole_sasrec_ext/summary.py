@@ -221,6 +221,10 @@ class RunSummary:
     tensorboard_dir: str | None = _field(
         "this run's TensorBoard folder (loss and validation metrics)", _optional(_str), default=None
     )
+    world_size: int | None = _field(
+        "number of training processes (1: one process; several: `--nproc=N` or torchrun, "
+        "the other fields are rank 0's)", _optional(_int), default=None
+    )
     schema_version: int = _field(
         "layout version of this summary (`SCHEMA_VERSION`)", _int, default=SCHEMA_VERSION
     )

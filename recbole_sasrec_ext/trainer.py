@@ -18,6 +18,10 @@ from recbole_sasrec_ext import checkpoint
 from recbole_sasrec_ext.errors import TrainingDivergedError
 from recbole_sasrec_ext.evaluation.seen_items import SeenItems
 from recbole_sasrec_ext.lr_schedule import LrScaling, LrSchedule, make_schedule
+from recbole_sasrec_ext.parallel import current as current_group
+from recbole_sasrec_ext.parallel.ddp import data_parallel
+from recbole_sasrec_ext.parallel.evaluation import evaluate_sharded
+from recbole_sasrec_ext.parallel.quiet import drop_tensorboard
 from recbole_sasrec_ext.recbole_checkpoints import encode_other_parameter, plain_config
 from recbole_sasrec_ext.sequence_scoring import sequence_scorer
 
@@ -45,7 +49,10 @@ class PluginTrainer(Trainer):
       :meth:`_mask_full_sort_scores` (padding column, RecBole's history mask): the one place to
       add further masks.
     * ``filter_seen: True`` removes each user's earlier items from full ranking of sequential
-      models (:meth:`remove_seen_items`; RecBole keeps them), the target never.
+      models (:meth:`remove_seen_items`; RecBole keeps them), the target never;
+    * in a multi-process run (:mod:`recbole_sasrec_ext.parallel`): the loss runs through
+      ``DistributedDataParallel``, each epoch's loss is averaged over the ranks, evaluation is
+      sharded and gathered exactly, and only rank 0 writes checkpoints and TensorBoard.
     """
 
     def __init__(self, config, model):
@@ -68,6 +75,25 @@ class PluginTrainer(Trainer):
         self.filter_seen = bool(config["filter_seen"]) and config["MODEL_TYPE"] == ModelType.SEQUENTIAL
         self._seen_items: dict[int, SeenItems] = {}
         self._eval_dataset = None
+        self._group = current_group()
+        self._ddp = None
+        if self._group is not None:
+            self._join_group()
+
+    def _join_group(self) -> None:
+        """Multi-process run: DDP of the training loss, rank 0's checkpoint name on every rank
+        (they load the best checkpoint rank 0 wrote), no TensorBoard folder on other ranks."""
+        self._ddp = data_parallel(self.model, self.device)
+        names = [self.saved_model_file]
+        torch.distributed.broadcast_object_list(names, src=0)
+        self.saved_model_file = names[0]
+        if not self._group.is_main:
+            self.tensorboard = drop_tensorboard(self.tensorboard)
+
+    @property
+    def writes_files(self) -> bool:
+        """Whether this process writes checkpoints (one process, or rank 0)."""
+        return self._group is None or self._group.is_main
 
     def _build_optimizer(self, **kwargs):
         if not kwargs:
@@ -93,7 +119,7 @@ class PluginTrainer(Trainer):
         try:
             return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
         except TrainingDivergedError:
-            if os.path.exists(self.saved_model_file):
+            if self.writes_files and os.path.exists(self.saved_model_file):
                 os.remove(self.saved_model_file)
             raise
 
@@ -101,6 +127,8 @@ class PluginTrainer(Trainer):
         return getattr(self._train_loader, "generator", None)
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        if not self.writes_files:
+            return
         path = kwargs.pop("saved_model_file", self.saved_model_file)
         dataset = getattr(self._train_loader, "_dataset", None)
         state = {
@@ -161,11 +189,15 @@ class PluginTrainer(Trainer):
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if load_best_model and eval_data:
+            if self._group is not None:
+                torch.distributed.barrier()  # rank 0 has written its last checkpoint
             path = model_file or self.saved_model_file
             state = checkpoint.load(path, map_location=self.device)
             checkpoint.load_weights(self.model, state)
             self.logger.info(f"Loading model structure and parameters from {path}")
         self._eval_dataset = eval_data._dataset if eval_data else None
+        if self._group is not None and eval_data:
+            return evaluate_sharded(self, eval_data, self._group.rank, self._group.world_size)
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 
     # --- training -----------------------------------------------------------------------------
@@ -203,6 +235,8 @@ class PluginTrainer(Trainer):
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         start = time.perf_counter()
+        if hasattr(train_data, "set_epoch"):  # a multi-process run's loader: the epoch's order
+            train_data.set_epoch(epoch_idx)
         if not self.config["single_spec"]:  # distributed: RecBole's loop (it syncs anyway)
             loss = super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
         else:
@@ -217,6 +251,9 @@ class PluginTrainer(Trainer):
         on the device and read once; the divergence check runs on the epoch's mean."""
         self.model.train()
         loss_func = loss_func or self._loss_function()
+        if self._ddp is not None:  # gradients averaged over the ranks at every step
+            self._ddp.module.loss_func = loss_func
+            loss_func = self._ddp
         steps = len(train_data)
         schedule = self._lr_schedule(steps)
         iter_data = (
@@ -249,7 +286,11 @@ class PluginTrainer(Trainer):
             scaler.update()
         if total is None:
             return 0.0
-        values = torch.cat([total.reshape(-1), first.reshape(1)]).tolist()  # the epoch's one sync
+        values = torch.cat([total.reshape(-1), first.reshape(1)])  # (parts + 1,)
+        if self._group is not None:  # every rank sees the mean over ranks (and stops alike)
+            torch.distributed.all_reduce(values)
+            values = values / self._group.world_size
+        values = values.tolist()  # the epoch's one sync
         sums, first_value = values[:-1], values[-1]
         self._check_divergence(epoch_idx, sum(sums) / n_batches, first_value)
         return tuple(sums) if isinstance(losses, tuple) else sums[0]

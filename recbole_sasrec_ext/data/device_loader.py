@@ -81,10 +81,14 @@ class DeviceTrainDataLoader(TrainDataLoader):
     def __len__(self) -> int:
         return (self.sample_size + self.step - 1) // self.step
 
+    def batch_of(self, index: torch.Tensor) -> Interaction:
+        """The training rows ``index`` (k,) as one batch: one ``index_select`` per field."""
+        index = index.to(self.device)  # (k,)
+        return Interaction({field: values.index_select(0, index) for field, values in self.rows().items()})
+
     def __iter__(self):
-        rows = self.rows()
         order = self.epoch_order()  # (n,)
         for index in order.split(self.step):  # views of (<= batch,)
-            yield Interaction({field: values.index_select(0, index) for field, values in rows.items()})
+            yield self.batch_of(index)
         if self.shuffle:  # RandomSampler draws (and drops) one more permutation when exhausted
             torch.randperm(self.sample_size, generator=self.generator)

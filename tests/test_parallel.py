@@ -1,0 +1,186 @@
+"""Several processes (``--nproc=N``, torchrun) with gloo on the CPU: one summary, exact sharded
+evaluation, and 2 processes x B/2 rows training like 1 process x B rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, write_inter
+
+from recbole_sasrec_ext.cli import main
+from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.parallel import group as process_group
+from recbole_sasrec_ext.parallel.sharding import (
+    batch_count,
+    batch_range,
+    epoch_order,
+    rank_batches,
+)
+
+#: 2 x B/2 vs 1 x B: largest absolute difference of any weight after 2 epochs (see
+#: test_two_half_batches_train_like_one_full_batch; measured about 1e-7 for RecBole's SASRec).
+WEIGHT_TOLERANCE = 1e-5
+
+
+# ----- sharding (no processes) -----------------------------------------------------------------
+def test_rank_parts_of_each_global_batch_are_the_single_process_batch():
+    order = epoch_order(37, seed=5, epoch=3)
+    parts = [rank_batches(order, 8, rank, 2) for rank in range(2)]
+    assert [len(p) for p in parts] == [5, 5] == [batch_count(37, 8, 2)] * 2
+    for k, batch in enumerate(order.split(8)):  # 8, 8, 8, 8, 5 rows
+        assert torch.equal(torch.cat([parts[0][k], parts[1][k]]), batch)
+    assert [len(b) for b in parts[0]] == [4, 4, 4, 4, 3] and [len(b) for b in parts[1]] == [4, 4, 4, 4, 2]
+
+
+def test_a_last_batch_smaller_than_the_world_is_skipped_on_every_rank():
+    order = torch.arange(17)  # 2 batches of 8, then 1 row
+    assert [len(rank_batches(order, 8, r, 2)) for r in range(2)] == [2, 2] == [batch_count(17, 8, 2)] * 2
+    assert batch_count(17, 8, 1) == 3
+
+
+def test_epoch_order_is_seeded_by_seed_plus_epoch():
+    a, b = epoch_order(50, 2020, 0), epoch_order(50, 2020, 1)
+    assert torch.equal(a, epoch_order(50, 2020, 0)) and not torch.equal(a, b)
+    assert torch.equal(a.sort().values, torch.arange(50))
+    assert torch.equal(epoch_order(5, 2020, 0, shuffle=False), torch.arange(5))
+
+
+@pytest.mark.parametrize("n, world, expected", [(7, 2, [range(0, 4), range(4, 7)]), (1, 3, [range(0, 1), range(1, 1), range(1, 1)])])
+def test_evaluation_batches_are_contiguous_runs(n, world, expected):
+    assert [batch_range(n, r, world) for r in range(world)] == expected
+
+
+# ----- launcher environment and bad input --------------------------------------------------------
+def test_environment_of_a_launched_process():
+    assert process_group.from_env({}) is None
+    env = {"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "2",
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    info = process_group.from_env(env)
+    assert (info.rank, info.local_rank, info.world_size, info.is_main, info.reports_errors) == (3, 1, 4, False, False)
+    with pytest.raises(PluginError, match="RANK set but LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT not"):
+        process_group.from_env({"RANK": "0"})
+    with pytest.raises(PluginError, match="are not consistent"):
+        process_group.from_env({**env, "RANK": "4"})
+
+
+@pytest.mark.parametrize("value, message", [
+    ("0", "config key 'nproc' = 0 is not allowed: expected an int >= 1"),
+    ("two", "config key 'nproc' = 'two' is not allowed: expected an int >= 1"),
+])
+def test_bad_nproc_is_one_line_exit_2(tiny_data, value, message, capsys):
+    assert main(["--dataset", "tiny", f"--data_path={tiny_data}", f"--nproc={value}"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {message}\n"
+
+
+@pytest.mark.parametrize("key", ["local_rank", "world_size", "single_spec"])
+def test_recbole_multi_process_keys_belong_to_the_launcher(tiny_data, key, capsys, tmp_path):
+    assert main(["--dataset", "tiny", f"--data_path={tiny_data}", f"--{key}=1"]) == 2
+    assert f"config key '{key}' is set by the launcher, not by the user" in capsys.readouterr().err
+    assert not (tmp_path / "saved").exists() and not (tmp_path / "log").exists()
+
+
+def test_nproc_in_a_library_call_is_refused(tiny_data):
+    from recbole_sasrec_ext import run
+
+    with pytest.raises(PluginError, match="this call trains in one process; start 2 with run_recbole.py --nproc=2"):
+        run("SASRec", "tiny", config_dict={"data_path": str(tiny_data), "nproc": 2})
+
+
+# ----- two gloo processes ------------------------------------------------------------------------
+def _equal_length_data(folder: Path) -> Path:
+    """Every user 12 interactions (distinct items, strictly increasing times)."""
+    rows = [(u, 1 + (u * 7 + k * 3) % 40, k) for u in range(1, 31) for k in range(12)]
+    return write_inter(folder, "even", rows)
+
+
+def _args(data_path: Path, model: str) -> list[str]:
+    return [
+        "--model", model, "--dataset", "even", f"--data_path={data_path}", "--epochs=2",
+        "--eval_step=2", "--MAX_ITEM_LIST_LENGTH=10", "--train_batch_size=8", "--eval_batch_size=4",
+        "--hidden_size=16", "--inner_size=16", "--n_layers=1", "--n_heads=1",
+        "--hidden_dropout_prob=0.0", "--attn_dropout_prob=0.0", "--metric_decimal_place=12",
+        "--show_progress=False", "--state=WARNING",
+    ]
+
+
+def _launch(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    for name in process_group.LAUNCH_VARIABLES:
+        env.pop(name, None)
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _summary(proc: subprocess.CompletedProcess) -> dict:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1  # one summary, from rank 0
+    return json.loads(lines[0])
+
+
+def _evaluate_alone(checkpoint: Path) -> dict:
+    """The checkpoint's valid and test results, one process (this one)."""
+    from recbole_sasrec_ext.quick_start import load_data_and_model
+    from recbole_sasrec_ext.registry import get_trainer
+
+    config, model, _, _, valid_data, test_data = load_data_and_model(str(checkpoint))
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    return {
+        phase: {k: float(v) for k, v in trainer.evaluate(data, load_best_model=False).items()}
+        for phase, data in (("valid", valid_data), ("test", test_data))
+    }
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """RecBole's SASRec (through the plugin): 2 processes (--nproc=2) and 1 (torchrun)."""
+    root = tmp_path_factory.mktemp("parallel")
+    data = _equal_length_data(root / "data")
+    two, one = root / "two", root / "one"
+    two.mkdir(), one.mkdir()
+    args = _args(data, "RecBole.SASRec")
+    return {
+        "two": (two, _launch([sys.executable, str(ROOT / "run_recbole.py"), *args, "--nproc=2"], two)),
+        "one": (one, _launch([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                              "--nproc_per_node=1", "-m", "recbole_sasrec_ext", *args], one)),
+    }
+
+
+def test_two_processes_write_one_summary_one_log_one_checkpoint(runs):
+    folder, proc = runs["two"]
+    summary = _summary(proc)
+    assert summary["world_size"] == 2 and summary["epochs"] == 2 and summary["device"] == "cpu"
+    assert [p.name for p in (folder / "saved").iterdir()] == [Path(summary["checkpoint"]).name]
+    assert len(list((folder / "log").rglob("*.log"))) == 1
+    assert len(list((folder / "log_tensorboard").iterdir())) == 1
+    assert _summary(runs["one"][1])["world_size"] == 1
+    assert proc.stderr == ""  # state WARNING: no warning from any rank, DDP or the launcher
+
+
+def test_sharded_evaluation_equals_one_process_exactly(runs):
+    folder, proc = runs["two"]
+    summary = _summary(proc)
+    alone = _evaluate_alone(folder / summary["checkpoint"])
+    assert summary["test_result"] == alone["test"]
+    assert summary["best_valid_result"] == summary["valid_history"][-1]["valid_result"]
+    assert summary["best_valid_result"] == alone["valid"]
+
+
+def test_two_half_batches_train_like_one_full_batch(runs):
+    states = {}
+    for name in ("one", "two"):
+        folder, proc = runs[name]
+        summary = _summary(proc)
+        assert summary["best_epoch"] == 1 or summary["epochs"] == 2
+        states[name] = torch.load(folder / summary["checkpoint"], weights_only=True)
+        assert states[name]["epoch"] == states["one"]["epoch"]
+    one, two = states["one"]["state_dict"], states["two"]["state_dict"]
+    assert one.keys() == two.keys()
+    worst = max(float((one[k].double() - two[k].double()).abs().max()) for k in one)
+    assert worst < WEIGHT_TOLERANCE
