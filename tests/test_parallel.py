@@ -26,6 +26,7 @@ from recbole_sasrec_ext.parallel.sharding import (
 #: 2 x B/2 vs 1 x B: largest absolute difference of any weight after 2 epochs (see
 #: test_two_half_batches_train_like_one_full_batch; measured about 1e-7 for RecBole's SASRec).
 WEIGHT_TOLERANCE = 1e-5
+UNI100 = "--eval_args={'split': {'LS': 'valid_and_test'}, 'order': 'TO', 'mode': 'uni100'}"
 
 
 # ----- sharding (no processes) -----------------------------------------------------------------
@@ -54,6 +55,45 @@ def test_epoch_order_is_seeded_by_seed_plus_epoch():
 @pytest.mark.parametrize("n, world, expected", [(7, 2, [range(0, 4), range(4, 7)]), (1, 3, [range(0, 1), range(1, 1), range(1, 1)])])
 def test_evaluation_batches_are_contiguous_runs(n, world, expected):
     assert [batch_range(n, r, world) for r in range(world)] == expected
+
+
+class _Batches:
+    """An evaluation loader's interface as :func:`eval_batches` uses it: 11 rows in batches of 3."""
+
+    batch_sampler = [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10]]
+
+    @staticmethod
+    def collate_fn(index):
+        return torch.tensor(index) * 10  # (k,) one "row" per index
+
+
+def _gather_worker(rank: int, world: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    from recbole_sasrec_ext.parallel.evaluation import gather_rows
+    from recbole_sasrec_ext.parallel.sharding import eval_batches
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    mine = list(eval_batches(_Batches(), rank, world))
+    parts = {"rec.topk": torch.cat(mine)} if mine else {}
+    torch.save({"mine": mine, "all": gather_rows(parts, world)}, f"{out}/{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_every_rank_gathers_every_row_once_in_batch_order(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_gather_worker, args=(3, port, str(tmp_path)), nprocs=3)
+    results = [torch.load(tmp_path / f"{r}.pt") for r in range(3)]
+    assert [[b.tolist() for b in r["mine"]] for r in results] == [[[0, 10, 20], [30, 40, 50]], [[60, 70, 80]], [[90, 100]]]
+    for r in results:
+        assert r["all"].keys() == {"rec.topk"} and torch.equal(r["all"]["rec.topk"], torch.arange(11) * 10)
 
 
 # ----- launcher environment and bad input --------------------------------------------------------
@@ -139,47 +179,56 @@ def _evaluate_alone(checkpoint: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """RecBole's SASRec (through the plugin): 2 processes (--nproc=2) and 1 (torchrun)."""
+    """The plugin's SASRec, uni100 evaluation, in 2 processes (``--nproc=2``); RecBole's SASRec
+    (through the plugin, full ranking) in 2 processes and in 1 (``torchrun``)."""
     root = tmp_path_factory.mktemp("parallel")
     data = _equal_length_data(root / "data")
-    two, one = root / "two", root / "one"
-    two.mkdir(), one.mkdir()
-    args = _args(data, "RecBole.SASRec")
-    return {
-        "two": (two, _launch([sys.executable, str(ROOT / "run_recbole.py"), *args, "--nproc=2"], two)),
-        "one": (one, _launch([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                              "--nproc_per_node=1", "-m", "recbole_sasrec_ext", *args], one)),
+    script = [sys.executable, str(ROOT / "run_recbole.py")]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
+                "-m", "recbole_sasrec_ext"]
+    plans = {
+        "plugin": script + _args(data, "SASRec") + [UNI100, "--nproc=2"],
+        "two": script + _args(data, "RecBole.SASRec") + ["--nproc=2"],
+        "one": torchrun + _args(data, "RecBole.SASRec"),
     }
+    result = {}
+    for name, command in plans.items():
+        (root / name).mkdir()
+        result[name] = (root / name, _launch(command, root / name))
+    return result
 
 
-def test_two_processes_write_one_summary_one_log_one_checkpoint(runs):
-    folder, proc = runs["two"]
+@pytest.mark.parametrize("name", ["plugin", "two"])
+def test_two_processes_write_one_summary_one_log_one_checkpoint(runs, name):
+    folder, proc = runs[name]
     summary = _summary(proc)
     assert summary["world_size"] == 2 and summary["epochs"] == 2 and summary["device"] == "cpu"
     assert [p.name for p in (folder / "saved").iterdir()] == [Path(summary["checkpoint"]).name]
     assert len(list((folder / "log").rglob("*.log"))) == 1
     assert len(list((folder / "log_tensorboard").iterdir())) == 1
-    assert _summary(runs["one"][1])["world_size"] == 1
     assert proc.stderr == ""  # state WARNING: no warning from any rank, DDP or the launcher
 
 
-def test_sharded_evaluation_equals_one_process_exactly(runs):
-    folder, proc = runs["two"]
+@pytest.mark.parametrize("name, protocol", [("plugin", "uni100"), ("two", "full")])
+def test_sharded_evaluation_equals_one_process_exactly(runs, name, protocol):
+    folder, proc = runs[name]
     summary = _summary(proc)
+    assert summary["protocol"] == protocol
     alone = _evaluate_alone(folder / summary["checkpoint"])
     assert summary["test_result"] == alone["test"]
-    assert summary["best_valid_result"] == summary["valid_history"][-1]["valid_result"]
-    assert summary["best_valid_result"] == alone["valid"]
+    assert summary["best_valid_result"] == summary["valid_history"][-1]["valid_result"] == alone["valid"]
 
 
 def test_two_half_batches_train_like_one_full_batch(runs):
+    """RecBole's SASRec, dropout 0, CE at the last position (one target per row): DDP's mean of
+    the two ranks' mean losses is the one-process mean, so the weights agree to rounding."""
     states = {}
-    for name in ("one", "two"):
+    for name, world in (("one", 1), ("two", 2)):
         folder, proc = runs[name]
         summary = _summary(proc)
-        assert summary["best_epoch"] == 1 or summary["epochs"] == 2
+        assert summary["world_size"] == world and summary["epochs"] == 2
         states[name] = torch.load(folder / summary["checkpoint"], weights_only=True)
-        assert states[name]["epoch"] == states["one"]["epoch"]
+        assert states[name]["epoch"] == 1  # eval_step 2: the checkpoint of the last epoch
     one, two = states["one"]["state_dict"], states["two"]["state_dict"]
     assert one.keys() == two.keys()
     worst = max(float((one[k].double() - two[k].double()).abs().max()) for k in one)

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from recbole_sasrec_ext.exit_codes import EXIT_FAILED
+from recbole_sasrec_ext.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED
 
 #: The launcher's own log (process start and stop notices); the processes' errors are printed
 #: by the processes themselves.
@@ -30,6 +30,7 @@ def _package_root() -> str:
 def launch(nproc: int, argv: Sequence[str]) -> int:
     """Run ``python -m recbole_sasrec_ext *argv`` in ``nproc`` processes; return the exit code
     (0, or the code of the process that failed first)."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -54,6 +55,9 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     except ChildFailedError as exc:
         _, failure = exc.get_first_failure()
         return failure.exitcode if failure.exitcode > 0 else EXIT_FAILED
+    except (KeyboardInterrupt, SignalException):  # the launcher has stopped the processes
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         for name, value in saved.items():
             if value is None:
