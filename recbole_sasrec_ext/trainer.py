@@ -237,10 +237,9 @@ class PluginTrainer(Trainer):
         start = time.perf_counter()
         if hasattr(train_data, "set_epoch"):  # a multi-process run's loader: the epoch's order
             train_data.set_epoch(epoch_idx)
-        if not self.config["single_spec"]:  # distributed: RecBole's loop (it syncs anyway)
-            loss = super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
-        else:
-            loss = self._device_epoch(train_data, epoch_idx, loss_func, show_progress)
+        # several processes run this loop too (RecBole's own multi-process path, single_spec
+        # False, is never taken: the plugin runs DDP itself, recbole_sasrec_ext.parallel)
+        loss = self._device_epoch(train_data, epoch_idx, loss_func, show_progress)
         self.train_seconds += time.perf_counter() - start
         self.epochs_run += 1
         self._epoch = epoch_idx

@@ -233,3 +233,12 @@ def test_two_half_batches_train_like_one_full_batch(runs):
     assert one.keys() == two.keys()
     worst = max(float((one[k].double() - two[k].double()).abs().max()) for k in one)
     assert worst < WEIGHT_TOLERANCE
+
+
+def test_bad_input_in_two_processes_is_one_line_exit_2(tmp_path):
+    data = _equal_length_data(tmp_path / "data")
+    proc = _launch([sys.executable, str(ROOT / "run_recbole.py"), *_args(data, "SASRec"),
+                    "--learning_rat=0.1", "--nproc=2"], tmp_path)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == "error: unknown config key 'learning_rat': did you mean 'learning_rate'?\n"
+    assert not (tmp_path / "saved").exists() and not (tmp_path / "log").exists()
