@@ -109,6 +109,31 @@ def test_environment_of_a_launched_process():
         process_group.from_env({**env, "RANK": "4"})
 
 
+def _info(world: int) -> process_group.ProcessGroupInfo:
+    return process_group.ProcessGroupInfo(rank=0, local_rank=0, world_size=world, local_world_size=world)
+
+
+def test_configure_records_the_process_in_recbole_keys():
+    config = {"nproc": None, "train_batch_size": 8, "device": torch.device("cpu"), "local_rank": 0}
+    assert process_group.configure(config, _info(2)) == torch.device("cpu")
+    assert {k: config[k] for k in ("world_size", "local_rank", "offset", "nproc", "single_spec")} == {
+        "world_size": 2, "local_rank": 0, "offset": 0, "nproc": 2, "single_spec": True}
+    assert process_group.backend_for(torch.device("cpu")) == "gloo"
+    assert process_group.backend_for(torch.device("cuda", 1)) == "nccl"
+
+
+def test_a_batch_smaller_than_the_world_is_refused():
+    config = {"nproc": None, "train_batch_size": 1, "device": torch.device("cpu")}
+    with pytest.raises(PluginError, match="'train_batch_size' = 1 is below the number of processes"):
+        process_group.configure(config, _info(2))
+
+
+@pytest.mark.skipif(torch.cuda.device_count() >= 2, reason="needs fewer than 2 GPUs")
+def test_more_gpu_processes_than_gpus_is_refused():
+    with pytest.raises(PluginError, match=r"2 processes on this machine need 2 GPUs \(nccl: one per process\)"):
+        process_group.device_for(_info(2), torch.device("cuda"))
+
+
 @pytest.mark.parametrize("value, message", [
     ("0", "config key 'nproc' = 0 is not allowed: expected an int >= 1"),
     ("two", "config key 'nproc' = 'two' is not allowed: expected an int >= 1"),
