@@ -24,12 +24,12 @@ from recbole_sasrec_ext.argv import swapped_argv
 from recbole_sasrec_ext.config import Config
 from recbole_sasrec_ext.data import create_dataset, data_preparation
 from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.evaluation import FULL_SEEN_REMOVED
+from recbole_sasrec_ext.evaluation import FULL_SEEN_REMOVED, per_user
 from recbole_sasrec_ext.parallel import group as process_group
 from recbole_sasrec_ext.parallel.quiet import silence_logging
 from recbole_sasrec_ext.parallel.sharding import ShardedTrainLoader
 from recbole_sasrec_ext.registry import get_model, get_trainer
-from recbole_sasrec_ext.summary import Explanation, RunSummary, ValidationRecord
+from recbole_sasrec_ext.summary import Explanation, RunSummary, StoppedBy, ValidationRecord
 
 
 def _versions() -> dict:
@@ -242,8 +242,10 @@ def _train_and_test(
         train_data, valid_data, saved=saved, show_progress=show
     )
     wall = time.perf_counter() - start
+    recorder = per_user.PerUserRecorder.attach(trainer, config["USER_ID_FIELD"])
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=show)
     logger.info(f"test result: {dict(test_result)}")
+    per_user_file = _write_per_user(config, recorder, test_data._dataset)
 
     train_seconds = getattr(trainer, "train_seconds", wall)
     epochs = getattr(trainer, "epochs_run", None)
@@ -274,9 +276,32 @@ def _train_and_test(
         log_file=str(run_log.log_file),
         tensorboard_dir=str(run_log.tensorboard_dir),
         world_size=1 if group is None else group.world_size,
+        stopped_by=stopped_by(trainer),
+        per_user_file=per_user_file,
     )
     run_log.close()
     return summary
+
+
+def stopped_by(trainer) -> str:
+    """``early_stopping`` when RecBole's early stopping ended the fit (more than ``stopping_step``
+    validations without improvement), else ``epoch_cap`` (every epoch ran)."""
+    cur_step, patience = getattr(trainer, "cur_step", 0), getattr(trainer, "stopping_step", None)
+    stopped = patience is not None and cur_step > patience
+    return StoppedBy.EARLY_STOPPING.value if stopped else StoppedBy.EPOCH_CAP.value
+
+
+def _write_per_user(config, recorder: per_user.PerUserRecorder, dataset) -> str | None:
+    """Write the test set's per-user metrics to ``per_user_file`` when it is set; its path."""
+    path = config["per_user_file"]
+    if not path:
+        return None
+    uid = config["USER_ID_FIELD"]
+    values = recorder.result(config["metrics"], config["topk"], lambda ids: dataset.id2token(uid, ids))
+    if values is None:
+        getLogger().warning(f"per_user_file: no per-user top-k metrics recorded, {path} not written")
+        return None
+    return str(per_user.save(path, values))
 
 
 def load_data_and_model(model_file: str):

@@ -67,8 +67,35 @@ def base_model_name(name: str) -> str:
     return name[len(RECBOLE_PREFIX):] if name.startswith(RECBOLE_PREFIX) else name
 
 
+def import_model_class(path: str) -> type:
+    """The class named by an import path ``package.module:Class`` (a user's own model), checked to
+    be a RecBole model.
+
+    Raises
+    ------
+    PluginError
+        If the module does not import, has no such class, or the class is not a RecBole model.
+    """
+    from recbole.model.abstract_recommender import AbstractRecommender
+
+    module_name, _, class_name = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 -- any error of the user's module is reported
+        raise PluginError(
+            f"model '{path}': cannot import {module_name} ({type(exc).__name__}: {exc}); "
+            "is its folder on PYTHONPATH?"
+        ) from None
+    model_class = getattr(module, class_name, None)
+    if not (inspect.isclass(model_class) and issubclass(model_class, AbstractRecommender)):
+        what = "no such class" if model_class is None else "not a subclass of RecBole's AbstractRecommender"
+        raise PluginError(f"model '{path}': {what} in {module_name}")
+    return model_class
+
+
 def get_model(name: str) -> type:
-    """Resolve a model name to its class: the plugin's first, then RecBole's.
+    """Resolve a model name to its class: the plugin's first, then RecBole's; an import path
+    ``package.module:Class`` is imported (:func:`import_model_class`).
 
     Raises
     ------
@@ -77,6 +104,8 @@ def get_model(name: str) -> type:
     """
     if name in PLUGIN_MODELS:
         return PLUGIN_MODELS[name]
+    if ":" in name:
+        return import_model_class(name)
     try:
         return recbole_get_model(base_model_name(name))
     except (ValueError, ImportError, AttributeError):

@@ -23,6 +23,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, ClassVar, TypeVar
 
 #: Version of the summary's layout; :meth:`RunSummary.from_json` refuses any other.
@@ -30,6 +31,14 @@ SCHEMA_VERSION = 1
 
 T = TypeVar("T")
 Parser = Callable[[Any, str], Any]
+
+
+class StoppedBy(str, Enum):
+    """Why a run's training ended (``RunSummary.stopped_by``; the benchmark adds ``timeout``)."""
+
+    EARLY_STOPPING = "early_stopping"
+    EPOCH_CAP = "epoch_cap"
+    TIMEOUT = "timeout"  # killed by the benchmark runner's timeout (no summary: set by the runner)
 
 
 class SummaryError(ValueError):
@@ -224,6 +233,17 @@ class RunSummary:
     world_size: int | None = _field(
         "number of training processes (1: one process; several: `--nproc=N` or torchrun, "
         "the other fields are rank 0's)", _optional(_int), default=None
+    )
+    stopped_by: str | None = _field(
+        "why training ended: `early_stopping` (no validation improvement for more than "
+        "`stopping_step` validations) or `epoch_cap` (all `epochs` ran)",
+        _optional(_str),
+        default=None,
+    )
+    per_user_file: str | None = _field(
+        "the .npz of per-user test metrics (`per_user_file`; see evaluation/per_user.py)",
+        _optional(_str),
+        default=None,
     )
     schema_version: int = _field(
         "layout version of this summary (`SCHEMA_VERSION`)", _int, default=SCHEMA_VERSION

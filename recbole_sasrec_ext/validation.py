@@ -236,12 +236,14 @@ def check_output_dir(key: str, folder: Any) -> None:
         )
 
 
-def check_overrides(overrides: Mapping[str, Any], where: str = "") -> None:
-    """The checks that need no built config (suite files): known keys, finite numbers and the
-    types and ranges of the core keys."""
+def check_overrides(
+    overrides: Mapping[str, Any], where: str = "", extra_keys: Iterable[str] = ()
+) -> None:
+    """The checks that need no built config (suite files): known keys (``extra_keys`` too: a
+    user's model's ``CONFIG_KEYS``), finite numbers and the types and ranges of the core keys."""
     from recbole_sasrec_ext.config_keys import COMMON_KEYS
 
-    check_known_keys(overrides, known_keys(), where=where)
+    check_known_keys(overrides, known_keys(extra_keys), where=where)
     for key, value in overrides.items():
         _check_finite(key, value)
     check_keys(overrides, COMMON_KEYS + CORE_KEYS)
@@ -252,7 +254,9 @@ def validate_config(config, fields: Iterable[str] = ()) -> None:
     ``config.final_config_dict`` the merged values); ``fields`` are the data set's field names."""
     given = config.external_config_dict
     final = config.final_config_dict
-    check_known_keys(given, known_keys(fields))
+    model_class = getattr(config, "model_class", None)  # a user's model declares its own keys
+    model_keys = [key.name for key in getattr(model_class, "CONFIG_KEYS", ())]
+    check_known_keys(given, known_keys([*fields, *model_keys]))
     for key, value in given.items():
         _check_finite(key, value)
     check_keys(final, CORE_KEYS)

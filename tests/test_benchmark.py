@@ -78,6 +78,15 @@ FAKE_RUN = textwrap.dedent(
         explanation = {"user": "7", "history": ["3", "5", "9"], "recommended": "11",
                        "attention": [0.2, 0.3, 0.5],
                        "mixture": {"co-occurrence": 0.5, "item": 0.3, "user": 0.2}}
+    per_user = config.get("per_user", {}).get(f"{model}/{dataset}/{seed}")
+    per_user_file = None
+    if per_user is not None:  # as evaluation/per_user.py writes it
+        import numpy as np
+        per_user_file = opts["per_user_file"]
+        os.makedirs(os.path.dirname(per_user_file), exist_ok=True)
+        np.savez(per_user_file, user=np.array(per_user["users"]),
+                 **{"ndcg@10": np.array(per_user["ndcg@10"], dtype=np.float32)})
+    stopped_by = "epoch_cap" if model in config.get("capped", []) else "early_stopping"
     summary = RunSummary.from_dict({
         "model": model, "implementation": f"fake.{model}", "dataset": dataset, "seed": seed,
         "protocol": "uni100", "best_valid_score": 0.3, "best_valid_result": {"ndcg@10": 0.3},
@@ -86,6 +95,7 @@ FAKE_RUN = textwrap.dedent(
         "peak_memory_mb": 100.0, "valid_history": history, "config_hash": "run" + str(seed),
         "versions": {"recbole": "1.2.1", "torch": "2.13.0"}, "checkpoint": "saved/x.pth",
         "device": "cpu", "explanation": explanation, "schema_version": 1,
+        "stopped_by": stopped_by, "per_user_file": per_user_file,
     }).to_dict()
     if model == "Partial":  # a summary that lost a field
         del summary["peak_memory_mb"]
@@ -130,6 +140,8 @@ def make_fake(
     folder: Path,
     crash: tuple[str, ...] = ("Crash",),
     slow: tuple[str, ...] = ("Slow",),
+    capped: tuple[str, ...] = (),
+    per_user: dict | None = None,
 ) -> dict:
     """A fake run command in ``folder``; calls are appended to ``calls.txt`` there."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -145,6 +157,8 @@ def make_fake(
                 "crash": list(crash),
                 "slow": list(slow),
                 "table": TABLE,
+                "capped": list(capped),
+                "per_user": per_user or {},
             }
         )
     )
@@ -410,8 +424,11 @@ def test_report_mean_std_bold_and_paired_test(finished: dict) -> None:
     report = (finished["out"] / "results.md").read_text()
     # SASRec: hit (0.50, 0.56), ndcg (0.30, 0.34); RKSA: hit (0.52, 0.60), ndcg (0.32, 0.38).
     # Sample std of two values = |a - b| / sqrt(2).
-    assert "| SASRec | 2 | 0.5300 ± 0.0424 | 0.3200 ± 0.0283 | 3 | 0.50 | 1.5 | 100 |" in report
-    assert "| RKSA | 2 | **0.5600 ± 0.0566** | **0.3500 ± 0.0424** | 3 |" in report
+    assert (
+        "| SASRec | 2 | 0.5300 ± 0.0424 | 0.3200 ± 0.0283 | early stopping | 3 | 0.50 | 1.5 | 100 |"
+        in report
+    )
+    assert "| RKSA | 2 | **0.5600 ± 0.0566** | **0.3500 ± 0.0424** | early stopping | 3 |" in report
     # Paired differences RKSA - SASRec in NDCG: 0.02, 0.04 -> t = 0.03 / (0.02/sqrt(2)/sqrt(2)) = 3,
     # one degree of freedom: p = 1 - 2/pi * atan(3).
     hand_p = 1 - 2 / math.pi * math.atan(3.0)
@@ -419,7 +436,10 @@ def test_report_mean_std_bold_and_paired_test(finished: dict) -> None:
     assert scipy_p == pytest.approx(hand_p, rel=1e-9)
     test = paired_test({1: 0.32, 2: 0.38}, {1: 0.30, 2: 0.34})
     assert (test.n, test.mean_diff, test.p_value) == (2, pytest.approx(0.03), scipy_p)
-    assert f"+0.0300, p = {scipy_p:.4g} (n=2)" in report
+    # two seeds: the seed-level test is not shown (it needs 3); no per-user files either
+    assert "Seed-level paired t-test against SASRec: not shown (it needs at least 3" in report
+    assert "Per-user paired tests against SASRec: n/a (no per-user metrics files)." in report
+    assert f"+0.0300, p = {scipy_p:.4g} (n=2)" == test.describe()
     assert "- Fake note." in report and "fake.RKSA" in report
     assert "`python -m recbole_sasrec_ext.benchmark fake.yaml --out out`" in report
 
@@ -486,7 +506,7 @@ def test_one_seed_gives_no_test(tmp_path: Path, fake: dict) -> None:
     write_report(tmp_path / "out")
     report = (tmp_path / "out" / "results.md").read_text()
     assert "| RKSA | 1 | **0.5200** | **0.3200** |" in report
-    assert "| RKSA | n/a (1 seed) | n/a (1 seed) |" in report
+    assert "this table has at most 1)" in report
     tables = build_tables(results.read_rows(tmp_path / "out" / "results.csv"))
     assert [m.label for m in tables[0].models] == ["SASRec", "RKSA"]
 

@@ -16,6 +16,8 @@ from scipy import stats
 
 from recbole_sasrec_ext.benchmark.results import METRIC_PREFIX, Row, Status, metric_columns
 
+STOPPED_EARLY = "early_stopping"  # results.csv's stopped_by of a run that early-stopped
+SEED_TEST_MIN_SEEDS = 3  # the seed-level t-test is shown from this many common seeds
 REFERENCE_MODEL = "SASRec"  # the plugin's SASRec: every other model is tested against it
 MAIN_METRICS = ("hit@10", "ndcg@10")
 UNSET = object()  # an override a model does not set (it keeps its default)
@@ -38,6 +40,33 @@ class ModelSummary:
     implementation: str
     overrides: dict[str, Any]
     values: dict[str, dict[int, float]] = field(default_factory=dict)  # column -> seed -> value
+    stopped_by: dict[int, str] = field(default_factory=dict)  # seed -> results.csv's stopped_by
+    per_user: dict[int, str] = field(default_factory=dict)  # seed -> per-user file (relative)
+
+    @property
+    def early_stopped(self) -> bool:
+        """Whether every seed's run ended by early stopping (else the table marks the row)."""
+        return bool(self.stopped_by) and all(
+            v == STOPPED_EARLY for v in self.stopped_by.values()
+        )
+
+    def stopped_text(self) -> str:
+        """``early stopping``, ``epoch cap (3 epochs)``, ``not recorded``; counts when seeds
+        differ."""
+        cap = self.overrides.get("epochs")
+        names = {
+            STOPPED_EARLY: "early stopping",
+            "epoch_cap": f"epoch cap ({cap} epochs)" if cap is not None else "epoch cap",
+            "timeout": "timeout",
+            "": "not recorded",
+        }
+        counts: dict[str, int] = {}
+        for seed in self.seeds:
+            text = names.get(self.stopped_by.get(seed, ""), self.stopped_by.get(seed, ""))
+            counts[text] = counts.get(text, 0) + 1
+        if len(counts) == 1:
+            return next(iter(counts))
+        return ", ".join(f"{text} ({n} seeds)" for text, n in counts.items())
 
     @property
     def seeds(self) -> list[int]:
@@ -56,6 +85,7 @@ class Table:
     protocol: str
     metrics: list[str]  # csv columns ``test_<metric>``, in report order
     models: list[ModelSummary]
+    profile: str = ""  # the suite's run budget ("" without profiles)
 
     @property
     def reference(self) -> ModelSummary | None:
@@ -116,14 +146,16 @@ def failed_rows(rows: Sequence[Row]) -> list[Row]:
 
 
 def build_tables(rows: Sequence[Row], model_order: Sequence[str] = ()) -> list[Table]:
-    """Group ok rows by (data set, protocol), then by (model, config hash), in a stable order."""
+    """Group ok rows by (data set, protocol, profile), then by (model, config hash), in a stable
+    order."""
     good = ok_rows(rows)
     order = {m: i for i, m in enumerate(dict.fromkeys([*model_order, *(r["model"] for r in good)]))}
-    groups: dict[tuple[str, str], list[Row]] = {}
+    groups: dict[tuple[str, str, str], list[Row]] = {}
     for row in good:
-        groups.setdefault((row["dataset"], row.get("protocol", "")), []).append(row)
+        key = (row["dataset"], row.get("protocol", ""), row.get("profile", ""))
+        groups.setdefault(key, []).append(row)
     tables = []
-    for (dataset, protocol), group in groups.items():
+    for (dataset, protocol, profile), group in groups.items():
         metrics = [
             c
             for c in metric_columns(group)
@@ -140,6 +172,10 @@ def build_tables(rows: Sequence[Row], model_order: Sequence[str] = ()) -> list[T
                     implementation=row.get("implementation", ""),
                     overrides=json.loads(row["overrides"]) if row.get("overrides") else {},
                 )
+            seed = int(row["seed"])
+            summary.stopped_by[seed] = row.get("stopped_by", "")
+            if row.get("per_user"):
+                summary.per_user[seed] = row["per_user"]
             for column in [*metrics, *(c for c, _ in COST_COLUMNS)]:
                 value = parse_float(row.get(column))
                 if value is not None:
@@ -150,7 +186,7 @@ def build_tables(rows: Sequence[Row], model_order: Sequence[str] = ()) -> list[T
         for summary in models:
             if sum(m.model == summary.model for m in models) > 1:
                 summary.label = f"{summary.model} [{summary.config_hash[:6]}]"
-        tables.append(Table(dataset, protocol, metrics, models))
+        tables.append(Table(dataset, protocol, metrics, models, profile))
     return tables
 
 

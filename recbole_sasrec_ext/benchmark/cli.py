@@ -1,7 +1,7 @@
 """Command line of the benchmark.
 
-``python -m recbole_sasrec_ext.benchmark <suite> --out <dir> [--seeds 1,2,3] [--only-models A,B]
-[--max-runs N] [--timeout S] [--data-root DIR] [--dry-run]`` runs a suite (a name in
+``python -m recbole_sasrec_ext.benchmark <suite> --out <dir> [--profile cpu|gpu] [--seeds 1,2,3]
+[--only-models A,B] [--max-runs N] [--timeout S] [--data-root DIR] [--dry-run]`` runs a suite (a name in
 ``properties/benchmark`` or a path to a yaml file) and writes results.csv, results.md and plots.
 ``python -m recbole_sasrec_ext.benchmark report <dir>`` remakes results.md and the plots from the
 folder's results.csv.
@@ -95,6 +95,10 @@ def _run_parser() -> argparse.ArgumentParser:
         "--data-root", type=Path, help="base of a relative data_path (default: repo root)"
     )
     parser.add_argument(
+        "--profile",
+        help="the suite's run budget (its `profiles`, e.g. cpu or gpu); required when it has any",
+    )
+    parser.add_argument(
         "--dry-run", action="store_true", help="print the run commands, run nothing"
     )
     return parser
@@ -160,7 +164,7 @@ def _report(out: Path) -> int:
 def _speed(args: argparse.Namespace, command_line: str) -> int:
     from recbole_sasrec_ext.benchmark.speed import run_speed
 
-    suite = load_suite(args.suite)
+    suite = load_suite(args.suite).with_profile(None)
     if args.timeout is not None:
         suite = replace(suite, timeout_s=args.timeout)
     path, text = run_speed(
@@ -176,7 +180,7 @@ def _speed(args: argparse.Namespace, command_line: str) -> int:
 
 
 def _run(args: argparse.Namespace, command_line: str) -> int:
-    suite = load_suite(args.suite)
+    suite = load_suite(args.suite).with_profile(args.profile)
     if args.timeout is not None:
         suite = replace(suite, timeout_s=args.timeout)
     if args.only_datasets:
@@ -192,11 +196,16 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
         for spec in plan:
             print(command_text([*prefix, *spec.args()]))
         print(
-            f"{suite.name}: {plan_summary(plan)}, timeout {suite.timeout_s:g} s each",
+            f"{suite.name}{_profile_text(suite.profile)}: {plan_summary(plan)}, "
+            f"timeout {suite.timeout_s:g} s each",
             file=sys.stderr,
         )
         return EXIT_OK
-    print(f"{suite.name} ({suite.source}): {plan_summary(plan)} into {args.out}", file=sys.stderr)
+    print(
+        f"{suite.name}{_profile_text(suite.profile)} ({suite.source}): {plan_summary(plan)} "
+        f"into {args.out}",
+        file=sys.stderr,
+    )
     summary = run_suite(
         suite,
         args.out,
@@ -226,3 +235,7 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+def _profile_text(profile: str) -> str:
+    return f" (profile {profile})" if profile else ""

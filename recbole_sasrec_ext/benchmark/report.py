@@ -9,12 +9,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from recbole_sasrec_ext.atomic_write import atomic_write_text
 from recbole_sasrec_ext.benchmark import results
 from recbole_sasrec_ext.benchmark.aggregate import (
     COST_COLUMNS,
     REFERENCE_MODEL,
+    SEED_TEST_MIN_SEEDS,
     UNSET,
+    ModelSummary,
     Table,
     build_tables,
     differing_settings,
@@ -25,7 +29,17 @@ from recbole_sasrec_ext.benchmark.aggregate import (
     tested_metrics,
 )
 from recbole_sasrec_ext.benchmark.results import METRIC_PREFIX, Row
+from recbole_sasrec_ext.benchmark.significance import (
+    ALPHA,
+    MARKER,
+    WILCOXON_ZERO_METHOD,
+    format_p,
+    mean_over_seeds,
+    tests_against_reference,
+)
 from recbole_sasrec_ext.benchmark.suite import format_value
+from recbole_sasrec_ext.evaluation import per_user
+from recbole_sasrec_ext.evaluation.per_user import PerUser
 
 REPORT_NAME = "results.md"
 PROTOCOLS = {
@@ -43,6 +57,8 @@ PROTOCOLS = {
     ),
 }
 METRIC_DIGITS = 4
+NOT_EARLY_STOPPED = "‡"  # marks a row whose training did not end by early stopping
+USER_TEST_METRIC = "ndcg@10"  # the per-user tests' metric when the runs wrote it
 COST_FORMATS = {
     "epochs": "{:.4g}",
     "seconds_per_epoch": "{:.2f}",
@@ -68,16 +84,36 @@ def write_report(out_dir: Path) -> list[Path]:
     meta = results.read_meta(out_dir)
     tables = build_tables(rows, meta.get("models", []))
     report = out_dir / REPORT_NAME
-    atomic_write_text(report, render_markdown(rows, meta, tables))
+    atomic_write_text(report, render_markdown(rows, meta, tables, load_per_user(out_dir, tables)))
     histories = results.read_histories(out_dir / results.HISTORIES_NAME)
     return [report, *plots.write_plots(out_dir, tables, histories)]
 
 
-def render_markdown(rows: Sequence[Row], meta: Mapping[str, Any], tables: list[Table]) -> str:
-    """The whole report; a pure function of the csv rows, the suite metadata and the tables."""
+def load_per_user(out_dir: Path, tables: Sequence[Table]) -> dict[str, PerUser]:
+    """The per-user files the tables' runs name (relative path -> values); a missing or unreadable
+    file is left out (its model then has no per-user test)."""
+    loaded = {}
+    for table in tables:
+        for model in table.models:
+            for path in model.per_user.values():
+                try:
+                    loaded[path] = per_user.load(out_dir / path)
+                except (OSError, ValueError):
+                    continue
+    return loaded
+
+
+def render_markdown(
+    rows: Sequence[Row],
+    meta: Mapping[str, Any],
+    tables: list[Table],
+    per_user_values: Mapping[str, PerUser] | None = None,
+) -> str:
+    """The whole report; a pure function of the csv rows, the suite metadata, the tables and the
+    per-user values (relative path -> values, as in results.csv's ``per_user``)."""
     lines = _header(rows, meta, tables)
     for table in tables:
-        lines += _table_section(table, meta.get("notes", []))
+        lines += _table_section(table, meta.get("notes", []), per_user_values or {})
     lines += _failed_section(failed_rows(rows))
     return "\n".join(lines).rstrip() + "\n"
 
@@ -115,32 +151,117 @@ def _header(rows: Sequence[Row], meta: Mapping[str, Any], tables: list[Table]) -
     return [*lines, ""]
 
 
-def _table_section(table: Table, notes: Sequence[str]) -> list[str]:
+def _table_section(
+    table: Table, notes: Sequence[str], per_user_values: Mapping[str, PerUser]
+) -> list[str]:
     metric_names = [c[len(METRIC_PREFIX) :] for c in table.metrics]
-    headings = ["model", "seeds", *metric_names, *(h for _, h in COST_COLUMNS)]
+    headings = ["model", "seeds", *metric_names, "stopped by", *(h for _, h in COST_COLUMNS)]
     best = {
         c: max(round(mean_std(m.series(c))[0], METRIC_DIGITS) for m in table.models if m.series(c))
         for c in table.metrics
         if any(m.series(c) for m in table.models)
     }
+    profile = f", profile: {table.profile}" if table.profile else ""
     lines = [
-        f"## {table.dataset} (protocol: {table.protocol or 'unknown'})",
+        f"## {table.dataset} (protocol: {table.protocol or 'unknown'}{profile})",
         "",
         _md_row(headings),
         _md_row(["---"] * len(headings)),
     ]
     for model in table.models:
-        cells = [model.label, str(len(model.seeds))]
+        label = model.label if model.early_stopped else f"{model.label} {NOT_EARLY_STOPPED}"
+        cells = [label, str(len(model.seeds))]
         for column in table.metrics:
             series = model.series(column)
             text = format_metric(series) if series else ""
             bold = series and round(mean_std(series)[0], METRIC_DIGITS) == best[column]
             cells.append(f"**{text}**" if bold else text)
+        cells.append(model.stopped_text())
         for column, _ in COST_COLUMNS:
             series = model.series(column)
             cells.append(COST_FORMATS[column].format(mean_std(series)[0]) if series else "")
         lines.append(_md_row(cells))
-    lines += [""] + _paired_section(table) + _notes(table, notes)
+    lines.append("")
+    if not all(m.early_stopped for m in table.models):
+        lines += [
+            f"{NOT_EARLY_STOPPED} did not stop by early stopping (see *stopped by*): training was "
+            "cut short by the profile's cap, so the row is not a converged result.",
+            "",
+        ]
+    lines += _user_test_section(table, per_user_values)
+    lines += _paired_section(table) + _notes(table, notes)
+    return lines
+
+
+def _user_values(
+    model: ModelSummary, seeds: Sequence[int], metric: str, per_user_values: Mapping[str, PerUser]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(users, values) of ``metric`` for ``model``, averaged over ``seeds`` (None: a file is
+    missing or lacks the metric)."""
+    runs = []
+    for seed in seeds:
+        loaded = per_user_values.get(model.per_user.get(seed, ""))
+        if loaded is None or metric not in loaded.values:
+            return None
+        runs.append((loaded.users, loaded.values[metric]))
+    return mean_over_seeds(runs) if runs else None
+
+
+def _user_test_metric(table: Table, per_user_values: Mapping[str, PerUser]) -> str | None:
+    names = {m for p in per_user_values.values() for m in p.values}
+    tested = [c[len(METRIC_PREFIX) :] for c in tested_metrics(table)]
+    preferred = [m for m in (USER_TEST_METRIC, *tested) if m in names]
+    return preferred[0] if preferred else None
+
+
+def _user_test_section(table: Table, per_user_values: Mapping[str, PerUser]) -> list[str]:
+    """Per-user paired t-test and Wilcoxon test of each model against the reference, Holm-adjusted
+    across the models of the table."""
+    reference = table.reference
+    metric = _user_test_metric(table, per_user_values)
+    others = [m for m in table.models if m is not reference]
+    title = f"Per-user paired tests against {REFERENCE_MODEL}"
+    if reference is None or not others or metric is None:
+        reason = (
+            f"no {REFERENCE_MODEL} runs" if reference is None
+            else "no other models" if not others
+            else "no per-user metrics files"
+        )
+        return [f"{title}: n/a ({reason}).", ""]
+    pairs, skipped = {}, []
+    for model in others:
+        seeds = sorted(set(model.per_user) & set(reference.per_user))
+        values = _user_values(model, seeds, metric, per_user_values)
+        ref_values = _user_values(reference, seeds, metric, per_user_values)
+        if values is None or ref_values is None:
+            skipped.append(model.label)
+            continue
+        pairs[model.label] = (values, ref_values)
+    lines = [
+        f"{title} ({reference.label}) on each test user's {metric} (the same users in both runs; "
+        f"with several seeds, each user's mean over the seeds both have): Δ% = (model − "
+        f"{REFERENCE_MODEL}) / {REFERENCE_MODEL} of the mean; paired t-test "
+        "(scipy.stats.ttest_rel) and Wilcoxon signed-rank test (scipy.stats.wilcoxon, "
+        f"zero_method='{WILCOXON_ZERO_METHOD}': users with equal values in both runs, e.g. both 0, "
+        "are left out; *differing* counts the rest); p-values Holm-adjusted across the "
+        f"{len(pairs)} models, {MARKER} p < {ALPHA:g} after adjustment.",
+        "",
+        _md_row(["model", "users", "differing", metric, f"{REFERENCE_MODEL} {metric}", "Δ%",
+                 "p (paired t, Holm)", "p (Wilcoxon, Holm)"]),
+        _md_row(["---"] * 8),
+    ]
+    for label, test in tests_against_reference(pairs).items():
+        delta = "n/a" if test.delta_pct is None else f"{test.delta_pct:+.1f}%"
+        lines.append(
+            _md_row([
+                label, str(test.n_users), str(test.n_nonzero), f"{test.mean:.4f}",
+                f"{test.reference_mean:.4f}", delta, format_p(test.p_t_holm),
+                format_p(test.p_wilcoxon_holm),
+            ])
+        )
+    lines.append("")
+    if skipped:
+        lines += [f"No per-user metrics for: {', '.join(skipped)}.", ""]
     return lines
 
 
@@ -149,11 +270,18 @@ def _paired_section(table: Table) -> list[str]:
     others = [m for m in table.models if m is not reference]
     if reference is None or not others:
         reason = f"no {REFERENCE_MODEL} runs" if reference is None else "no other models"
-        return [f"Paired t-test against {REFERENCE_MODEL}: n/a ({reason}).", ""]
+        return [f"Seed-level paired t-test against {REFERENCE_MODEL}: n/a ({reason}).", ""]
+    most = max(len(set(m.seeds) & set(reference.seeds)) for m in others)
+    if most < SEED_TEST_MIN_SEEDS:
+        return [
+            f"Seed-level paired t-test against {REFERENCE_MODEL}: not shown (it needs at least "
+            f"{SEED_TEST_MIN_SEEDS} common seeds; this table has at most {most}).",
+            "",
+        ]
     metrics = tested_metrics(table)
     names = [c[len(METRIC_PREFIX) :] for c in metrics]
     title = (
-        f"Paired t-test against {reference.label} (Δ = model − {REFERENCE_MODEL}; "
+        f"Seed-level paired t-test against {reference.label} (Δ = model − {REFERENCE_MODEL}; "
         "scipy.stats.ttest_rel over the seeds both have):"
     )
     lines = [

@@ -2,7 +2,9 @@
 atomically.
 
 ``results.csv`` has one row per run (see ``LEAD_COLUMNS``, ``test_<metric>`` columns,
-``TAIL_COLUMNS``). ``histories.jsonl`` holds what does not fit a csv cell: each run's
+``TAIL_COLUMNS``). ``profile`` is the suite's run budget (empty without profiles); ``stopped_by``
+says why training ended: ``early_stopping``, ``epoch_cap`` or ``timeout`` (empty in files written
+before the column existed: they are read as they are, and the report says "not recorded"). ``histories.jsonl`` holds what does not fit a csv cell: each run's
 ``valid_history`` and ``explanation`` (:class:`HistoryEntry`). ``suite.json`` records the suite's
 description, notes and model order and the command used, for the report's header and notes.
 Every file is rewritten whole to a temporary file and moved into place
@@ -30,7 +32,10 @@ SUITE_META_NAME = "suite.json"
 LOGS_DIR = "logs"
 METRIC_PREFIX = "test_"
 
-LEAD_COLUMNS = ("model", "implementation", "dataset", "seed", "protocol", "status", "error")
+LEAD_COLUMNS = (
+    "model", "implementation", "dataset", "seed", "protocol", "profile", "status", "stopped_by",
+    "error",
+)
 # Run summary fields of the same name as their column (the report's cost columns).
 _COST_FIELDS = (
     "best_valid_score",
@@ -50,6 +55,7 @@ TAIL_COLUMNS = (
     "overrides",  # JSON of the suite's overrides for this run
     "checkpoint",
     "log",
+    "per_user",  # the run's per-user test metrics (.npz), relative to the output folder
 )
 # Fields of the run summary copied as they are into the column of the same name.
 SUMMARY_SCALAR_FIELDS = ("implementation", *_COST_FIELDS, "checkpoint")
@@ -150,6 +156,9 @@ def make_row(
     hardware: str,
     date: str,
     log: str,
+    profile: str = "",
+    stopped_by: str = "",
+    per_user: str = "",
 ) -> Row:
     """One csv row from a run's spec and its summary (``None`` when it failed)."""
     row: Row = {
@@ -157,7 +166,10 @@ def make_row(
         "dataset": dataset,
         "seed": str(seed),
         "protocol": format_cell((result.protocol if result else "") or protocol),
+        "profile": profile,
         "status": status.value,
+        "stopped_by": stopped_by or format_cell(result.stopped_by if result else None),
+        "per_user": per_user,
         "error": format_cell(error),
         "config_hash": config_hash,
         "run_config_hash": format_cell(result.config_hash if result else None),

@@ -31,7 +31,7 @@ from recbole_sasrec_ext.benchmark import results
 from recbole_sasrec_ext.benchmark.results import Status
 from recbole_sasrec_ext.benchmark.suite import RunSpec, Suite
 from recbole_sasrec_ext.paths import PACKAGE_PARENT  # so the child imports this same package
-from recbole_sasrec_ext.summary import RunSummary, SummaryError
+from recbole_sasrec_ext.summary import RunSummary, StoppedBy, SummaryError
 
 RUN_CMD_ENV = "RECBOLE_SASREC_EXT_RUN_CMD"
 MAX_ERROR_CHARS = 500
@@ -47,6 +47,14 @@ class RunOutcome:
     error: str
     result: RunSummary | None
     seconds: float
+    timed_out: bool = False
+
+    @property
+    def stopped_by(self) -> str:
+        """``timeout`` for a run the runner killed, else what the run reports (or "")."""
+        if self.timed_out:
+            return StoppedBy.TIMEOUT.value
+        return (self.result.stopped_by if self.result else None) or ""
 
 
 @dataclass(frozen=True)
@@ -119,8 +127,10 @@ def run_one(
     command = [*command_prefix, *spec.args()]
     log_path = out_dir / results.LOGS_DIR / spec.log_name
     env = dict(os.environ)
+    # this package, the caller's PYTHONPATH, then the caller's folder (the run's is the output
+    # folder): a suite's model class given by import path imports in the run as it did here
     env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(PACKAGE_PARENT), env.get("PYTHONPATH", "")) if p
+        p for p in (str(PACKAGE_PARENT), env.get("PYTHONPATH", ""), os.getcwd()) if p
     )
     start = time.monotonic()
     timed_out = False
@@ -198,7 +208,8 @@ def _outcome(
 
     def failed(reason: str) -> RunOutcome:
         text = f"{reason}: {error_line}" if error_line and error_line != reason else reason
-        return RunOutcome(Status.FAILED, " ".join(text.split())[:MAX_ERROR_CHARS], None, seconds)
+        error = " ".join(text.split())[:MAX_ERROR_CHARS]
+        return RunOutcome(Status.FAILED, error, None, seconds, timed_out)
 
     if timed_out:
         return failed(f"timeout after {timeout_s:g} s")
@@ -303,6 +314,9 @@ def run_suite(
             hardware=hardware_description(cpu, outcome.result),
             date=now_iso(),
             log=f"{results.LOGS_DIR}/{spec.log_name}",
+            profile=spec.profile,
+            stopped_by=outcome.stopped_by,
+            per_user=_per_user_path(out_dir, spec, outcome),
         )
         results.upsert_row(rows, row)
         results.write_rows(csv_path, rows)
@@ -311,6 +325,14 @@ def run_suite(
             results.write_histories(histories_path, histories)
         print(f"    {_describe(outcome)}", file=stream, flush=True)
     return SuiteSummary(len(plan), ran, skipped, failed, stopped, tuple(rows), tuple(histories))
+
+
+def _per_user_path(out_dir: Path, spec: RunSpec, outcome: RunOutcome) -> str:
+    """The run's per-user metrics file relative to ``out_dir`` when the run wrote it, else ""."""
+    written = outcome.result.per_user_file if outcome.result else None
+    if not written or not (out_dir / spec.per_user_name).is_file():
+        return ""
+    return spec.per_user_name
 
 
 def _describe(outcome: RunOutcome) -> str:
@@ -334,6 +356,7 @@ def _write_suite_meta(out_dir: Path, suite: Suite, command_line: str) -> None:
             "description": suite.description,
             "notes": list(suite.notes),
             "timeout_s": suite.timeout_s,
+            "profile": suite.profile,
             "models": list(dict.fromkeys([*meta.get("models", []), *suite.models])),
             "commands": [c for c in commands if c],
         },

@@ -18,11 +18,21 @@ key is an error that names it:
     sub-key ``per_dataset: {dataset: {overrides}}`` holds overrides for one model on one data set.
 ``notes`` (list of str)
     Printed below every table of ``results.md`` (epoch caps, settings that differ and why).
+``profiles`` (mapping, optional)
+    ``name: {budget}``: run budgets chosen with ``--profile NAME`` (required when the suite has
+    profiles). A budget may hold ``timeout_s``, ``notes`` (added to the suite's), ``common``,
+    ``datasets`` and ``models`` (with ``per_dataset``), merged after the suite's own layers, e.g.
+    ``cpu`` with epoch caps that fit a 2-core machine and ``gpu`` without caps.
 ``reference``, ``candidate`` (str, optional)
     Two of the suite's models, compared side by side by the ``speed`` command (``speed.py``); the
     plain benchmark ignores them.
 
-Overrides are merged ``common`` < ``datasets[d]`` < ``models[m]`` < ``models[m].per_dataset[d]``.
+A model entry may name a class by import path, ``Label: {class: my_package.my_module:MyModel, ...}``:
+a RecBole model class (checked when the suite is loaded, so the module must be importable, e.g.
+from the current folder or ``PYTHONPATH``) that runs through the same pipeline under ``Label``.
+
+Overrides are merged ``common`` < ``datasets[d]`` < ``models[m]`` < ``models[m].per_dataset[d]``,
+then the chosen profile's layers in the same order.
 A relative ``data_path`` is resolved against the data root (the repository root by default).
 """
 
@@ -32,7 +42,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -45,14 +55,19 @@ from recbole_sasrec_ext.paths import REPO_ROOT
 from recbole_sasrec_ext.validation import check_overrides
 
 COMPARISON_KEYS = ("reference", "candidate")  # read only by the ``speed`` command
-BENCHMARK_KEYS = ("description", "timeout_s", "seeds", "common", "datasets", "models", "notes")
+BENCHMARK_KEYS = (
+    "description", "timeout_s", "seeds", "common", "datasets", "models", "notes", "profiles"
+)
+PROFILE_KEYS = ("timeout_s", "notes", "common", "datasets", "models")
 SUITE_KEYS = BENCHMARK_KEYS + COMPARISON_KEYS
 PER_DATASET_KEY = "per_dataset"
+CLASS_KEY = "class"  # a model entry's import path ``package.module:Class``
 # Set by the runner itself: a suite may not override them.
 RESERVED_OVERRIDES = frozenset({"model", "dataset", "seed"})
 # Left out of the run key's hash, so that moving the data does not invalidate finished runs.
 UNHASHED_OVERRIDES = frozenset({"data_path"})
 DATA_PATH_KEY = "data_path"
+PER_USER_DIR = "per_user"  # per-user test metrics of each run, inside the output folder
 DEFAULT_TIMEOUT_S = 3600.0
 DEFAULT_SEEDS = (2020,)
 SUITE_SUFFIXES = (".yaml", ".yml")
@@ -63,6 +78,7 @@ _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MODEL_RE = re.compile(r"(RecBole\.)?[A-Za-z][A-Za-z0-9_]*")
 _DATASET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # also used in log file names
 # Strings RecBole's command-line parser (eval, then a string fallback) reads back unchanged.
+_CLASS_PATH_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 _PLAIN_STRING_RE = re.compile(r"[A-Za-z_/][A-Za-z0-9_@./:-]*")
 _LITERAL_WORDS = frozenset({"true", "false", "none"})
 
@@ -104,12 +120,17 @@ class RunSpec:
     dataset: str
     seed: int
     overrides: Mapping[str, Any]
+    profile: str = ""  # the suite's chosen profile ("" for a suite without profiles)
+    model_class: str | None = None  # import path of the model's class, when the suite names one
 
     @property
     def config_hash(self) -> str:
-        """Short hash of the overrides (without ``data_path``): part of the resume key."""
+        """Short hash of the overrides (without ``data_path``), the profile and the model class:
+        part of the resume key."""
         hashed = {k: v for k, v in self.overrides.items() if k not in UNHASHED_OVERRIDES}
         text = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
+        if self.profile or self.model_class:
+            text += json.dumps([self.profile, self.model_class])
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
     @property
@@ -119,7 +140,13 @@ class RunSpec:
 
     @property
     def log_name(self) -> str:
-        return f"{self.model}-{self.dataset}-{self.seed}.log"
+        profile = f"-{self.profile}" if self.profile else ""
+        return f"{self.model}-{self.dataset}-{self.seed}{profile}.log"
+
+    @property
+    def per_user_name(self) -> str:
+        """Where the run writes its per-user test metrics, relative to the output folder."""
+        return f"{PER_USER_DIR}/{self.model}-{self.dataset}-{self.seed}-{self.config_hash}.npz"
 
     @property
     def protocol(self) -> str:
@@ -133,10 +160,25 @@ class RunSpec:
         return str(mode)
 
     def args(self) -> list[str]:
-        """Command-line arguments after the run command: ``--model M --dataset D --seed=S ...``."""
-        args = ["--model", self.model, "--dataset", self.dataset, f"--seed={self.seed}"]
+        """Command-line arguments after the run command:
+        ``--model M --dataset D --seed=S --key=value ... --per_user_file=...``."""
+        args = ["--model", self.model_class or self.model, "--dataset", self.dataset]
+        args.append(f"--seed={self.seed}")
         args += [f"--{key}={format_value(value)}" for key, value in self.overrides.items()]
-        return args
+        return [*args, f"--per_user_file={self.per_user_name}"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One run budget of a suite (``profiles.<name>``): layers merged after the suite's own."""
+
+    name: str
+    timeout_s: float | None = None
+    notes: tuple[str, ...] = ()
+    common: Mapping[str, Any] = field(default_factory=dict)
+    datasets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    per_dataset: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -155,11 +197,42 @@ class Suite:
     notes: tuple[str, ...]
     reference: str | None = None
     candidate: str | None = None
+    profiles: Mapping[str, Profile] = field(default_factory=dict)
+    profile: str = ""  # the chosen profile (see with_profile)
+    model_classes: Mapping[str, str] = field(default_factory=dict)  # label -> import path
+
+    def with_profile(self, name: str | None) -> Suite:
+        """This suite under profile ``name``: its layers merged last, its ``timeout_s`` and its
+        notes after the suite's.
+
+        Raises
+        ------
+        SuiteError
+            If the suite has profiles and ``name`` is None, or ``name`` is not one of them.
+        """
+        names = ", ".join(self.profiles) or "none"
+        if name is None:
+            if self.profiles:
+                raise SuiteError(
+                    f"{self.source}: profiles: choose a run budget with --profile ({names})"
+                )
+            return self
+        if name not in self.profiles:
+            raise SuiteError(f"{self.source}: profiles: no profile {name!r} (the suite has {names})")
+        chosen = self.profiles[name]
+        timeout_s = self.timeout_s if chosen.timeout_s is None else chosen.timeout_s
+        return replace(self, profile=name, timeout_s=timeout_s, notes=self.notes + chosen.notes)
 
     def overrides(self, model: str, dataset: str, data_root: Path | None = None) -> dict[str, Any]:
         """Merged overrides of one model on one data set, with ``data_path`` made absolute."""
         merged = {**self.common, **self.datasets[dataset], **self.models[model]}
         merged.update(self.per_dataset.get(model, {}).get(dataset, {}))
+        if self.profile:
+            chosen = self.profiles[self.profile]
+            merged.update(chosen.common)
+            merged.update(chosen.datasets.get(dataset, {}))
+            merged.update(chosen.models.get(model, {}))
+            merged.update(chosen.per_dataset.get(model, {}).get(dataset, {}))
         if DATA_PATH_KEY in merged:
             path = Path(str(merged[DATA_PATH_KEY])).expanduser()
             if not path.is_absolute():
@@ -189,7 +262,14 @@ class Suite:
                 f"(the suite has {', '.join(self.models)})"
             )
         return [
-            RunSpec(model, dataset, seed, self.overrides(model, dataset, data_root))
+            RunSpec(
+                model,
+                dataset,
+                seed,
+                self.overrides(model, dataset, data_root),
+                self.profile,
+                self.model_classes.get(model),
+            )
             for dataset in self.datasets
             for seed in (self.seeds if seeds is None else seeds)
             for model in chosen
@@ -287,52 +367,152 @@ def _validate(path: Path, raw: Any) -> Suite:
     description = raw.get("description", "") or ""
     if not isinstance(description, str):
         raise fail("description", "must be a string")
-    timeout_s = raw.get("timeout_s", DEFAULT_TIMEOUT_S)
-    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or timeout_s <= 0:
-        raise fail("timeout_s", f"must be a positive number of seconds, got {timeout_s!r}")
+    timeout_s = _timeout(fail, "timeout_s", raw.get("timeout_s", DEFAULT_TIMEOUT_S))
     seeds = raw.get("seeds", list(DEFAULT_SEEDS))
     if not isinstance(seeds, list) or not seeds or not all(_is_int(s) for s in seeds):
         raise fail("seeds", f"must be a non-empty list of integers, got {seeds!r}")
     if len(set(seeds)) != len(seeds):
         raise fail("seeds", f"repeated seed in {seeds!r}")
-    notes = raw.get("notes") or []
-    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
-        raise fail("notes", "must be a list of strings")
+    notes = _notes(fail, "notes", raw.get("notes"))
 
     common = _overrides(fail, "common", raw.get("common"))
     datasets = _named(fail, "datasets", raw["datasets"], _DATASET_RE)
     datasets = {name: _overrides(fail, f"datasets.{name}", v) for name, v in datasets.items()}
     models: dict[str, dict[str, Any]] = {}
     per_dataset: dict[str, dict[str, dict[str, Any]]] = {}
+    model_classes: dict[str, str] = {}
+    model_keys: dict[str, tuple[str, ...]] = {}
     for name, value in _named(fail, "models", raw["models"], _MODEL_RE).items():
-        value = dict(value or {}) if isinstance(value, dict) or value is None else value
-        if isinstance(value, dict) and PER_DATASET_KEY in value:
-            block = _named(fail, f"models.{name}.{PER_DATASET_KEY}", value.pop(PER_DATASET_KEY))
-            for dataset, sub in block.items():
-                key = f"models.{name}.{PER_DATASET_KEY}.{dataset}"
-                if dataset not in datasets:
-                    raise fail(key, f"not a data set of this suite ({', '.join(datasets)})")
-                per_dataset.setdefault(name, {})[dataset] = _overrides(fail, key, sub)
-        models[name] = _overrides(fail, f"models.{name}", value)
+        entry = _model_entry(fail, f"models.{name}", value, datasets, allow_class=True)
+        models[name], per_dataset[name], model_keys[name] = entry[0], entry[1], entry[3]
+        if entry[2] is not None:
+            model_classes[name] = entry[2]
+    per_dataset = {m: block for m, block in per_dataset.items() if block}
     for key in COMPARISON_KEYS:
         if key in raw and (not isinstance(raw[key], str) or raw[key] not in models):
             raise fail(key, f"{raw[key]!r} is not a model of this suite ({', '.join(models)})")
     if "reference" in raw and raw.get("reference") == raw.get("candidate"):
         raise fail("candidate", "must differ from reference")
+    profiles = _profiles(fail, raw.get("profiles"), datasets, models, model_keys)
     return Suite(
         name=path.stem,
         source=path,
         description=description.strip(),
-        timeout_s=float(timeout_s),
+        timeout_s=timeout_s,
         seeds=tuple(int(s) for s in seeds),
         common=common,
         datasets=datasets,
         models=models,
         per_dataset=per_dataset,
-        notes=tuple(n.strip() for n in notes),
+        notes=notes,
         reference=raw.get("reference"),
         candidate=raw.get("candidate"),
+        profiles=profiles,
+        model_classes=model_classes,
     )
+
+
+def _timeout(fail: Any, where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise fail(where, f"must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _notes(fail: Any, where: str, value: Any) -> tuple[str, ...]:
+    notes = value or []
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise fail(where, "must be a list of strings")
+    return tuple(n.strip() for n in notes)
+
+
+def _model_entry(
+    fail: Any,
+    where: str,
+    value: Any,
+    datasets: Mapping[str, Any],
+    allow_class: bool,
+    extra_keys: Sequence[str] = (),
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]], str | None, tuple[str, ...]]:
+    """A ``models.<name>`` entry: its overrides, its ``per_dataset`` block, its ``class`` and the
+    config keys that class declares (``CONFIG_KEYS``, known besides RecBole's and the plugin's)."""
+    extra_keys = tuple(extra_keys)
+    value = dict(value or {}) if isinstance(value, dict) or value is None else value
+    block: dict[str, dict[str, Any]] = {}
+    class_path = None
+    if isinstance(value, dict) and CLASS_KEY in value:
+        if not allow_class:
+            raise fail(f"{where}.{CLASS_KEY}", "a profile cannot change a model's class")
+        class_path, extra_keys = _model_class(fail, f"{where}.{CLASS_KEY}", value.pop(CLASS_KEY))
+    if isinstance(value, dict) and PER_DATASET_KEY in value:
+        named = _named(fail, f"{where}.{PER_DATASET_KEY}", value.pop(PER_DATASET_KEY))
+        for dataset, sub in named.items():
+            key = f"{where}.{PER_DATASET_KEY}.{dataset}"
+            if dataset not in datasets:
+                raise fail(key, f"not a data set of this suite ({', '.join(datasets)})")
+            block[dataset] = _overrides(fail, key, sub, extra_keys)
+    return _overrides(fail, where, value, extra_keys), block, class_path, extra_keys
+
+
+def _model_class(fail: Any, where: str, value: Any) -> tuple[str, tuple[str, ...]]:
+    """Check that ``value`` (``package.module:Class``) imports and is a RecBole model; the import
+    path and the names of the class's ``CONFIG_KEYS``."""
+    if not isinstance(value, str) or not _CLASS_PATH_RE.fullmatch(value):
+        raise fail(where, f"must be an import path 'package.module:Class', got {value!r}")
+    from recbole_sasrec_ext.registry import import_model_class  # imports torch and RecBole
+
+    try:
+        model_class = import_model_class(value)
+    except PluginError as exc:
+        raise fail(where, str(exc)) from None
+    return value, tuple(key.name for key in getattr(model_class, "CONFIG_KEYS", ()))
+
+
+def _profiles(
+    fail: Any,
+    raw: Any,
+    datasets: Mapping[str, Any],
+    models: Mapping[str, Any],
+    model_keys: Mapping[str, Sequence[str]],
+) -> dict[str, Profile]:
+    if raw is None:
+        return {}
+    profiles = {}
+    for name, value in _named(fail, "profiles", raw, _DATASET_RE).items():
+        where = f"profiles.{name}"
+        if not isinstance(value, dict):
+            raise fail(where, f"must be a mapping of {', '.join(PROFILE_KEYS)}")
+        unknown = [str(k) for k in value if k not in PROFILE_KEYS]
+        if unknown:
+            raise fail(f"{where}.{unknown[0]}", f"unknown key (allowed: {', '.join(PROFILE_KEYS)})")
+        layers = {}
+        for key, known in (("datasets", datasets), ("models", models)):
+            block = _named(fail, f"{where}.{key}", value.get(key) or {}, _MODEL_RE)
+            for entry in block:
+                if entry not in known:
+                    raise fail(f"{where}.{key}.{entry}", f"not one of the suite's {key} "
+                               f"({', '.join(known)})")
+            layers[key] = block
+        model_layers = {
+            m: _model_entry(
+                fail, f"{where}.models.{m}", v, datasets, allow_class=False,
+                extra_keys=model_keys.get(m, ()),
+            )
+            for m, v in layers["models"].items()
+        }
+        timeout = value.get("timeout_s")
+        profiles[name] = Profile(
+            name=name,
+            timeout_s=None if timeout is None else _timeout(fail, f"{where}.timeout_s", timeout),
+            notes=_notes(fail, f"{where}.notes", value.get("notes")),
+            common=_overrides(fail, f"{where}.common", value.get("common")),
+            datasets={
+                d: _overrides(fail, f"{where}.datasets.{d}", v)
+                for d, v in layers["datasets"].items()
+            },
+            models={m: entry[0] for m, entry in model_layers.items()},
+            per_dataset={m: entry[1] for m, entry in model_layers.items() if entry[1]},
+        )
+    return profiles
 
 
 def _is_int(value: Any) -> bool:
@@ -348,7 +528,7 @@ def _named(fail: Any, where: str, value: Any, name_re: re.Pattern[str] = _DATASE
     return value
 
 
-def _overrides(fail: Any, where: str, value: Any) -> dict[str, Any]:
+def _overrides(fail: Any, where: str, value: Any, extra_keys: Sequence[str] = ()) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -364,7 +544,7 @@ def _overrides(fail: Any, where: str, value: Any) -> dict[str, Any]:
         if "=" in format_value(item):
             raise fail(f"{where}.{key}", "contains '=', which RecBole's command line cannot carry")
     try:  # like the command line: unknown keys (did you mean ...?), types and ranges
-        check_overrides(value)
+        check_overrides(value, extra_keys=extra_keys)
     except PluginError as exc:
         raise fail(where, str(exc)) from None
     return dict(value)
