@@ -232,11 +232,18 @@ def test_shipped_suites_load_and_follow_the_brief() -> None:
     quick = load_suite("quick")
     assert list(quick.models) == ["SASRec", "RKSA", "GRU4Rec", "Caser", "Pop", "RecBole.SASRec"]
     assert list(quick.datasets) == ["ml-100k"] and quick.seeds == (2020,)
-    runs = {r.model: r for r in quick.runs()}
-    assert all(r.protocol == "full" for r in runs.values())
-    assert runs["Caser"].overrides["MAX_ITEM_LIST_LENGTH"] == 5
-    assert all(runs[m].overrides["epochs"] <= 3 for m in ("RecBole.SASRec", "GRU4Rec", "Caser"))
-    assert runs["SASRec"].overrides["stopping_step"] == 10 and quick.notes
+    assert list(quick.profiles) == ["cpu", "gpu"]
+    cpu = {r.model: r for r in quick.with_profile("cpu").runs()}
+    gpu = {r.model: r for r in quick.with_profile("gpu").runs()}
+    assert all(r.protocol == "full" and r.profile == "cpu" for r in cpu.values())
+    assert cpu["Caser"].overrides["MAX_ITEM_LIST_LENGTH"] == 5
+    assert (cpu["GRU4Rec"].overrides["epochs"], cpu["RecBole.SASRec"].overrides["epochs"]) == (5, 3)
+    # gpu: no caps, every trained model early-stops within 200 epochs
+    assert {m: r.overrides["epochs"] for m, r in gpu.items() if m != "Pop"} == dict.fromkeys(
+        ["SASRec", "RKSA", "GRU4Rec", "Caser", "RecBole.SASRec"], 200
+    )
+    assert cpu["SASRec"].overrides["stopping_step"] == 10 and quick.notes
+    assert quick.with_profile("cpu").timeout_s == 1800 and gpu["SASRec"].key != cpu["SASRec"].key
 
     paper = load_suite("paper-sasrec")
     ml1m, games = paper.overrides("SASRec", "ml-1m"), paper.overrides("SASRec", "games")

@@ -56,7 +56,7 @@ class ModelSummary:
         cap = self.overrides.get("epochs")
         names = {
             STOPPED_EARLY: "early stopping",
-            "epoch_cap": f"epoch cap ({cap} epochs)" if cap is not None else "epoch cap",
+            "epoch_cap": "epoch cap" if cap is None else f"epoch cap ({cap} epoch{'s' * (cap != 1)})",
             "timeout": "timeout",
             "": "not recorded",
         }
