@@ -375,7 +375,7 @@ def test_missing_models_and_unknown_only_models_exit_2(
 
 
 def test_dry_run_prints_the_commands(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert cli.main(["quick", "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    assert cli.main(["quick", "--profile", "cpu", "--out", str(tmp_path / "out"), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 6 and "-m recbole_sasrec_ext --model SASRec --dataset ml-100k" in lines[0]
     caser = shlex.split(next(line for line in lines if "--model Caser" in line))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.utils import InputType
 from torch import nn
 from torch.nn import functional as F
 
@@ -15,6 +16,7 @@ from recbole_sasrec_ext.config_keys import Key
 class TinyModel(SequentialRecommender):
     """Scores items by a dot product with the mean embedding of the user's history."""
 
+    input_type = InputType.POINTWISE  # RecBole needs it (or a loss_type key)
     CONFIG_KEYS = (Key("tiny_width", int, low=1),)  # a key of its own
 
     def __init__(self, config, dataset):
