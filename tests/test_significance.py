@@ -15,6 +15,8 @@ from recbole_sasrec_ext.benchmark.significance import (
     holm,
     mean_over_seeds,
     paired_user_test,
+)
+from recbole_sasrec_ext.benchmark.significance import (
     tests_against_reference as against_reference,
 )
 
