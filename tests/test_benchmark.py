@@ -580,8 +580,8 @@ def test_killed_benchmark_leaves_a_whole_csv_and_resumes(tmp_path: Path, fake: d
 def test_only_datasets_restricts_the_plan_and_rejects_unknown_names(capsys):
     from recbole_sasrec_ext.benchmark.cli import main as bench_main
 
-    assert bench_main(["paper-sasrec", "--out", "x", "--only-datasets", "games", "--only-models", "Pop", "--dry-run"]) == 0
+    assert bench_main(["paper-sasrec", "--profile", "cpu", "--out", "x", "--only-datasets", "games", "--only-models", "Pop", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "--dataset games" in out and "--dataset ml-1m" not in out
-    assert bench_main(["paper-sasrec", "--out", "x", "--only-datasets", "nope", "--dry-run"]) == 2
+    assert bench_main(["paper-sasrec", "--profile", "cpu", "--out", "x", "--only-datasets", "nope", "--dry-run"]) == 2
     assert "no data set nope" in capsys.readouterr().err
