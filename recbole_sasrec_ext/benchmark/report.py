@@ -238,7 +238,8 @@ def _user_test_section(table: Table, per_user_values: Mapping[str, PerUser]) -> 
             continue
         pairs[model.label] = (values, ref_values)
     lines = [
-        f"{title} ({reference.label}) on each test user's {metric} (the same users in both runs; "
+        f"{title}{'' if reference.label == REFERENCE_MODEL else f' ({reference.label})'} on each "
+        f"test user's {metric} (the same users in both runs; "
         f"with several seeds, each user's mean over the seeds both have): Δ% = (model − "
         f"{REFERENCE_MODEL}) / {REFERENCE_MODEL} of the mean; paired t-test "
         "(scipy.stats.ttest_rel) and Wilcoxon signed-rank test (scipy.stats.wilcoxon, "
