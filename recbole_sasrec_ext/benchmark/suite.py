@@ -384,9 +384,11 @@ def _validate(path: Path, raw: Any) -> Suite:
     model_keys: dict[str, tuple[str, ...]] = {}
     for name, value in _named(fail, "models", raw["models"], _MODEL_RE).items():
         entry = _model_entry(fail, f"models.{name}", value, datasets, allow_class=True)
-        models[name], per_dataset[name], model_keys[name] = entry[0], entry[1], entry[3]
-        if entry[2] is not None:
-            model_classes[name] = entry[2]
+        models[name], per_dataset[name], model_keys[name] = (
+            entry.overrides, entry.per_dataset, entry.config_keys
+        )
+        if entry.class_path is not None:
+            model_classes[name] = entry.class_path
     per_dataset = {m: block for m, block in per_dataset.items() if block}
     for key in COMPARISON_KEYS:
         if key in raw and (not isinstance(raw[key], str) or raw[key] not in models):
@@ -425,6 +427,16 @@ def _notes(fail: Any, where: str, value: Any) -> tuple[str, ...]:
     return tuple(n.strip() for n in notes)
 
 
+@dataclass(frozen=True)
+class _ModelEntry:
+    """A parsed ``models.<name>`` entry."""
+
+    overrides: dict[str, Any]
+    per_dataset: dict[str, dict[str, Any]]
+    class_path: str | None  # ``class``: import path of a user's model
+    config_keys: tuple[str, ...]  # the keys that class declares (``CONFIG_KEYS``)
+
+
 def _model_entry(
     fail: Any,
     where: str,
@@ -432,9 +444,8 @@ def _model_entry(
     datasets: Mapping[str, Any],
     allow_class: bool,
     extra_keys: Sequence[str] = (),
-) -> tuple[dict[str, Any], dict[str, dict[str, Any]], str | None, tuple[str, ...]]:
-    """A ``models.<name>`` entry: its overrides, its ``per_dataset`` block, its ``class`` and the
-    config keys that class declares (``CONFIG_KEYS``, known besides RecBole's and the plugin's)."""
+) -> _ModelEntry:
+    """A ``models.<name>`` entry (``extra_keys``: config keys its class declares)."""
     extra_keys = tuple(extra_keys)
     value = dict(value or {}) if isinstance(value, dict) or value is None else value
     block: dict[str, dict[str, Any]] = {}
@@ -450,7 +461,7 @@ def _model_entry(
             if dataset not in datasets:
                 raise fail(key, f"not a data set of this suite ({', '.join(datasets)})")
             block[dataset] = _overrides(fail, key, sub, extra_keys)
-    return _overrides(fail, where, value, extra_keys), block, class_path, extra_keys
+    return _ModelEntry(_overrides(fail, where, value, extra_keys), block, class_path, extra_keys)
 
 
 def _model_class(fail: Any, where: str, value: Any) -> tuple[str, tuple[str, ...]]:
@@ -509,8 +520,8 @@ def _profiles(
                 d: _overrides(fail, f"{where}.datasets.{d}", v)
                 for d, v in layers["datasets"].items()
             },
-            models={m: entry[0] for m, entry in model_layers.items()},
-            per_dataset={m: entry[1] for m, entry in model_layers.items() if entry[1]},
+            models={m: entry.overrides for m, entry in model_layers.items()},
+            per_dataset={m: e.per_dataset for m, e in model_layers.items() if e.per_dataset},
         )
     return profiles
 
