@@ -73,7 +73,8 @@ def plot_metrics(tables: Sequence[Table], path: Path) -> Path:
                 label=column[len(METRIC_PREFIX) :].upper().replace("HIT", "HR"),
             )
         ax.set_xticks(x, [m.label for m in table.models], rotation=20, ha="right")
-        ax.set_title(f"{table.dataset} (protocol: {table.protocol or 'unknown'})")
+        profile = f", profile: {table.profile}" if table.profile else ""
+        ax.set_title(f"{table.dataset} (protocol: {table.protocol or 'unknown'}{profile})")
         ax.set_ylabel("test score")
         ax.legend()
     return _save(fig, path)
