@@ -72,7 +72,8 @@ def plot_metrics(tables: Sequence[Table], path: Path) -> Path:
                 capsize=3,
                 label=column[len(METRIC_PREFIX) :].upper().replace("HIT", "HR"),
             )
-        ax.set_xticks(x, [m.label for m in table.models], rotation=20, ha="right")
+        labels = [m.label if m.early_stopped else f"{m.label} ‡" for m in table.models]
+        ax.set_xticks(x, labels, rotation=20, ha="right")  # ‡: not ended by early stopping
         profile = f", profile: {table.profile}" if table.profile else ""
         ax.set_title(f"{table.dataset} (protocol: {table.protocol or 'unknown'}{profile})")
         ax.set_ylabel("test score")
