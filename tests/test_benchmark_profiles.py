@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, tiny_rows, write_inter
 from test_benchmark import calls_of, kill_hung_fakes, make_fake, read_csv, write_suite
 
-from recbole_sasrec_ext.benchmark import cli, significance
+from recbole_sasrec_ext.benchmark import cli, results, significance
 from recbole_sasrec_ext.benchmark.report import write_report
 from recbole_sasrec_ext.benchmark.runner import run_suite
 from recbole_sasrec_ext.benchmark.suite import load_suite
@@ -121,16 +121,26 @@ def test_rows_record_profile_and_how_each_run_stopped(tmp_path: Path) -> None:
     assert "- Small budget." in report
 
 
-def test_old_results_without_the_new_columns_are_read_as_not_recorded(tmp_path: Path) -> None:
+def test_old_results_are_migrated_when_read(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "results.csv").write_text(
-        "model,dataset,seed,protocol,status,error,test_ndcg@10,epochs,config_hash\n"
-        "SASRec,toy,1,full,ok,,0.3,5,aaa\n"
+        "model,dataset,seed,protocol,status,error,test_ndcg@10,epochs,config_hash,overrides\n"
+        'SASRec,toy,1,full,ok,,0.3,5,aaa,"{""epochs"": 9}"\n'
+        'Pop,toy,1,full,ok,,0.1,9,bbb,"{""epochs"": 9}"\n'
+        "GRU4Rec,toy,1,full,ok,,0.2,5,ccc,{}\n"
     )
+    rows = results.read_rows(out / "results.csv")
+    assert [(r["profile"], r["stopped_by"]) for r in rows] == [
+        ("", "early_stopping"), ("", "epoch_cap"), ("", "")  # no cap known: not inferred
+    ]
     write_report(out)
     report = (out / "results.md").read_text()
-    assert "| SASRec ‡ | 1 | **0.3000** | not recorded | 5 |" in report
+    assert "| SASRec | 1 | **0.3000** | early stopping | 5 |" in report
+    assert "| Pop ‡ | 1 | 0.1000 | epoch cap (9 epochs) | 9 |" in report
+    assert "| GRU4Rec ‡ | 1 | 0.2000 | not recorded | 5 |" in report
+    results.write_rows(out / "results.csv", rows)
+    assert "profile" in read_csv(out / "results.csv")[0] and "stopped_by" in read_csv(out / "results.csv")[0]
 
 
 def _per_user_table(rng: np.random.Generator) -> tuple[dict, dict[str, np.ndarray]]:

@@ -3,8 +3,10 @@ atomically.
 
 ``results.csv`` has one row per run (see ``LEAD_COLUMNS``, ``test_<metric>`` columns,
 ``TAIL_COLUMNS``). ``profile`` is the suite's run budget (empty without profiles); ``stopped_by``
-says why training ended: ``early_stopping``, ``epoch_cap`` or ``timeout`` (empty in files written
-before the column existed: they are read as they are, and the report says "not recorded"). ``histories.jsonl`` holds what does not fit a csv cell: each run's
+says why training ended: ``early_stopping``, ``epoch_cap`` or ``timeout``. A file written before
+these columns existed is migrated when read (:func:`inferred_stopped_by`; the next write adds the
+columns); where the cause cannot be inferred, ``stopped_by`` stays empty and the report says "not
+recorded". ``histories.jsonl`` holds what does not fit a csv cell: each run's
 ``valid_history`` and ``explanation`` (:class:`HistoryEntry`). ``suite.json`` records the suite's
 description, notes and model order and the command used, for the report's header and notes.
 Every file is rewritten whole to a temporary file and moved into place
@@ -207,14 +209,33 @@ def read_rows(path: Path) -> list[Row]:
     missing = {"model", "dataset", "seed", "status", "config_hash"} - set(reader.fieldnames or [])
     if missing:
         raise ResultsError(f"{path}: not a benchmark results file (no column {sorted(missing)})")
+    migrate = "stopped_by" not in (reader.fieldnames or [])
     rows = []
     for row in reader:
         if None in row or None in row.values():
             continue
         if not row["seed"].lstrip("-").isdigit():
             continue
-        rows.append({k: v or "" for k, v in row.items()})
+        row = {k: v or "" for k, v in row.items()}
+        if migrate:
+            row.setdefault("profile", "")
+            row["stopped_by"] = inferred_stopped_by(row)
+        rows.append(row)
     return rows
+
+
+def inferred_stopped_by(row: Mapping[str, str]) -> str:
+    """``stopped_by`` of a row written before the column existed: an ok run that trained fewer
+    epochs than its ``epochs`` override early-stopped, one that trained all of them hit the cap
+    (RecBole's loop ends no other way); "" when the override or the count is missing."""
+    try:
+        cap = json.loads(row.get("overrides") or "{}").get("epochs")
+        trained = int(row.get("epochs") or "")
+    except (ValueError, AttributeError):
+        return ""
+    if row.get("status") != Status.OK.value or not isinstance(cap, int):
+        return ""
+    return "early_stopping" if trained < cap else "epoch_cap"
 
 
 def is_complete(row: Mapping[str, str]) -> bool:
