@@ -296,6 +296,9 @@ def _write_per_user(config, recorder: per_user.PerUserRecorder, dataset) -> str 
     path = config["per_user_file"]
     if not path:
         return None
+    if not config["single_spec"]:  # each process would hold only its share of the users
+        getLogger().warning(f"per_user_file: not written by a distributed run ({path})")
+        return None
     uid = config["USER_ID_FIELD"]
     values = recorder.result(config["metrics"], config["topk"], lambda ids: dataset.id2token(uid, ids))
     if values is None:
