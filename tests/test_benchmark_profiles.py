@@ -117,7 +117,7 @@ def test_rows_record_profile_and_how_each_run_stopped(tmp_path: Path) -> None:
     assert "## toy (protocol: uni100, profile: small)" in report
     assert "| SASRec | 1 | 0.5000 | 0.3000 | early stopping | 3 |" in report
     assert "| RKSA ‡ | 1 | **0.5200** | **0.3200** | epoch cap (1 epoch) | 1 |" in report
-    assert "‡ did not stop by early stopping (see *stopped by*)" in report
+    assert "‡ did not end by early stopping (see *stopped by*)" in report
     assert "- Small budget." in report
 
 

@@ -184,8 +184,8 @@ def _table_section(
     lines.append("")
     if not all(m.early_stopped for m in table.models):
         lines += [
-            f"{NOT_EARLY_STOPPED} did not stop by early stopping (see *stopped by*): training was "
-            "cut short by the profile's cap, so the row is not a converged result.",
+            f"{NOT_EARLY_STOPPED} did not end by early stopping (see *stopped by*): it trained "
+            "until its epoch cap, so it may not have converged.",
             "",
         ]
     lines += _user_test_section(table, per_user_values)
