@@ -2,6 +2,7 @@
 
 import pytest
 
+from recbole_sasrec_ext.data import atomic
 from recbole_sasrec_ext.data.atomic import check_atomic_file
 from recbole_sasrec_ext.errors import PluginError
 
@@ -33,3 +34,27 @@ def test_malformed_file_names_file_and_line(tmp_path, text, expected):
     with pytest.raises(PluginError) as err:
         check_atomic_file(_file(tmp_path, text))
     assert expected in str(err.value)
+
+
+@pytest.mark.parametrize("block", [1, 4, 9, 1 << 23])
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (b"user_id:token\ttime:float\r\n1\t2\r\n\r\n3\tx\r\n4\t5\t6\n", "x.inter:5: expected 2 columns"),
+        (b"user_id:token\ttime:float\n1\t2\n\n3\tx\n4\t5\n", "x.inter:4: field 'time' (float) is not a number: 'x'"),
+        (b"user_id:token\ttime:float\r1\t2\r3\t\x00\r", "x.inter:3: contains a NUL character"),
+        (b"\xef\xbb\xbfuser_id:token\n1\n2\xff\n", "x.inter: not utf-8 text (invalid start byte at byte 20)"),
+        (b"user_id:token\n1\n2\n3\n", None),
+    ],
+)
+def test_blocks_of_lines_give_the_messages_of_the_whole_file(tmp_path, monkeypatch, block, data, expected):
+    # the file is checked in blocks of whole lines: line numbers and byte offsets stay the file's
+    monkeypatch.setattr(atomic, "BLOCK_BYTES", block)
+    path = tmp_path / "x.inter"
+    path.write_bytes(data)
+    if expected is None:
+        check_atomic_file(path)
+        return
+    with pytest.raises(PluginError) as err:
+        check_atomic_file(path)
+    assert str(err.value).startswith(f"{path}{expected[len('x.inter'):]}")

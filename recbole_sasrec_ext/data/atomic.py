@@ -3,9 +3,10 @@ that names the file and line instead of a pandas traceback or silently shifted c
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,9 @@ CHECKED_SUFFIXES = ("inter", "user", "item")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 #: UTF-8 byte order mark (Excel and some Windows tools write it).
 BOM = "\ufeff"
+UTF8_BOM = BOM.encode()
+#: Bytes of an atomic file checked at a time (whole lines).
+BLOCK_BYTES = 1 << 23
 
 
 def reading_encoding(encoding: str | None) -> str:
@@ -65,6 +69,47 @@ def read_header(path: Path, encoding: str | None = "utf-8") -> str:
         raise _unknown_encoding(encoding) from None
 
 
+def _text_blocks(path: Path, encoding: str | None) -> Iterator[tuple[int, str]]:
+    """(byte offset, text) of consecutive blocks of whole lines of the file (each block but the
+    last ends right after a ``\\n`` byte), decoded like :func:`read_text`; the BOM is dropped.
+
+    Encodings in which a ``\\n`` byte can belong to another character (UTF-16, UTF-32) are
+    decoded in one block."""
+    try:
+        name = codecs.lookup(reading_encoding(encoding)).name
+    except LookupError:
+        raise _unknown_encoding(encoding) from None
+    whole = name.startswith(("utf-16", "utf-32"))
+    later = "utf-8" if name == "utf-8-sig" else name  # the BOM bytes are skipped below
+    offset, pending = 0, b""
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise PluginError(f"{path}: cannot be read ({exc.strerror})") from None
+    with handle:
+        while True:
+            data = handle.read(-1 if whole else BLOCK_BYTES)
+            chunk = pending + data
+            cut = len(chunk)
+            if data and not whole:
+                cut = chunk.rfind(b"\n") + 1
+                if cut == 0:  # no line end yet: read on
+                    pending = chunk
+                    continue
+            block, pending = chunk[:cut], chunk[cut:]
+            skip = len(UTF8_BOM) if offset == 0 and name == "utf-8-sig" and block.startswith(UTF8_BOM) else 0
+            try:
+                text = block[skip:].decode(later)
+            except UnicodeDecodeError as exc:
+                raise PluginError(
+                    f"{path}: not {encoding or 'utf-8'} text ({exc.reason} at byte {offset + skip + exc.start})"
+                ) from None
+            yield offset, text.lstrip(BOM) if offset == 0 else text
+            offset += len(block)
+            if not data or whole:
+                return
+
+
 def check_atomic_file(
     path: Path,
     separator: str = "\t",
@@ -75,17 +120,76 @@ def check_atomic_file(
 
     Checked: the encoding (a UTF-8 BOM is allowed), a ``name:type`` header with RecBole's types and
     distinct names, the ``required`` ``(field, config key)`` columns, the same number of columns on
-    every non-blank line, no NUL characters, and numbers (or nothing) in ``float`` fields.
+    every non-blank line, no NUL characters, and numbers (or nothing) in ``float`` fields, in that
+    order of precedence (each at its first line). The file is read in blocks of whole lines of
+    :data:`BLOCK_BYTES` (memory does not grow with the file), once to decode it and once to check.
     """
     if not separator:
         raise PluginError("config key 'field_separator' = '' is not allowed: expected a character")
-    text = read_text(path, encoding).lstrip(BOM)
-    lines = _LINE_BREAK.split(text)
-    if lines and lines[-1] == "":
-        lines.pop()
-    if not lines or not lines[0].strip():
+    for _ in _text_blocks(path, encoding):  # every byte decodes, before any other check
+        pass
+    names: list[str] | None = None
+    float_columns: list[int] = []
+    first_line = 1  # line number of the block's first line
+    n_rows = 0
+    bad_count: tuple[int, int] | None = None  # (line, columns found)
+    nul_line: int | None = None
+    bad_float: dict[int, tuple[int, str]] = {}  # column -> (line, raw value)
+    for _, text in _text_blocks(path, encoding):
+        lines = _LINE_BREAK.split(text)
+        if lines and lines[-1] == "":
+            lines.pop()
+        body_start = first_line
+        if names is None:
+            if not lines or not lines[0].strip():
+                raise PluginError(f"{path}:1: missing header (expected fields like 'user_id:token')")
+            names, types = _parse_header(path, lines[0], separator)
+            _check_required(path, names, required)
+            float_columns = [i for i, t in enumerate(types) if t == "float"]
+            lines, body_start = lines[1:], 2
+        first_line = body_start + len(lines)
+        line_numbers = np.array([body_start + i for i, line in enumerate(lines) if line.strip()])
+        rows = [line for line in lines if line.strip()]
+        n_rows += len(rows)
+        if not rows:
+            continue
+        counts = np.array([row.count(separator) + 1 for row in rows])
+        bad = np.flatnonzero(counts != len(names))
+        if bad.size and bad_count is None:
+            bad_count = (int(line_numbers[bad[0]]), int(counts[bad[0]]))
+        if nul_line is None:
+            nul = next((i for i, row in enumerate(rows) if "\x00" in row), None)
+            nul_line = None if nul is None else int(line_numbers[nul])
+        if bad_count is not None:
+            continue  # reported before any float problem
+        for column in float_columns:
+            if column in bad_float:
+                continue
+            raw = pd.Series([row.split(separator)[column] for row in rows], dtype=object).str.strip()
+            parsed = pd.to_numeric(raw, errors="coerce")
+            invalid = np.flatnonzero(parsed.isna().to_numpy() & (raw != "").to_numpy())
+            if invalid.size:
+                bad_float[column] = (int(line_numbers[invalid[0]]), raw.iloc[invalid[0]])
+    if names is None:
         raise PluginError(f"{path}:1: missing header (expected fields like 'user_id:token')")
-    names, types = _parse_header(path, lines[0], separator)
+    if not n_rows:
+        raise PluginError(f"{path}: no data rows after the header")
+    if bad_count is not None:
+        raise PluginError(
+            f"{path}:{bad_count[0]}: expected {len(names)} columns "
+            f"({', '.join(names)}), found {bad_count[1]}"
+        )
+    if nul_line is not None:
+        raise PluginError(f"{path}:{nul_line}: contains a NUL character")
+    for column in float_columns:
+        if column in bad_float:
+            line, value = bad_float[column]
+            raise PluginError(
+                f"{path}:{line}: field '{names[column]}' (float) is not a number: {value!r}"
+            )
+
+
+def _check_required(path: Path, names: list[str], required: Iterable[tuple[str, str]]) -> None:
     for field, key in required:
         if field not in names:
             close = difflib.get_close_matches(field, names, n=1)
@@ -93,37 +197,6 @@ def check_atomic_file(
             raise PluginError(
                 f"{path}:1: missing column '{field}' ({key}); "
                 f"the header has {', '.join(names)}{hint}"
-            )
-
-    body = lines[1:]
-    line_numbers = np.array([i + 2 for i, line in enumerate(body) if line.strip()])
-    rows = [line for line in body if line.strip()]
-    if not rows:
-        raise PluginError(f"{path}: no data rows after the header")
-    counts = np.array([row.count(separator) + 1 for row in rows])
-    bad = np.flatnonzero(counts != len(names))
-    if bad.size:
-        i = bad[0]
-        raise PluginError(
-            f"{path}:{line_numbers[i]}: expected {len(names)} columns "
-            f"({', '.join(names)}), found {counts[i]}"
-        )
-    nul = [i for i, row in enumerate(rows) if "\x00" in row]
-    if nul:
-        raise PluginError(f"{path}:{line_numbers[nul[0]]}: contains a NUL character")
-
-    float_columns = [i for i, t in enumerate(types) if t == "float"]
-    if not float_columns:
-        return
-    for column in float_columns:
-        raw = pd.Series([row.split(separator)[column] for row in rows], dtype=object).str.strip()
-        parsed = pd.to_numeric(raw, errors="coerce")
-        invalid = np.flatnonzero(parsed.isna().to_numpy() & (raw != "").to_numpy())
-        if invalid.size:
-            i = invalid[0]
-            raise PluginError(
-                f"{path}:{line_numbers[i]}: field '{names[column]}' (float) is not a number: "
-                f"{raw.iloc[i]!r}"
             )
 
 

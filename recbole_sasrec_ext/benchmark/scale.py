@@ -1,0 +1,289 @@
+"""Scale benchmark: peak memory and stage times of the plugin's SASRec pipeline and of RecBole's
+``SequentialDataset`` on synthetic ML-20M-like data of growing size.
+
+``python -m recbole_sasrec_ext.benchmark.scale --sizes 1M,5M,20M --data /work/scale-data
+--out results/scale``
+
+For every size the data set ``syn-<size>`` (``users = interactions / 144.4``, as ML-20M; 27,000
+items; :mod:`recbole_sasrec_ext.convert.synthetic`, seed 0) is generated under ``--data`` when
+missing. Each pipeline (:mod:`.scale_child`) then runs alone in a fresh child process while this
+process samples the child's resident memory every ``POLL_SECONDS``; a child above ``--cap_gb``
+is killed and recorded as such (``killed: true``, the last stage it finished). The child reports
+its own peak (``VmHWM``) after each stage, which is the number reported for finished runs.
+
+Writes (atomically) ``scale.jsonl`` (one record per size and pipeline, the newest run of each kept),
+``scale.md`` (the table) and ``memory.png`` (peak memory against interactions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from recbole_sasrec_ext.atomic_write import atomic_path, atomic_write_text
+from recbole_sasrec_ext.benchmark.scale_child import PIPELINES, proc_status_mb
+from recbole_sasrec_ext.convert.synthetic import SyntheticSpec, parse_size, write_synthetic
+from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+
+#: ML-20M: 20,000,263 ratings of 138,493 users on 26,744 movies.
+INTERACTIONS_PER_USER = 20_000_263 / 138_493
+ITEMS = 27_000
+POLL_SECONDS = 0.2
+RESULTS_JSONL, TABLE_MD, PLOT_PNG = "scale.jsonl", "scale.md", "memory.png"
+STAGES = ("prepare", "model", "train", "evaluate")
+
+
+@dataclass
+class Measurement:
+    """One pipeline at one size: stages as the child reported them, peak memory, outcome."""
+
+    size: int
+    pipeline: str
+    dataset: str
+    users: int
+    items: int
+    max_len: int
+    peak_rss_mb: float | None  # the child's VmHWM at its last report (None: killed before one)
+    sampled_peak_mb: float  # the highest VmRSS this process saw
+    killed: bool
+    cap_mb: float
+    exit_code: int | None
+    stages: dict = field(default_factory=dict)
+    date: str = ""
+    machine: str = ""
+    command: str = ""
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return self.size, self.pipeline
+
+
+def machine() -> str:
+    """CPU model, cores and memory of this machine, in words."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(int(x.split()[1]) for x in Path("/proc/meminfo").read_text().splitlines()
+                      if x.startswith("MemTotal"))
+        memory = f"{mem_kb / 2**20:.0f} GiB"
+    except (OSError, StopIteration):
+        memory = "unknown memory"
+    return f"{model}, {os.cpu_count()} cores, {memory}, {platform.system()}"
+
+
+def size_name(size: int) -> str:
+    return f"{size // 1_000_000}M" if size % 1_000_000 == 0 else f"{size // 1_000}k" if size % 1_000 == 0 else str(size)
+
+
+def ensure_dataset(data: Path, size: int, seed: int = 0) -> tuple[str, int]:
+    """The synthetic data set of ``size`` interactions under ``data`` (generated when missing)."""
+    name = f"syn-{size_name(size)}"
+    users = max(1, round(size / INTERACTIONS_PER_USER))
+    if not (data / name / f"{name}.inter").is_file():
+        spec = SyntheticSpec(users=users, items=ITEMS, interactions=size, seed=seed)
+        print(write_synthetic(spec, data, name), flush=True)
+    return name, users
+
+
+def run_child(cmd: list[str], cap_mb: float, timeout: float) -> tuple[list[dict], float, bool, int | None]:
+    """Run ``cmd``, sampling its resident memory; kill it above ``cap_mb`` or after ``timeout``.
+
+    Returns the JSON records it printed, the highest sampled RSS (MiB), whether it was killed and
+    its exit code (None when killed)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    records: list[dict] = []
+
+    def read() -> None:
+        for line in proc.stdout:
+            line = line.strip()
+            if line.startswith("{"):
+                records.append(json.loads(line))
+                print("   ", line, flush=True)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    peak, killed, start = 0.0, False, time.monotonic()
+    while proc.poll() is None:
+        rss = proc_status_mb("VmRSS", proc.pid) or 0.0
+        peak = max(peak, rss)
+        if rss > cap_mb or time.monotonic() - start > timeout:
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed = True
+            proc.wait()
+            break
+        time.sleep(POLL_SECONDS)
+    reader.join(timeout=10)
+    return records, peak, killed, None if killed else proc.returncode
+
+
+def measure(size: int, pipeline: str, args: argparse.Namespace) -> Measurement:
+    name, users = ensure_dataset(Path(args.data), size)
+    child = [sys.executable, "-m", "recbole_sasrec_ext.benchmark.scale_child", pipeline,
+             "--data_path", str(args.data), "--dataset", name, "--max_len", str(args.max_len),
+             "--hidden_size", str(args.hidden_size), "--batch_size", str(args.batch_size),
+             "--eval_batch_size", str(args.eval_batch_size), "--loss_type", args.loss_type,
+             "--negatives", str(args.negatives), "--max_steps", str(args.max_steps)]
+    print(f"{name} {pipeline}: {' '.join(child[1:])}", flush=True)
+    cap_mb = args.cap_gb * 1024
+    records, sampled, killed, code = run_child(child, cap_mb, args.timeout)
+    stages = {r["stage"]: {k: v for k, v in r.items() if k != "stage"} for r in records if r["stage"] != "start"}
+    hwm = max((r["hwm_mb"] for r in records if r.get("hwm_mb")), default=None)
+    settings = {k: getattr(args, k) for k in ("max_len", "hidden_size", "batch_size", "eval_batch_size",
+                                               "loss_type", "negatives", "max_steps")}
+    data = stages.get("prepare", {})  # the data set as loaded (items never drawn are absent)
+    return Measurement(size=size, pipeline=pipeline, dataset=name, users=data.get("users", users),
+                       items=data.get("items", ITEMS),
+                       max_len=args.max_len, peak_rss_mb=None if killed else hwm,
+                       sampled_peak_mb=round(sampled, 1), killed=killed, cap_mb=cap_mb,
+                       exit_code=code, stages=stages,
+                       date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                       machine=machine(), command=" ".join(["python", *sys.argv]), settings=settings)
+
+
+def load(path: Path) -> list[Measurement]:
+    if not path.is_file():
+        return []
+    return [Measurement(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
+def merge(old: Sequence[Measurement], new: Sequence[Measurement]) -> list[Measurement]:
+    """The newest measurement of every (size, pipeline), sorted."""
+    latest = {m.key: m for m in [*old, *new]}
+    return [latest[k] for k in sorted(latest)]
+
+
+def _gb(mb: float | None) -> str:
+    return "–" if mb is None else f"{mb / 1024:.2f} GB"
+
+
+def _seconds(m: Measurement, stage: str, key: str = "seconds") -> str:
+    value = m.stages.get(stage, {}).get(key)
+    return "–" if value is None else f"{value:,.1f}"
+
+
+def table(rows: Sequence[Measurement]) -> str:
+    """Markdown table: one line per size, both pipelines side by side."""
+    by_size: dict[int, dict[str, Measurement]] = {}
+    for m in rows:
+        by_size.setdefault(m.size, {})[m.pipeline] = m
+    lines = ["| interactions | users | items | L | plugin peak RSS | plugin: prepare s | one epoch s "
+             "| full-ranking eval s (users) | RecBole SequentialDataset peak RSS | RecBole prepare s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for size, runs in sorted(by_size.items()):
+        p, r = runs.get("plugin"), runs.get("recbole")
+        any_run = p or r
+        if p is not None:
+            train = p.stages.get("train", {})
+            epoch = _seconds(p, "train", "epoch_seconds")
+            if train.get("extrapolated"):
+                epoch += f" (extrapolated from {train['steps']} of {train['batches']} batches)"
+            users = p.stages.get("evaluate", {}).get("users")
+            evaluation = _seconds(p, "evaluate") + (f" ({users:,})" if users else "")
+            plugin = [_gb(p.peak_rss_mb) if not p.killed else f"killed above {_gb(p.cap_mb)}",
+                      _seconds(p, "prepare"), epoch, evaluation]
+        else:
+            plugin = ["–"] * 4
+        if r is not None:
+            stage = max((s for s in r.stages if s in STAGES), key=STAGES.index, default="start")
+            peak = (f"killed above {_gb(r.cap_mb)} (during data preparation)" if r.killed and stage == "start"
+                    else _gb(r.peak_rss_mb))
+            recbole = [peak, _seconds(r, "prepare")]
+        else:
+            recbole = ["not run", "–"]
+        lines.append(f"| {size:,} | {any_run.users:,} | {any_run.items:,} | {any_run.max_len} | "
+                     + " | ".join(plugin + recbole) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: Sequence[Measurement], path: Path) -> Path:
+    """Peak RSS (GB) against interactions; killed runs drawn at their cap with an x."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    for pipeline, label, color in (("plugin", "plugin SASRec: prepare + epoch + eval", "tab:blue"),
+                                   ("recbole", "RecBole SequentialDataset (prepare only)", "tab:red")):
+        done = [m for m in rows if m.pipeline == pipeline and not m.killed and m.peak_rss_mb]
+        killed = [m for m in rows if m.pipeline == pipeline and m.killed]
+        if done:
+            ax.plot([m.size / 1e6 for m in done], [m.peak_rss_mb / 1024 for m in done], "o-",
+                    color=color, label=label)
+        if killed:
+            ax.plot([m.size / 1e6 for m in killed], [m.cap_mb / 1024 for m in killed], "x",
+                    color=color, markersize=10, mew=2, label=f"{pipeline}: killed at the cap")
+    ax.set_xlabel("interactions (millions)")
+    ax.set_ylabel("peak resident memory (GB)")
+    any_row = rows[0] if rows else None
+    if any_row:
+        ax.set_title(f"synthetic ML-20M-like data, L={any_row.max_len}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m recbole_sasrec_ext.benchmark.scale",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", default="1M,5M,20M", help="interactions per data set, e.g. 1M,5M,20M")
+    p.add_argument("--pipelines", default=",".join(PIPELINES), help="plugin,recbole")
+    p.add_argument("--data", required=True, help="folder of the generated data sets (not the repository)")
+    p.add_argument("--out", default="results/scale")
+    p.add_argument("--cap_gb", type=float, default=8.0, help="kill a child above this resident memory")
+    p.add_argument("--timeout", type=float, default=3 * 3600, help="kill a child after these seconds")
+    p.add_argument("--max_len", type=int, default=200)
+    p.add_argument("--hidden_size", type=int, default=50)
+    p.add_argument("--batch_size", type=int, default=128)
+    p.add_argument("--eval_batch_size", type=int, default=512)
+    p.add_argument("--loss_type", default="SAMPLED_SOFTMAX")
+    p.add_argument("--negatives", type=int, default=256)
+    p.add_argument("--max_steps", type=int, default=0,
+                   help="train only this many batches and extrapolate the epoch time (0: whole epoch)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        sizes = [parse_size(s) for s in args.sizes.split(",") if s]
+    except argparse.ArgumentTypeError as exc:
+        print(f"error: --sizes: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    pipelines = [p for p in args.pipelines.split(",") if p]
+    unknown = [p for p in pipelines if p not in PIPELINES]
+    if unknown:
+        print(f"error: --pipelines: unknown {', '.join(unknown)} (expected {', '.join(PIPELINES)})", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / RESULTS_JSONL
+    rows = load(path)
+    for size in sizes:
+        for pipeline in pipelines:
+            rows = merge(rows, [measure(size, pipeline, args)])
+            atomic_write_text(path, "".join(json.dumps(asdict(m)) + "\n" for m in rows))
+            atomic_write_text(out / TABLE_MD, table(rows))
+            plot(rows, out / PLOT_PNG)
+    print(table(rows))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
