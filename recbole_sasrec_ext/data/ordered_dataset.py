@@ -8,9 +8,12 @@ import pandas as pd
 from recbole.data.dataset import SequentialDataset
 from recbole.utils import FeatureSource, FeatureType
 
+from recbole_sasrec_ext.data.compact_load import CompactLoadMixin
 
-class OrderedSequentialDataset(SequentialDataset):
-    """:class:`recbole.data.dataset.SequentialDataset` with two additions.
+
+class OrderedSequentialDataset(CompactLoadMixin, SequentialDataset):
+    """:class:`recbole.data.dataset.SequentialDataset` with two additions, reading its atomic files
+    with :class:`~recbole_sasrec_ext.data.compact_load.CompactLoadMixin` (same ids, less memory).
 
     * If the ``.inter`` file has no time field (SASRec-style files are ordered but untimed), the
       file order becomes the time field (row number), so sequences keep the file's order instead
