@@ -1,6 +1,7 @@
 """Full-sequence training data: RecBole's validation/test examples exactly, one training row per
 user with a target at every position."""
 
+import numpy as np
 import pytest
 from conftest import fast_config, write_inter
 from recbole.data.dataset import SequentialDataset
@@ -71,3 +72,26 @@ def test_missing_time_field_keeps_file_order(tmp_path):
     test = ds.build()[2]
     got = sorted(_triples(test))
     assert got == [("1", ("5", "3", "9"), "1"), ("2", ("4", "2"), "8")]
+
+
+def test_memory_is_interactions_once_plus_users_times_max_length(tmp_path):
+    # 3 users with 300, 40 and 5 interactions; L = 20: the splits hold rows x L ids per list
+    # field, the data set the interactions once; nothing is interactions x L
+    rows = [(u, i, i) for u, n in ((1, 300), (2, 40), (3, 5)) for i in range(1, n + 1)]
+    data = write_inter(tmp_path, "mem", rows)
+    ds = FullSequenceDataset(Config("SASRec", "mem", config_dict=fast_config(data, MAX_ITEM_LIST_LENGTH=20, train_stride=0)))
+    splits = ds.build()
+    n, L = len(rows), 20
+    assert {k: tuple(v.shape) for k, v in ds.inter_feat.interaction.items()} == {
+        "user_id": (n,), "item_id": (n,), "timestamp": (n,)}
+    users, items = ds.user_item_pairs  # views of the interactions, not copies
+    assert np.shares_memory(users, ds.inter_feat["user_id"].numpy())
+    assert np.shares_memory(items, ds.inter_feat["item_id"].numpy())
+    train, valid, test = (s.inter_feat.interaction for s in splits)
+    assert {k: tuple(v.shape) for k, v in train.items()} == {
+        "user_id": (3,), "item_id": (3,), "timestamp": (3,), "item_length": (3,),
+        "item_id_list": (3, L), "timestamp_list": (3, L), TARGET_LIST_FIELD: (3, L)}
+    for held_out in (valid, test):  # no target list: held-out rows train nothing
+        assert {k: tuple(v.shape) for k, v in held_out.items()} == {
+            "user_id": (3,), "item_id": (3,), "timestamp": (3,), "item_length": (3,),
+            "item_id_list": (3, L), "timestamp_list": (3, L)}
