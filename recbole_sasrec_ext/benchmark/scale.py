@@ -41,7 +41,6 @@ INTERACTIONS_PER_USER = 20_000_263 / 138_493
 ITEMS = 27_000
 POLL_SECONDS = 0.2
 RESULTS_JSONL, TABLE_MD, PLOT_PNG = "scale.jsonl", "scale.md", "memory.png"
-STAGES = ("prepare", "model", "train", "evaluate")
 
 
 @dataclass
@@ -59,6 +58,7 @@ class Measurement:
     killed: bool
     cap_mb: float
     exit_code: int | None
+    wall_seconds: float | None = None  # the child's whole run
     stages: dict = field(default_factory=dict)
     date: str = ""
     machine: str = ""
@@ -100,11 +100,11 @@ def ensure_dataset(data: Path, size: int, seed: int = 0) -> tuple[str, int]:
     return name, users
 
 
-def run_child(cmd: list[str], cap_mb: float, timeout: float) -> tuple[list[dict], float, bool, int | None]:
+def run_child(cmd: list[str], cap_mb: float, timeout: float) -> tuple[list[dict], float, bool, int | None, float]:
     """Run ``cmd``, sampling its resident memory; kill it above ``cap_mb`` or after ``timeout``.
 
-    Returns the JSON records it printed, the highest sampled RSS (MiB), whether it was killed and
-    its exit code (None when killed)."""
+    Returns the JSON records it printed, the highest sampled RSS (MiB), whether it was killed, its
+    exit code (None when killed) and its wall seconds."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
     records: list[dict] = []
 
@@ -128,7 +128,7 @@ def run_child(cmd: list[str], cap_mb: float, timeout: float) -> tuple[list[dict]
             break
         time.sleep(POLL_SECONDS)
     reader.join(timeout=10)
-    return records, peak, killed, None if killed else proc.returncode
+    return records, peak, killed, None if killed else proc.returncode, time.monotonic() - start
 
 
 def measure(size: int, pipeline: str, args: argparse.Namespace) -> Measurement:
@@ -140,7 +140,7 @@ def measure(size: int, pipeline: str, args: argparse.Namespace) -> Measurement:
              "--negatives", str(args.negatives), "--max_steps", str(args.max_steps)]
     print(f"{name} {pipeline}: {' '.join(child[1:])}", flush=True)
     cap_mb = args.cap_gb * 1024
-    records, sampled, killed, code = run_child(child, cap_mb, args.timeout)
+    records, sampled, killed, code, wall = run_child(child, cap_mb, args.timeout)
     stages = {r["stage"]: {k: v for k, v in r.items() if k != "stage"} for r in records if r["stage"] != "start"}
     hwm = max((r["hwm_mb"] for r in records if r.get("hwm_mb")), default=None)
     settings = {k: getattr(args, k) for k in ("max_len", "hidden_size", "batch_size", "eval_batch_size",
@@ -150,7 +150,7 @@ def measure(size: int, pipeline: str, args: argparse.Namespace) -> Measurement:
                        items=data.get("items", ITEMS),
                        max_len=args.max_len, peak_rss_mb=None if killed else hwm,
                        sampled_peak_mb=round(sampled, 1), killed=killed, cap_mb=cap_mb,
-                       exit_code=code, stages=stages,
+                       exit_code=code, wall_seconds=round(wall, 1), stages=stages,
                        date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                        machine=machine(), command=" ".join(["python", *sys.argv]), settings=settings)
 
@@ -171,27 +171,31 @@ def _gb(mb: float | None) -> str:
     return "–" if mb is None else f"{mb / 1024:.2f} GB"
 
 
-def _seconds(m: Measurement, stage: str, key: str = "seconds") -> str:
-    value = m.stages.get(stage, {}).get(key)
-    return "–" if value is None else f"{value:,.1f}"
+def _seconds(m: Measurement, stage: str, key: str = "seconds", cpu_key: str = "cpu_seconds") -> str:
+    """``wall (CPU)`` seconds of a stage; ``–`` when it did not finish."""
+    record = m.stages.get(stage, {})
+    if record.get(key) is None:
+        return "–"
+    cpu = record.get(cpu_key)
+    return f"{record[key]:,.1f}" + ("" if cpu is None else f" ({cpu:,.1f})")
 
 
 def table(rows: Sequence[Measurement]) -> str:
-    """Markdown table: one line per size, both pipelines side by side."""
+    """Markdown table: one line per size, both pipelines side by side; seconds as wall (CPU)."""
     by_size: dict[int, dict[str, Measurement]] = {}
     for m in rows:
         by_size.setdefault(m.size, {})[m.pipeline] = m
-    lines = ["| interactions | users | items | L | plugin peak RSS | plugin: prepare s | one epoch s "
-             "| full-ranking eval s (users) | RecBole SequentialDataset peak RSS | RecBole prepare s |",
+    lines = ["| interactions | users | items | L | plugin peak RSS | plugin prepare s | plugin one epoch s "
+             "| plugin full-ranking eval s (users) | RecBole SequentialDataset peak RSS | RecBole prepare s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for size, runs in sorted(by_size.items()):
         p, r = runs.get("plugin"), runs.get("recbole")
         any_run = p or r
         if p is not None:
             train = p.stages.get("train", {})
-            epoch = _seconds(p, "train", "epoch_seconds")
+            epoch = _seconds(p, "train", "epoch_seconds", "epoch_cpu_seconds")
             if train.get("extrapolated"):
-                epoch += f" (extrapolated from {train['steps']} of {train['batches']} batches)"
+                epoch += f", extrapolated from {train['steps']} of {train['batches']} batches"
             users = p.stages.get("evaluate", {}).get("users")
             evaluation = _seconds(p, "evaluate") + (f" ({users:,})" if users else "")
             plugin = [_gb(p.peak_rss_mb) if not p.killed else f"killed above {_gb(p.cap_mb)}",
@@ -199,10 +203,9 @@ def table(rows: Sequence[Measurement]) -> str:
         else:
             plugin = ["–"] * 4
         if r is not None:
-            stage = max((s for s in r.stages if s in STAGES), key=STAGES.index, default="start")
-            peak = (f"killed above {_gb(r.cap_mb)} (during data preparation)" if r.killed and stage == "start"
+            peak = (f"killed above {_gb(r.cap_mb)} during data preparation" if r.killed
                     else _gb(r.peak_rss_mb))
-            recbole = [peak, _seconds(r, "prepare")]
+            recbole = [peak, f"killed after {r.wall_seconds:,.0f} s" if r.killed else _seconds(r, "prepare")]
         else:
             recbole = ["not run", "–"]
         lines.append(f"| {size:,} | {any_run.users:,} | {any_run.items:,} | {any_run.max_len} | "

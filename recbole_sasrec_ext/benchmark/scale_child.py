@@ -43,10 +43,18 @@ def proc_status_mb(field: str, pid: int | str = "self") -> float | None:
     return None
 
 
+_cpu_mark = [time.process_time()]
+
+
 def emit(stage: str, seconds: float, **extra) -> None:
-    """One JSON line for a finished stage (flushed: the parent reads it even if it kills us)."""
-    record = {"stage": stage, "seconds": round(seconds, 3), "rss_mb": proc_status_mb("VmRSS"),
-              "hwm_mb": proc_status_mb("VmHWM"), **extra}
+    """One JSON line for a finished stage (flushed: the parent reads it even if it kills us):
+    wall and CPU seconds of the stage (CPU time is what contention on a shared machine does not
+    inflate), resident memory now and at its peak so far, the 1-minute load average."""
+    cpu = time.process_time()
+    record = {"stage": stage, "seconds": round(seconds, 3), "cpu_seconds": round(cpu - _cpu_mark[0], 3),
+              "rss_mb": proc_status_mb("VmRSS"), "hwm_mb": proc_status_mb("VmHWM"),
+              "load": round(os.getloadavg()[0], 2), **extra}
+    _cpu_mark[0] = cpu
     print(json.dumps(record), flush=True)
 
 
@@ -88,11 +96,14 @@ def config_dict(args: argparse.Namespace, workdir: str) -> dict:
 
 
 def run_plugin(args: argparse.Namespace, workdir: str) -> None:
+    from recbole.utils import init_seed
+
     from recbole_sasrec_ext import Config, create_dataset, data_preparation, get_model, get_trainer
     from recbole_sasrec_ext.quick_start import start_logging
 
     config = Config("SASRec", args.dataset, config_dict=config_dict(args, workdir))
     start = time.perf_counter()
+    init_seed(config["seed"], config["reproducibility"])  # seeded as quick_start.build
     dataset = create_dataset(config)
     train, valid, test = data_preparation(config, dataset)
     emit("prepare", time.perf_counter() - start, users=int(dataset.user_num) - 1,
@@ -101,6 +112,7 @@ def run_plugin(args: argparse.Namespace, workdir: str) -> None:
 
     start = time.perf_counter()
     start_logging(config)
+    init_seed(config["seed"], config["reproducibility"])
     model = get_model("SASRec")(config, train._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], "SASRec")(config, model)
     emit("model", time.perf_counter() - start, parameters=sum(p.numel() for p in model.parameters()))
@@ -108,10 +120,12 @@ def run_plugin(args: argparse.Namespace, workdir: str) -> None:
     batches = len(train)
     steps = batches if args.max_steps <= 0 else min(args.max_steps, batches)
     start = time.perf_counter()
+    cpu = time.process_time()
     loss = trainer._train_epoch(FirstBatches(train, steps), 0)
-    seconds = time.perf_counter() - start
-    emit("train", seconds, batches=batches, steps=steps, loss=float(loss),
-         epoch_seconds=round(seconds * batches / steps, 1), extrapolated=steps < batches)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    emit("train", seconds, batches=batches, steps=steps, mean_loss=round(float(loss) / steps, 4),
+         epoch_seconds=round(seconds * batches / steps, 1),
+         epoch_cpu_seconds=round(cpu * batches / steps, 1), extrapolated=steps < batches)
 
     start = time.perf_counter()
     result = trainer.evaluate(test, load_best_model=False)
