@@ -205,7 +205,8 @@ def table(rows: Sequence[Measurement]) -> str:
         if r is not None:
             peak = (f"killed above {_gb(r.cap_mb)} during data preparation" if r.killed
                     else _gb(r.peak_rss_mb))
-            recbole = [peak, f"killed after {r.wall_seconds:,.0f} s" if r.killed else _seconds(r, "prepare")]
+            killed_after = f"killed after {r.wall_seconds:,.0f} s" if r.wall_seconds is not None else "killed"
+            recbole = [peak, killed_after if r.killed else _seconds(r, "prepare")]
         else:
             recbole = ["not run", "–"]
         lines.append(f"| {size:,} | {any_run.users:,} | {any_run.items:,} | {any_run.max_len} | "
