@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -41,6 +42,8 @@ INTERACTIONS_PER_USER = 20_000_263 / 138_493
 ITEMS = 27_000
 POLL_SECONDS = 0.2
 RESULTS_JSONL, TABLE_MD, PLOT_PNG = "scale.jsonl", "scale.md", "memory.png"
+#: The stages each pipeline reports, in order (:mod:`.scale_child`).
+PIPELINE_STAGES = {"plugin": ("prepare", "model", "train", "evaluate"), "recbole": ("prepare",)}
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Measurement:
     cap_mb: float
     exit_code: int | None
     wall_seconds: float | None = None  # the child's whole run
+    error: str | None = None  # the last stderr line of a child that failed (exit code not 0)
     stages: dict = field(default_factory=dict)
     date: str = ""
     machine: str = ""
@@ -100,13 +104,24 @@ def ensure_dataset(data: Path, size: int, seed: int = 0) -> tuple[str, int]:
     return name, users
 
 
-def run_child(cmd: list[str], cap_mb: float, timeout: float) -> tuple[list[dict], float, bool, int | None, float]:
-    """Run ``cmd``, sampling its resident memory; kill it above ``cap_mb`` or after ``timeout``.
+@dataclass
+class ChildRun:
+    """What :func:`run_child` saw of one child process."""
 
-    Returns the JSON records it printed, the highest sampled RSS (MiB), whether it was killed, its
-    exit code (None when killed) and its wall seconds."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    records: list[dict]  # the JSON lines it printed
+    sampled_peak_mb: float  # the highest resident memory sampled
+    killed: bool  # above the cap or past the timeout
+    exit_code: int | None  # None when killed
+    wall_seconds: float
+    error: str | None  # the last line of its stderr when it failed
+
+
+def run_child(cmd: list[str], cap_mb: float, timeout: float) -> ChildRun:
+    """Run ``cmd``, sampling its resident memory; kill it above ``cap_mb`` or after ``timeout``."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     records: list[dict] = []
+    last_error: list[str] = []
 
     def read() -> None:
         for line in proc.stdout:
@@ -115,8 +130,15 @@ def run_child(cmd: list[str], cap_mb: float, timeout: float) -> tuple[list[dict]
                 records.append(json.loads(line))
                 print("   ", line, flush=True)
 
+    def read_errors() -> None:
+        for line in proc.stderr:
+            if line.strip():
+                last_error[:] = [line.strip()]
+
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
+    errors = threading.Thread(target=read_errors, daemon=True)
+    errors.start()
     peak, killed, start = 0.0, False, time.monotonic()
     while proc.poll() is None:
         rss = proc_status_mb("VmRSS", proc.pid) or 0.0
@@ -128,7 +150,10 @@ def run_child(cmd: list[str], cap_mb: float, timeout: float) -> tuple[list[dict]
             break
         time.sleep(POLL_SECONDS)
     reader.join(timeout=10)
-    return records, peak, killed, None if killed else proc.returncode, time.monotonic() - start
+    errors.join(timeout=10)
+    code = None if killed else proc.returncode
+    return ChildRun(records, peak, killed, code, time.monotonic() - start,
+                    last_error[0][:300] if code and last_error else None)
 
 
 def measure(size: int, pipeline: str, args: argparse.Namespace) -> Measurement:
@@ -140,17 +165,19 @@ def measure(size: int, pipeline: str, args: argparse.Namespace) -> Measurement:
              "--negatives", str(args.negatives), "--max_steps", str(args.max_steps)]
     print(f"{name} {pipeline}: {' '.join(child[1:])}", flush=True)
     cap_mb = args.cap_gb * 1024
-    records, sampled, killed, code, wall = run_child(child, cap_mb, args.timeout)
-    stages = {r["stage"]: {k: v for k, v in r.items() if k != "stage"} for r in records if r["stage"] != "start"}
-    hwm = max((r["hwm_mb"] for r in records if r.get("hwm_mb")), default=None)
+    run = run_child(child, cap_mb, args.timeout)
+    stages = {r["stage"]: {k: v for k, v in r.items() if k != "stage"} for r in run.records if r["stage"] != "start"}
+    hwm = max((r["hwm_mb"] for r in run.records if r.get("hwm_mb")), default=None)
+    finished = not run.killed and run.exit_code == 0
     settings = {k: getattr(args, k) for k in ("max_len", "hidden_size", "batch_size", "eval_batch_size",
                                                "loss_type", "negatives", "max_steps")}
     data = stages.get("prepare", {})  # the data set as loaded (items never drawn are absent)
     return Measurement(size=size, pipeline=pipeline, dataset=name, users=data.get("users", users),
                        items=data.get("items", ITEMS),
-                       max_len=args.max_len, peak_rss_mb=None if killed else hwm,
-                       sampled_peak_mb=round(sampled, 1), killed=killed, cap_mb=cap_mb,
-                       exit_code=code, wall_seconds=round(wall, 1), stages=stages,
+                       max_len=args.max_len, peak_rss_mb=hwm if finished else None,
+                       sampled_peak_mb=round(run.sampled_peak_mb, 1), killed=run.killed, cap_mb=cap_mb,
+                       exit_code=run.exit_code, wall_seconds=round(run.wall_seconds, 1), error=run.error,
+                       stages=stages,
                        date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                        machine=machine(), command=" ".join(["python", *sys.argv]), settings=settings)
 
@@ -180,33 +207,53 @@ def _seconds(m: Measurement, stage: str, key: str = "seconds", cpu_key: str = "c
     return f"{record[key]:,.1f}" + ("" if cpu is None else f" ({cpu:,.1f})")
 
 
+_ALLOCATION = re.compile(r"allocate (\d+) bytes")
+
+
+def _outcome(m: Measurement) -> str:
+    """Peak memory of a finished run, or how it ended: killed at the cap, or failed (with the
+    size of a failed allocation, when that is the error)."""
+    if m.killed:
+        return f"killed above {_gb(m.cap_mb)}"
+    if m.exit_code != 0:
+        found = _ALLOCATION.search(m.error or "")
+        why = f": could not allocate {int(found.group(1)) / 2**30:.1f} GB" if found else ""
+        return f"failed at {_gb(m.sampled_peak_mb)} resident{why}"
+    return _gb(m.peak_rss_mb)
+
+
+def _ended(m: Measurement) -> str:
+    """``killed after 61 s, during prepare``: how and when a run that did not finish ended."""
+    stage = next((s for s in PIPELINE_STAGES[m.pipeline] if s not in m.stages), "?")
+    after = "" if m.wall_seconds is None else f" after {m.wall_seconds:,.0f} s"
+    return f"{'killed' if m.killed else 'failed'}{after}, during {stage}"
+
+
 def table(rows: Sequence[Measurement]) -> str:
     """Markdown table: one line per size, both pipelines side by side; seconds as wall (CPU)."""
     by_size: dict[int, dict[str, Measurement]] = {}
     for m in rows:
         by_size.setdefault(m.size, {})[m.pipeline] = m
     lines = ["| interactions | users | items | L | plugin peak RSS | plugin prepare s | plugin one epoch s "
-             "| plugin full-ranking eval s (users) | RecBole SequentialDataset peak RSS | RecBole prepare s |",
+             "| plugin full-ranking eval s | RecBole SequentialDataset peak RSS | RecBole prepare s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for size, runs in sorted(by_size.items()):
         p, r = runs.get("plugin"), runs.get("recbole")
         any_run = p or r
-        if p is not None:
+        if p is not None and p.exit_code != 0:
+            plugin = [_outcome(p), _ended(p), "–", "–"]
+        elif p is not None:
             train = p.stages.get("train", {})
             epoch = _seconds(p, "train", "epoch_seconds", "epoch_cpu_seconds")
             if train.get("extrapolated"):
                 epoch += f", extrapolated from {train['steps']} of {train['batches']} batches"
             users = p.stages.get("evaluate", {}).get("users")
-            evaluation = _seconds(p, "evaluate") + (f" ({users:,})" if users else "")
-            plugin = [_gb(p.peak_rss_mb) if not p.killed else f"killed above {_gb(p.cap_mb)}",
-                      _seconds(p, "prepare"), epoch, evaluation]
+            evaluation = _seconds(p, "evaluate") + (f", {users:,} users" if users else "")
+            plugin = [_gb(p.peak_rss_mb), _seconds(p, "prepare"), epoch, evaluation]
         else:
             plugin = ["–"] * 4
         if r is not None:
-            peak = (f"killed above {_gb(r.cap_mb)} during data preparation" if r.killed
-                    else _gb(r.peak_rss_mb))
-            killed_after = f"killed after {r.wall_seconds:,.0f} s" if r.wall_seconds is not None else "killed"
-            recbole = [peak, killed_after if r.killed else _seconds(r, "prepare")]
+            recbole = [_outcome(r), _seconds(r, "prepare") if r.exit_code == 0 else _ended(r)]
         else:
             recbole = ["not run", "–"]
         lines.append(f"| {size:,} | {any_run.users:,} | {any_run.items:,} | {any_run.max_len} | "
