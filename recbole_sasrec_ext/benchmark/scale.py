@@ -41,6 +41,7 @@ from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 INTERACTIONS_PER_USER = 20_000_263 / 138_493
 ITEMS = 27_000
 POLL_SECONDS = 0.2
+TARGET_GB = 4.0  # issue 12: the plugin's peak at 20M interactions, L=200
 RESULTS_JSONL, TABLE_MD, PLOT_PNG = "scale.jsonl", "scale.md", "memory.png"
 #: The stages each pipeline reports, in order (:mod:`.scale_child`).
 PIPELINE_STAGES = {"plugin": ("prepare", "model", "train", "evaluate"), "recbole": ("prepare",)}
@@ -261,29 +262,40 @@ def table(rows: Sequence[Measurement]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: Sequence[Measurement], path: Path) -> Path:
-    """Peak RSS (GB) against interactions; killed runs drawn at their cap with an x."""
+def plot(rows: Sequence[Measurement], path: Path, target_gb: float | None = None) -> Path:
+    """Peak RSS (GB) against interactions. Killed runs are drawn at the cap (x), failed runs at
+    the highest memory sampled before they failed (triangle, with the allocation that failed)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6, 4))
+    fig = Figure(figsize=(6.4, 4.2))
     ax = fig.add_subplot()
-    for pipeline, label, color in (("plugin", "plugin SASRec: prepare + epoch + eval", "tab:blue"),
+    for pipeline, label, color in (("plugin", "plugin SASRec: prepare + epoch + full-ranking eval", "tab:blue"),
                                    ("recbole", "RecBole SequentialDataset (prepare only)", "tab:red")):
-        done = [m for m in rows if m.pipeline == pipeline and not m.killed and m.peak_rss_mb]
-        killed = [m for m in rows if m.pipeline == pipeline and m.killed]
+        mine = [m for m in rows if m.pipeline == pipeline]
+        done = [m for m in mine if m.exit_code == 0 and m.peak_rss_mb]
+        killed = [m for m in mine if m.killed]
+        failed = [m for m in mine if not m.killed and m.exit_code != 0]
         if done:
             ax.plot([m.size / 1e6 for m in done], [m.peak_rss_mb / 1024 for m in done], "o-",
                     color=color, label=label)
         if killed:
             ax.plot([m.size / 1e6 for m in killed], [m.cap_mb / 1024 for m in killed], "x",
                     color=color, markersize=10, mew=2, label=f"{pipeline}: killed at the cap")
+        for m in failed:
+            ax.plot([m.size / 1e6], [m.sampled_peak_mb / 1024], "v", color=color, markersize=9,
+                    label=f"{pipeline}: failed")
+            ax.annotate(_outcome(m).split(": ", 1)[-1], (m.size / 1e6, m.sampled_peak_mb / 1024),
+                        textcoords="offset points", xytext=(-10, -16), ha="right", fontsize=7, color=color)
+    if rows:
+        ax.axhline(rows[0].cap_mb / 1024, color="grey", ls=":", lw=1)
+        ax.set_title(f"synthetic ML-20M-like data, L={rows[0].max_len}; dotted: the cap", fontsize=10)
+    if target_gb:
+        ax.axhline(target_gb, color="tab:green", ls="--", lw=1, label=f"target {target_gb:g} GB")
     ax.set_xlabel("interactions (millions)")
     ax.set_ylabel("peak resident memory (GB)")
-    any_row = rows[0] if rows else None
-    if any_row:
-        ax.set_title(f"synthetic ML-20M-like data, L={any_row.max_len}", fontsize=10)
+    ax.set_ylim(0, (rows[0].cap_mb / 1024 if rows else 8) * 1.2)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="center right")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
@@ -331,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows = merge(rows, [measure(size, pipeline, args)])
             atomic_write_text(path, "".join(json.dumps(asdict(m)) + "\n" for m in rows))
             atomic_write_text(out / TABLE_MD, table(rows))
-            plot(rows, out / PLOT_PNG)
+            plot(rows, out / PLOT_PNG, TARGET_GB)
     print(table(rows))
     return EXIT_OK
 
