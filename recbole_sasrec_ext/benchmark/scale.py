@@ -33,7 +33,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from recbole_sasrec_ext.atomic_write import atomic_path, atomic_write_text
-from recbole_sasrec_ext.benchmark.scale_child import PIPELINES, proc_status_mb
+from recbole_sasrec_ext.benchmark.scale_child import (
+    PIPELINES,
+    SETTINGS,
+    add_settings,
+    proc_status_mb,
+)
 from recbole_sasrec_ext.convert.synthetic import SyntheticSpec, parse_size, write_synthetic
 from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 
@@ -159,19 +164,16 @@ def run_child(cmd: list[str], cap_mb: float, timeout: float) -> ChildRun:
 
 def measure(size: int, pipeline: str, args: argparse.Namespace) -> Measurement:
     name, users = ensure_dataset(Path(args.data), size)
+    settings = {name: getattr(args, name) for name, _, _ in SETTINGS}
     child = [sys.executable, "-m", "recbole_sasrec_ext.benchmark.scale_child", pipeline,
-             "--data_path", str(args.data), "--dataset", name, "--max_len", str(args.max_len),
-             "--hidden_size", str(args.hidden_size), "--batch_size", str(args.batch_size),
-             "--eval_batch_size", str(args.eval_batch_size), "--loss_type", args.loss_type,
-             "--negatives", str(args.negatives), "--max_steps", str(args.max_steps)]
+             "--data_path", str(args.data), "--dataset", name,
+             *(part for key, value in settings.items() for part in (f"--{key}", str(value)))]
     print(f"{name} {pipeline}: {' '.join(child[1:])}", flush=True)
     cap_mb = args.cap_gb * 1024
     run = run_child(child, cap_mb, args.timeout)
     stages = {r["stage"]: {k: v for k, v in r.items() if k != "stage"} for r in run.records if r["stage"] != "start"}
     hwm = max((r["hwm_mb"] for r in run.records if r.get("hwm_mb")), default=None)
     finished = not run.killed and run.exit_code == 0
-    settings = {k: getattr(args, k) for k in ("max_len", "hidden_size", "batch_size", "eval_batch_size",
-                                               "loss_type", "negatives", "max_steps")}
     data = stages.get("prepare", {})  # the data set as loaded (items never drawn are absent)
     return Measurement(size=size, pipeline=pipeline, dataset=name, users=data.get("users", users),
                        items=data.get("items", ITEMS),
@@ -311,14 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/scale")
     p.add_argument("--cap_gb", type=float, default=8.0, help="kill a child above this resident memory")
     p.add_argument("--timeout", type=float, default=3 * 3600, help="kill a child after these seconds")
-    p.add_argument("--max_len", type=int, default=200)
-    p.add_argument("--hidden_size", type=int, default=50)
-    p.add_argument("--batch_size", type=int, default=128)
-    p.add_argument("--eval_batch_size", type=int, default=512)
-    p.add_argument("--loss_type", default="SAMPLED_SOFTMAX")
-    p.add_argument("--negatives", type=int, default=256)
-    p.add_argument("--max_steps", type=int, default=0,
-                   help="train only this many batches and extrapolate the epoch time (0: whole epoch)")
+    add_settings(p)  # --max_len, --max_steps (train that many batches, extrapolate), ...
     return p
 
 

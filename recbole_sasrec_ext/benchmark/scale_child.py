@@ -147,18 +147,26 @@ def run_recbole(args: argparse.Namespace, workdir: str) -> None:
          train_rows=len(built[0].inter_feat))
 
 
+#: The measured settings (option name, type, default) the benchmark passes on to each child.
+SETTINGS = (
+    ("max_len", int, 200), ("hidden_size", int, 50), ("batch_size", int, 128),
+    ("eval_batch_size", int, 512), ("loss_type", str, "SAMPLED_SOFTMAX"), ("negatives", int, 256),
+    ("max_steps", int, 0),  # train only this many batches, extrapolate the epoch time (0: all)
+)
+
+
+def add_settings(parser: argparse.ArgumentParser) -> None:
+    """The :data:`SETTINGS` options (``--max_len`` ...)."""
+    for name, kind, default in SETTINGS:
+        parser.add_argument(f"--{name}", type=kind, default=default)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m recbole_sasrec_ext.benchmark.scale_child")
     p.add_argument("pipeline", choices=PIPELINES)
     p.add_argument("--data_path", required=True)
     p.add_argument("--dataset", required=True)
-    p.add_argument("--max_len", type=int, default=200)
-    p.add_argument("--hidden_size", type=int, default=50)
-    p.add_argument("--batch_size", type=int, default=128)
-    p.add_argument("--eval_batch_size", type=int, default=512)
-    p.add_argument("--loss_type", default="SAMPLED_SOFTMAX")
-    p.add_argument("--negatives", type=int, default=256)
-    p.add_argument("--max_steps", type=int, default=0, help="0: the whole epoch")
+    add_settings(p)
     p.add_argument("--seed", type=int, default=2020)
     p.add_argument("--threads", type=int, default=1)
     return p
