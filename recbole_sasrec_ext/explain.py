@@ -112,17 +112,15 @@ def plot_user(rec: Recommender, extras: list, row: int, length: int, user: str, 
 
 
 def plot_mixture(rec: Recommender, mixtures: list[torch.Tensor], path: Path) -> None:
-    from recbole_sasrec_ext.models.rksa import KERNEL_NAMES
-
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(mixtures), figsize=(4.8 * len(mixtures), 3.8), squeeze=False)
+    kernels = rec.model.relation_kernels()
     for b, (ax, mixture) in enumerate(zip(axes[0], mixtures)):
-        r = mixture.float().numpy()  # (U, 3)
+        r = mixture.float().numpy()  # (U, n_kernels)
         ax.boxplot([r[:, k] for k in range(r.shape[1])])
-        ax.set_xticks(range(1, len(KERNEL_NAMES) + 1), KERNEL_NAMES)
-        layer = rec.model.blocks[b].attention
-        scales = [float(torch.nn.functional.softplus(p)) for p in (layer.raw_length_item, layer.raw_length_user)]
-        ax.set_title(f"block {b + 1}: length-scales item {scales[0]:.2f}, user {scales[1]:.2f}", fontsize=9)
+        ax.set_xticks(range(1, len(kernels[b].names) + 1), kernels[b].names)
+        scales = ", ".join(f"{n} {v:.2f}" for n, v in kernels[b].length_scales().items())
+        ax.set_title(f"block {b + 1}: length-scales {scales or '(none)'}", fontsize=9)
         ax.set_ylabel("mixture weight r (per user)")
     fig.suptitle(f"RKSA kernel mixture weights over {len(mixtures[0])} users")
     fig.tight_layout()
@@ -148,10 +146,13 @@ def skew(rec: Recommender, user_id: int) -> tuple[np.ndarray, int]:
     finally:
         handle.remove()
     x, kw = captured["x"], captured["kw"]
-    mask = causal_valid_mask(kw["valid"])  # (1, L, L)
+    if "kernel_state" in kw:  # kernel_sharing: shared
+        relevance = kw["kernel_state"].relevance  # (1, L, L)
+    else:
+        relevance = two_hop_shape(kw["cooc"].to(x.dtype), causal_valid_mask(kw["valid"]))  # (1, L, L)
     hidden = x.shape[-1]
     _, _, _, _, q_s, k_s = layer.scores(x).chunk(6, dim=-1)
-    alpha = (q_s @ k_s.transpose(-1, -2)) / hidden**0.5 * two_hop_shape(kw["cooc"].to(x.dtype), mask)
+    alpha = (q_s @ k_s.transpose(-1, -2)) / hidden**0.5 * relevance  # (1, L, L)
     n = int(batch[rec.model.ITEM_SEQ_LEN][0])
     return alpha[0, :n, :n].cpu().numpy(), n
 

@@ -50,8 +50,8 @@ def make_layer(seed: int = 0, dropout: float = 0.0, dtype=torch.float32, **kwarg
     torch.manual_seed(seed)
     layer = KernelizedSkewAttention(HIDDEN, dropout, jitter=JITTER, **kwargs).to(dtype)
     with torch.no_grad():  # move the length-scales away from their symmetric initial value
-        layer.raw_length_item.fill_(0.3)
-        layer.raw_length_user.fill_(-0.2)
+        layer.kernel.raw_length_item.fill_(0.3)
+        layer.kernel.raw_length_user.fill_(-0.2)
     return layer
 
 
@@ -166,7 +166,7 @@ def test_padding_is_nan_free_with_gradients_in_train():
     (res.out.sum() + res.kernel_loss).backward()
     grads = [p.grad for p in layer.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
-    assert layer.raw_length_item.grad.abs() > 0 and layer.mixture.weight.grad.abs().sum() > 0
+    assert layer.kernel.raw_length_item.grad.abs() > 0 and layer.kernel.mixture.weight.grad.abs().sum() > 0
 
 
 # ----------------------------------------------------------------------------- co-occurrence table
@@ -228,7 +228,7 @@ def test_kernel_is_a_correlation_matrix():
     layer = make_layer()
     seq = torch.tensor([[3, 1, 4, 1, 5, 8, 2], [2, 6, 5, 3, 0, 0, 0]])
     _, valid, item_emb, user_emb, cooc = make_inputs(seq, table, seed=14)
-    parts, mixture = layer.kernels(valid, item_emb, user_emb, cooc)
+    parts, mixture = layer.kernel.parts(valid, item_emb, user_emb, cooc)
     torch.testing.assert_close(mixture.sum(-1), torch.ones(2))
     for k in (*parts,):
         torch.testing.assert_close(k, k.transpose(-1, -2), rtol=0, atol=0)
@@ -243,7 +243,7 @@ def test_cholesky_succeeds_with_repeated_items():
     layer = make_layer().train()
     seq = torch.tensor([[3, 3, 3, 5, 5, 3]])
     x, valid, item_emb, user_emb, cooc = make_inputs(seq, table, seed=16)
-    parts, _ = layer.kernels(valid, item_emb, user_emb, cooc)
+    parts, _ = layer.kernel.parts(valid, item_emb, user_emb, cooc)
     assert torch.linalg.eigvalsh(parts.kernel.double()).min() < 1e-6  # singular without jitter
     omega_corr = parts.kernel + JITTER * torch.eye(6)
     _, info = torch.linalg.cholesky_ex(omega_corr)
@@ -294,15 +294,15 @@ def reference_forward(layer, x, valid, item_emb, user_emb, cooc, noise=None):
     proj = x @ w.T + b
     q_xi, k_xi, q_om, k_om, q_s, k_s = np.split(proj, 6, axis=-1)
     values = x @ f64(layer.value.weight).T + f64(layer.value.bias)
-    len_i = softplus(layer.raw_length_item.item()) + 1e-4
-    len_u = softplus(layer.raw_length_user.item()) + 1e-4
+    len_i = softplus(layer.kernel.raw_length_item.item()) + 1e-4
+    len_u = softplus(layer.kernel.raw_length_user.item()) + 1e-4
     n_batch, n_len, d = x.shape
     out = np.zeros_like(x)
     weights = np.zeros((n_batch, n_len, n_len))
     gap_sum, gap_count = 0.0, 0
     mixtures = []
     for bi in range(n_batch):
-        logit_r = f64(layer.mixture.weight) @ user_emb[bi] + f64(layer.mixture.bias)
+        logit_r = f64(layer.kernel.mixture.weight) @ user_emb[bi] + f64(layer.kernel.mixture.bias)
         r = np.exp(logit_r) / np.exp(logit_r).sum()
         mixtures.append(r)
         c = cooc[bi]
@@ -413,7 +413,7 @@ def test_eval_samples_average_single_draws():
 
 def test_constructor_sets_length_scale_and_validates():
     layer = KernelizedSkewAttention(HIDDEN, 0.0, init_length_scale=0.5)
-    softplus_raw = torch.nn.functional.softplus(layer.raw_length_item) + 1e-4
+    softplus_raw = torch.nn.functional.softplus(layer.kernel.raw_length_item) + 1e-4
     torch.testing.assert_close(softplus_raw, torch.tensor(0.5))
     with pytest.raises(ValueError, match="eval_samples"):
         KernelizedSkewAttention(HIDDEN, 0.0, eval_samples=-1)

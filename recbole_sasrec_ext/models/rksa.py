@@ -7,6 +7,8 @@ specification and every choice the paper leaves open are in docs/rksa.md.
 
 from __future__ import annotations
 
+from enum import Enum
+
 import torch
 from torch import nn
 
@@ -15,13 +17,21 @@ from recbole_sasrec_ext.data.training_pairs import training_pairs
 from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.layers.cooccurrence import CooccurrenceTable
 from recbole_sasrec_ext.layers.rksa_attention import KernelizedSkewAttention
+from recbole_sasrec_ext.layers.rksa_kernel import KERNEL_VARIANTS, RelationKernel
 from recbole_sasrec_ext.models.transformer_recommender import (
     TRANSFORMER_KEYS,
     TransformerRecommender,
 )
 
 #: Names of the three kernels, in the order of the mixture weights r.
-KERNEL_NAMES = ("co-occurrence", "item", "user")
+KERNEL_NAMES = KERNEL_VARIANTS["mixture"]
+
+
+class KernelSharing(str, Enum):
+    """Config key ``kernel_sharing``: one kernel per block (the paper) or one for all blocks."""
+
+    PER_BLOCK = "per_block"
+    SHARED = "shared"
 
 
 class RKSA(TransformerRecommender):
@@ -42,7 +52,9 @@ class RKSA(TransformerRecommender):
     Deliberate deviations from the paper (details in docs/rksa.md and the layer's docstring):
     the kernel formulas, Σ_t = diag(ω_t) K diag(ω_t), the shape term's prefix restriction and the
     kernel loss are this project's choices where the paper's text could not be read; single-head
-    attention without output projection; evaluation uses the deterministic MSN mean.
+    attention without output projection; evaluation uses the deterministic MSN mean. Options
+    beyond the paper: ``kernel_sharing: shared`` (one kernel, its factorisation and mixture
+    weights for all blocks) and ``kernel_variant`` (k_c alone, or k_i and k_u only).
     """
 
     CONFIG_KEYS = tuple(k for k in TRANSFORMER_KEYS if k.name not in ("n_heads", "bf16")) + (
@@ -53,6 +65,8 @@ class RKSA(TransformerRecommender):
         Key("eval_samples", int, low=0),
         Key("init_length_scale", float, low=0.001),
         Key("cooc_dense_budget_mb", int, low=0),
+        Key("kernel_sharing", str, choices=tuple(s.value for s in KernelSharing)),
+        Key("kernel_variant", str, choices=tuple(KERNEL_VARIANTS)),
     )
 
     def __init__(self, config, dataset):
@@ -64,6 +78,16 @@ class RKSA(TransformerRecommender):
         self.user_embedding = nn.Embedding(dataset.user_num, config["hidden_size"])
         nn.init.xavier_normal_(self.user_embedding.weight)
         self.kernel_loss_weight = config["kernel_loss_weight"]
+        self.kernel_names = KERNEL_VARIANTS[config["kernel_variant"]]
+        self.relation_kernel = None
+        if KernelSharing(config["kernel_sharing"]) is KernelSharing.SHARED:
+            self.relation_kernel = RelationKernel(
+                config["hidden_size"],
+                config["rksa_jitter"],
+                config["init_length_scale"],
+                config["kernel_variant"],
+            )
+            self._init_weights(self.relation_kernel.mixture)
 
     def build_attention(self, config) -> nn.Module:
         if config["n_heads"] != 1 or config["bf16"]:
@@ -76,15 +100,26 @@ class RKSA(TransformerRecommender):
             jitter=config["rksa_jitter"],
             eval_samples=config["eval_samples"],
             init_length_scale=config["init_length_scale"],
+            kernel_variant=config["kernel_variant"],
+            own_kernel=KernelSharing(config["kernel_sharing"]) is KernelSharing.PER_BLOCK,
         )
 
     def attention_inputs(self, interaction, item_seq: torch.Tensor, e: torch.Tensor) -> dict:
-        return {
+        inputs = {
             "valid": item_seq > 0,  # (B, L)
             "item_emb": e,  # (B, L, d)
             "user_emb": self.user_embedding(interaction[self.USER_ID]),  # (B, d)
             "cooc": self.cooccurrence.block(item_seq),  # (B, L, L)
         }
+        if self.relation_kernel is not None:  # one kernel (and factorisation) for every block
+            return {"valid": inputs["valid"], "kernel_state": self.relation_kernel(**inputs)}
+        return inputs
+
+    def relation_kernels(self) -> list[RelationKernel]:
+        """The kernel of each block (the same object for every block when shared)."""
+        if self.relation_kernel is not None:
+            return [self.relation_kernel] * len(self.blocks)
+        return [block.attention.kernel for block in self.blocks]
 
     def auxiliary_loss(self, extras: list) -> torch.Tensor:
         kernel_loss = torch.stack([att.kernel_loss for att in extras]).mean()
@@ -110,7 +145,7 @@ class RKSA(TransformerRecommender):
             "history": one[self.ITEM_SEQ][0, :n].tolist(),
             "recommended": int(scores.argmax()),
             "attention": last.weights[0, n - 1, :n].tolist(),
-            "mixture": dict(zip(KERNEL_NAMES, last.mixture[0].tolist())),
+            "mixture": dict(zip(self.kernel_names, last.mixture[0].tolist())),
         }
 
     def explain_example(self, test_data) -> dict:
