@@ -112,12 +112,13 @@ def test_explicit_attention_weights_match_the_fused_path():
     torch.testing.assert_close(explicit.out, fused.out, atol=1e-5, rtol=1e-5)
 
 
-def test_explain_rksa_writes_mixture_and_skew(tiny_data, tmp_path):
+@pytest.mark.parametrize("sharing", ["per_block", "shared"])
+def test_explain_rksa_writes_mixture_and_skew(tiny_data, tmp_path, sharing):
     from conftest import fast_config
 
     from recbole_sasrec_ext.explain import explain, skew
 
-    summary = run("RKSA", "tiny", config_dict=fast_config(tiny_data, epochs=1))
+    summary = run("RKSA", "tiny", config_dict=fast_config(tiny_data, epochs=1, kernel_sharing=sharing))
     paths = explain(summary.checkpoint, tmp_path / "png")
     assert [p.name for p in paths] == ["attention_blocks.png", "attention_user.png",
                                        "rksa_mixture.png", "rksa_skew.png"]

@@ -35,12 +35,18 @@ def test_causality(tiny_data, layer_norm):
 
 
 @pytest.mark.parametrize(
-    "model_name, layer_norm", [("SASRec", "pre"), ("SASRec", "post"), ("RKSA", "pre")]
+    "model_name, options",
+    [
+        ("SASRec", {"layer_norm": "pre"}),
+        ("SASRec", {"layer_norm": "post"}),
+        ("RKSA", {"layer_norm": "pre"}),
+        ("RKSA", {"layer_norm": "pre", "kernel_sharing": "shared"}),
+    ],
 )
-def test_padding_invariance(tiny_data, model_name, layer_norm):
+def test_padding_invariance(tiny_data, model_name, options):
     """Items beyond each sequence's length (real item ids, not padding) change nothing the model
     outputs for the valid positions, nor the sequence representation, nor the scores."""
-    config = Config(model_name, "tiny", config_dict=fast_config(tiny_data, layer_norm=layer_norm))
+    config = Config(model_name, "tiny", config_dict=fast_config(tiny_data, **options))
     *_, model = build(config)
     model.eval()
     lengths = [3, 6, 1]
@@ -123,10 +129,17 @@ def test_bf16_autocast_stays_close_to_float32(tiny_data):
     assert torch.allclose(full, half, atol=0.05 * full.abs().max().item())
 
 
-@pytest.mark.parametrize("model_name, expected", [("SASRec", 1.7048261165618896), ("RKSA", 1.5107892751693726)])
-def test_exact_first_loss_for_a_seed(tiny_data, model_name, expected):
+@pytest.mark.parametrize(
+    "model_name, options, expected",
+    [
+        ("SASRec", {}, 1.7048261165618896),
+        ("RKSA", {}, 1.5107892751693726),
+        ("RKSA", {"kernel_sharing": "shared"}, 1.510162353515625),
+    ],
+)
+def test_exact_first_loss_for_a_seed(tiny_data, model_name, options, expected):
     """Pinned on torch 2.13.0 CPU: the data pipeline, initialisation and loss are deterministic."""
-    cfg = fast_config(tiny_data, seed=7, loss_type="BCE", train_stride=0)  # the paper's loss and rows
+    cfg = fast_config(tiny_data, seed=7, loss_type="BCE", train_stride=0, **options)  # the paper's loss and rows
     _, train, _, _, model = build(Config(model_name, "tiny", config_dict=cfg))
     torch.manual_seed(0)
     assert model.calculate_loss(next(iter(train))).item() == pytest.approx(expected, rel=1e-5)

@@ -212,7 +212,7 @@ class RelationKernel(nn.Module):
     def length_scales(self) -> dict[str, float]:
         """The current length-scales ℓ of the variant's learned kernels, by kernel name."""
         raws = {"item": self.raw_length_item, "user": self.raw_length_user}
-        return {n: float(F.softplus(r)) + LENGTH_SCALE_FLOOR for n, r in raws.items() if r is not None}
+        return {n: float(F.softplus(r.detach())) + LENGTH_SCALE_FLOOR for n, r in raws.items() if r is not None}
 
     def parts(
         self, valid: torch.Tensor, item_emb: torch.Tensor, user_emb: torch.Tensor, cooc: torch.Tensor
