@@ -284,8 +284,12 @@ def _train_and_test(
 
 
 def stopped_by(trainer) -> str:
-    """``early_stopping`` when RecBole's early stopping ended the fit (more than ``stopping_step``
-    validations without improvement), else ``epoch_cap`` (every epoch ran)."""
+    """``one_pass`` for a model fitted in one pass (its class sets ``ONE_PASS``, e.g. Pop);
+    ``early_stopping`` when RecBole's early stopping ended the fit (more than ``stopping_step``
+    validations without improvement); else ``epoch_cap`` (every epoch ran)."""
+    model = getattr(trainer.model, "module", trainer.model)  # DDP wraps the model
+    if getattr(type(model), "ONE_PASS", False):
+        return StoppedBy.ONE_PASS.value
     cur_step, patience = getattr(trainer, "cur_step", 0), getattr(trainer, "stopping_step", None)
     stopped = patience is not None and cur_step > patience
     return StoppedBy.EARLY_STOPPING.value if stopped else StoppedBy.EPOCH_CAP.value

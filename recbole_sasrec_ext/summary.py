@@ -38,6 +38,7 @@ class StoppedBy(str, Enum):
 
     EARLY_STOPPING = "early_stopping"
     EPOCH_CAP = "epoch_cap"
+    ONE_PASS = "one_pass"  # a model fitted in one pass, nothing to iterate (``ONE_PASS`` = True: Pop)
     TIMEOUT = "timeout"  # killed by the benchmark runner's timeout (no summary: set by the runner)
 
 
@@ -236,7 +237,8 @@ class RunSummary:
     )
     stopped_by: str | None = _field(
         "why training ended: `early_stopping` (no validation improvement for more than "
-        "`stopping_step` validations) or `epoch_cap` (all `epochs` ran)",
+        "`stopping_step` validations), `epoch_cap` (all `epochs` ran) or `one_pass` (a model "
+        "fitted in one pass, e.g. Pop)",
         _optional(_str),
         default=None,
     )

@@ -140,6 +140,21 @@ def test_old_results_are_migrated_when_read(tmp_path: Path) -> None:
     assert "| Pop ‡ | 1 | 0.1000 | epoch cap (9 epochs) | 9 |" in report
     assert "| GRU4Rec ‡ | 1 | 0.2000 | not recorded | 5 |" in report
     results.write_rows(out / "results.csv", rows)
+
+
+def test_a_one_pass_model_is_not_marked(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.csv").write_text(
+        "model,dataset,seed,protocol,profile,status,stopped_by,error,test_ndcg@10,epochs,config_hash,"
+        "overrides\n"
+        'SASRec,toy,1,full,cpu,ok,early_stopping,,0.3,5,aaa,"{""epochs"": 9}"\n'
+        'Pop,toy,1,full,cpu,ok,one_pass,,0.1,1,bbb,"{""epochs"": 1}"\n'
+    )
+    write_report(out)
+    report = (out / "results.md").read_text()
+    assert "| Pop | 1 | 0.1000 | one pass (nothing to iterate) | 1 |" in report
+    assert "‡" not in report
     assert "profile" in read_csv(out / "results.csv")[0] and "stopped_by" in read_csv(out / "results.csv")[0]
 
 

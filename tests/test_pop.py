@@ -64,3 +64,4 @@ def test_test_metrics_equal_hand_computation(tmp_path):
             ndcg += 1 / math.log2(ranking.index(target) + 2)
     assert result.test_result["hit@3"] == pytest.approx(hits / 4, abs=1e-4)
     assert result.test_result["ndcg@3"] == pytest.approx(ndcg / 4, abs=1e-4)
+    assert result.stopped_by == "one_pass"  # fitted at construction: not an epoch cap

@@ -17,6 +17,8 @@ from scipy import stats
 from recbole_sasrec_ext.benchmark.results import METRIC_PREFIX, Row, Status, metric_columns
 
 STOPPED_EARLY = "early_stopping"  # results.csv's stopped_by of a run that early-stopped
+STOPPED_ONE_PASS = "one_pass"  # a model fitted in one pass (Pop): nothing to converge
+ENDED_ON_ITS_OWN = frozenset({STOPPED_EARLY, STOPPED_ONE_PASS})  # rows the tables do not mark
 SEED_TEST_MIN_SEEDS = 3  # the seed-level t-test is shown from this many common seeds
 REFERENCE_MODEL = "SASRec"  # the plugin's SASRec: every other model is tested against it
 MAIN_METRICS = ("hit@10", "ndcg@10")
@@ -45,10 +47,9 @@ class ModelSummary:
 
     @property
     def early_stopped(self) -> bool:
-        """Whether every seed's run ended by early stopping (else the table marks the row)."""
-        return bool(self.stopped_by) and all(
-            v == STOPPED_EARLY for v in self.stopped_by.values()
-        )
+        """Whether every seed's run ended by early stopping or was fitted in one pass (else the
+        table marks the row)."""
+        return bool(self.stopped_by) and all(v in ENDED_ON_ITS_OWN for v in self.stopped_by.values())
 
     def stopped_text(self) -> str:
         """``early stopping``, ``epoch cap (3 epochs)``, ``not recorded``; counts when seeds
@@ -56,6 +57,7 @@ class ModelSummary:
         cap = self.overrides.get("epochs")
         names = {
             STOPPED_EARLY: "early stopping",
+            STOPPED_ONE_PASS: "one pass (nothing to iterate)",
             "epoch_cap": "epoch cap" if cap is None else f"epoch cap ({cap} epoch{'s' * (cap != 1)})",
             "timeout": "timeout",
             "": "not recorded",

@@ -25,6 +25,7 @@ class Pop(SequentialRecommender):
     CONFIG_KEYS = (Key("loss_type", str),)  # unused; tells Config no training negatives are needed
     DATASET_CLASS = FullSequenceDataset  # for ``train_pairs``
     TARGETS_AT_EVERY_POSITION = False
+    ONE_PASS = True  # fitted at construction: the run summary's stopped_by is ``one_pass``
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
