@@ -242,7 +242,11 @@ def _train_and_test(
         train_data, valid_data, saved=saved, show_progress=show
     )
     wall = time.perf_counter() - start
-    recorder = per_user.PerUserRecorder.attach(trainer, config["USER_ID_FIELD"])
+    recorder = (  # only when asked for: it sees every test batch
+        per_user.PerUserRecorder.attach(trainer, config["USER_ID_FIELD"])
+        if config["per_user_file"]
+        else None
+    )
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=show)
     logger.info(f"test result: {dict(test_result)}")
     per_user_file = _write_per_user(config, recorder, test_data._dataset)
@@ -295,10 +299,10 @@ def stopped_by(trainer) -> str:
     return StoppedBy.EARLY_STOPPING.value if stopped else StoppedBy.EPOCH_CAP.value
 
 
-def _write_per_user(config, recorder: per_user.PerUserRecorder, dataset) -> str | None:
+def _write_per_user(config, recorder: per_user.PerUserRecorder | None, dataset) -> str | None:
     """Write the test set's per-user metrics to ``per_user_file`` when it is set; its path."""
     path = config["per_user_file"]
-    if not path:
+    if not path or recorder is None:
         return None
     if not config["single_spec"]:  # each process would hold only its share of the users
         getLogger().warning(f"per_user_file: not written by a distributed run ({path})")

@@ -236,6 +236,21 @@ def check_output_dir(key: str, folder: Any) -> None:
         )
 
 
+def check_output_file(key: str, file: Any) -> None:
+    """``file`` can be written: not a folder, and its folder is one (or can be created) and is
+    writable."""
+    path = Path(str(file))
+    if path.is_dir():
+        raise PluginError(
+            f"config key '{key}' = {str(file)!r} is not allowed: it is a folder, not a file"
+        )
+    base = _nearest_existing(path.parent)
+    if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
+        raise PluginError(
+            f"config key '{key}' = {str(file)!r} is not allowed: {base} is not a writable folder"
+        )
+
+
 def check_overrides(
     overrides: Mapping[str, Any], where: str = "", extra_keys: Iterable[str] = ()
 ) -> None:
@@ -264,6 +279,8 @@ def validate_config(config, fields: Iterable[str] = ()) -> None:
     check_eval_args(final.get("eval_args"))
     check_model_constraints(final)
     check_output_dir("checkpoint_dir", final.get("checkpoint_dir", "saved"))
+    if final.get("per_user_file"):
+        check_output_file("per_user_file", final["per_user_file"])
     for folder in ("log", "log_tensorboard"):  # RecBole writes these in the working directory
         path = Path(folder)
         if path.exists() and not path.is_dir():

@@ -215,6 +215,14 @@ CASES = {
         "dataset 'nowhere' not found: looked for",
     ),
     "checkpoint_dir is a file": (_file_as_dir, "config key 'checkpoint_dir'"),
+    "per_user_file under a file": (
+        lambda t: _file_as_dir(t)[:-1] + [f"--per_user_file={t / 'taken' / 'u.npz'}"],
+        "config key 'per_user_file' = ",
+    ),
+    "per_user_file is a folder": (
+        lambda t: _good(t) + [f"--per_user_file={t}"],
+        "is not allowed: it is a folder, not a file",
+    ),
     "log folder is a file": (_log_is_a_file, "log is a file: RecBole writes its log/ folder there"),
     "unknown model": (
         lambda t: _good(t) + ["--model", "NoSuchModel"],
