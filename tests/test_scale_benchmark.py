@@ -11,6 +11,20 @@ def test_a_child_above_the_memory_cap_is_killed():
     run = run_child([sys.executable, "-c", grow], cap_mb=150, timeout=60)
     assert run.killed and run.exit_code is None and run.sampled_peak_mb > 150 and run.wall_seconds < 30
     assert run.records == [{"stage": "start"}]
+    assert not run.timed_out
+
+
+def test_a_child_past_the_timeout_is_reported_as_timed_out_not_above_the_cap():
+    slow = "import time; time.sleep(30)"
+    run = run_child([sys.executable, "-c", slow], cap_mb=4096, timeout=1)
+    assert run.killed and run.timed_out and run.exit_code is None and run.wall_seconds < 30
+    plugin = Measurement(size=5_000_000, pipeline="plugin", dataset="syn-5M", users=34_623,
+                         items=27_000, max_len=200, peak_rss_mb=None, sampled_peak_mb=1024.0,
+                         killed=True, timed_out=True, cap_mb=8192.0, exit_code=None,
+                         wall_seconds=61.0)
+    line = table([plugin]).splitlines()[-1]
+    assert "timed out at 1.00 GB resident | timed out after 61 s, during prepare" in line
+    assert "killed above" not in line
 
 
 def test_a_child_that_finishes_reports_its_records():

@@ -64,10 +64,11 @@ class Measurement:
     max_len: int
     peak_rss_mb: float | None  # the child's VmHWM at its last report (None: killed before one)
     sampled_peak_mb: float  # the highest VmRSS this process saw
-    killed: bool
+    killed: bool  # above the cap, or (``timed_out``) past the timeout
     cap_mb: float
     exit_code: int | None
     wall_seconds: float | None = None  # the child's whole run
+    timed_out: bool = False  # killed by ``--timeout``, not by the memory cap
     error: str | None = None  # the last stderr line of a child that failed (exit code not 0)
     stages: dict = field(default_factory=dict)
     date: str = ""
@@ -120,6 +121,7 @@ class ChildRun:
     exit_code: int | None  # None when killed
     wall_seconds: float
     error: str | None  # the last line of its stderr when it failed
+    timed_out: bool = False  # killed past the timeout (the memory was below the cap)
 
 
 def run_child(cmd: list[str], cap_mb: float, timeout: float) -> ChildRun:
@@ -145,11 +147,12 @@ def run_child(cmd: list[str], cap_mb: float, timeout: float) -> ChildRun:
     reader.start()
     errors = threading.Thread(target=read_errors, daemon=True)
     errors.start()
-    peak, killed, start = 0.0, False, time.monotonic()
+    peak, killed, timed_out, start = 0.0, False, False, time.monotonic()
     while proc.poll() is None:
         rss = proc_status_mb("VmRSS", proc.pid) or 0.0
         peak = max(peak, rss)
-        if rss > cap_mb or time.monotonic() - start > timeout:
+        timed_out = rss <= cap_mb and time.monotonic() - start > timeout
+        if rss > cap_mb or timed_out:
             os.killpg(proc.pid, signal.SIGKILL)
             killed = True
             proc.wait()
@@ -159,7 +162,7 @@ def run_child(cmd: list[str], cap_mb: float, timeout: float) -> ChildRun:
     errors.join(timeout=10)
     code = None if killed else proc.returncode
     return ChildRun(records, peak, killed, code, time.monotonic() - start,
-                    last_error[0][:300] if code and last_error else None)
+                    last_error[0][:300] if code and last_error else None, timed_out)
 
 
 def measure(size: int, pipeline: str, args: argparse.Namespace) -> Measurement:
@@ -180,6 +183,7 @@ def measure(size: int, pipeline: str, args: argparse.Namespace) -> Measurement:
                        max_len=args.max_len, peak_rss_mb=hwm if finished else None,
                        sampled_peak_mb=round(run.sampled_peak_mb, 1), killed=run.killed, cap_mb=cap_mb,
                        exit_code=run.exit_code, wall_seconds=round(run.wall_seconds, 1), error=run.error,
+                       timed_out=run.timed_out,
                        stages=stages,
                        date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                        machine=machine(), command=" ".join(["python", *sys.argv]), settings=settings)
@@ -216,6 +220,8 @@ _ALLOCATION = re.compile(r"allocate (\d+) bytes")
 def _outcome(m: Measurement) -> str:
     """Peak memory of a finished run, or how it ended: killed at the cap, or failed (with the
     size of a failed allocation, when that is the error)."""
+    if m.timed_out:
+        return f"timed out at {_gb(m.sampled_peak_mb)} resident"
     if m.killed:
         return f"killed above {_gb(m.cap_mb)}"
     if m.exit_code != 0:
@@ -229,7 +235,8 @@ def _ended(m: Measurement) -> str:
     """``killed after 61 s, during prepare``: how and when a run that did not finish ended."""
     stage = next((s for s in PIPELINE_STAGES[m.pipeline] if s not in m.stages), "?")
     after = "" if m.wall_seconds is None else f" after {m.wall_seconds:,.0f} s"
-    return f"{'killed' if m.killed else 'failed'}{after}, during {stage}"
+    how = "timed out" if m.timed_out else "killed" if m.killed else "failed"
+    return f"{how}{after}, during {stage}"
 
 
 def table(rows: Sequence[Measurement]) -> str:
@@ -275,7 +282,7 @@ def plot(rows: Sequence[Measurement], path: Path, target_gb: float | None = None
                                    ("recbole", "RecBole SequentialDataset (prepare only)", "tab:red")):
         mine = [m for m in rows if m.pipeline == pipeline]
         done = [m for m in mine if m.exit_code == 0 and m.peak_rss_mb]
-        killed = [m for m in mine if m.killed]
+        killed = [m for m in mine if m.killed and not m.timed_out]
         failed = [m for m in mine if not m.killed and m.exit_code != 0]
         if done:
             ax.plot([m.size / 1e6 for m in done], [m.peak_rss_mb / 1024 for m in done], "o-",
