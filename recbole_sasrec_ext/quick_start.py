@@ -178,13 +178,16 @@ def run(
             checkpoint.check_fingerprint(resume, checkpoint.load(resume)["data"], fingerprint)
 
     started = False if group is None else process_group.start(group, config["device"])
+    finished = False
     try:
-        return _train_and_test(
+        summary = _train_and_test(
             config, data, train_data, valid_data, test_data, net, caught, group,
             saved=saved, resume=resume, verbose=verbose, fingerprint=fingerprint,
         )
+        finished = True
+        return summary
     finally:
-        process_group.stop(started)
+        process_group.stop(started, finished)
 
 
 def _check_parallel_trainer(config) -> None:
@@ -283,6 +286,7 @@ def _train_and_test(
         stopped_by=stopped_by(trainer),
         per_user_file=per_user_file,
     )
+    trainer.tensorboard.close()  # RecBole leaves it open: its writer thread would outlive the run
     run_log.close()
     return summary
 

@@ -9,6 +9,7 @@ and on several. Backend: ``nccl`` when the run's device is a GPU, ``gloo`` on th
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -168,10 +169,22 @@ def start(info: ProcessGroupInfo, device: torch.device) -> bool:
     return True
 
 
-def stop(started: bool) -> None:
-    """End the process group if :func:`start` started it."""
-    if started and dist.is_initialized():
-        dist.destroy_process_group()
+def stop(started: bool, finished: bool) -> None:
+    """End the process group if :func:`start` started it.
+
+    ``finished``: the run ended normally on this rank. The ranks then wait for each other before
+    the group ends, and the objects still holding the group (the trainer's DDP wrapper, freed with
+    the trainer's reference cycles) are collected first: a rank that ends its group while another
+    still talks to it, or a DDP reducer freed during interpreter shutdown, can abort a process
+    after its run succeeded ("terminate called without an active exception"). After a failure no
+    barrier: the other ranks may be gone (the launcher stops them).
+    """
+    if not (started and dist.is_initialized()):
+        return
+    gc.collect()
+    if finished:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def current() -> ProcessGroupInfo | None:
