@@ -26,6 +26,8 @@ from recbole_sasrec_ext.data import create_dataset, data_preparation
 from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.evaluation import FULL_SEEN_REMOVED, per_user
 from recbole_sasrec_ext.parallel import group as process_group
+from recbole_sasrec_ext.parallel.evaluation import gather_recorder
+from recbole_sasrec_ext.parallel.group import ProcessGroupInfo
 from recbole_sasrec_ext.parallel.quiet import silence_logging
 from recbole_sasrec_ext.parallel.sharding import ShardedTrainLoader
 from recbole_sasrec_ext.registry import get_model, get_trainer
@@ -252,7 +254,9 @@ def _train_and_test(
     )
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=show)
     logger.info(f"test result: {dict(test_result)}")
-    per_user_file = _write_per_user(config, recorder, test_data._dataset)
+    if recorder is not None and group is not None:  # each rank recorded its share of the users
+        recorder = gather_recorder(recorder, group.world_size)
+    per_user_file = _write_per_user(config, recorder, test_data._dataset, group)
 
     train_seconds = getattr(trainer, "train_seconds", wall)
     epochs = getattr(trainer, "epochs_run", None)
@@ -303,13 +307,13 @@ def stopped_by(trainer) -> str:
     return StoppedBy.EARLY_STOPPING.value if stopped else StoppedBy.EPOCH_CAP.value
 
 
-def _write_per_user(config, recorder: per_user.PerUserRecorder | None, dataset) -> str | None:
-    """Write the test set's per-user metrics to ``per_user_file`` when it is set; its path."""
+def _write_per_user(
+    config, recorder: per_user.PerUserRecorder | None, dataset, group: ProcessGroupInfo | None
+) -> str | None:
+    """Write the test set's per-user metrics to ``per_user_file`` when it is set (rank 0 of a
+    multi-process run, from the ranks' joined recorders); its path (None on the other ranks)."""
     path = config["per_user_file"]
-    if not path or recorder is None:
-        return None
-    if not config["single_spec"]:  # each process would hold only its share of the users
-        getLogger().warning(f"per_user_file: not written by a distributed run ({path})")
+    if not path or recorder is None or (group is not None and not group.is_main):
         return None
     uid = config["USER_ID_FIELD"]
     values = recorder.result(config["metrics"], config["topk"], lambda ids: dataset.id2token(uid, ids))

@@ -26,6 +26,7 @@ from recbole_sasrec_ext.parallel.sharding import (
 #: 2 x B/2 vs 1 x B: largest absolute difference of any weight after 2 epochs (see
 #: test_two_half_batches_train_like_one_full_batch; measured 6e-8, weights up to about 1).
 WEIGHT_TOLERANCE = 1e-5
+PER_USER = "per_user.npz"
 UNI100 = "--eval_args={'split': {'LS': 'valid_and_test'}, 'order': 'TO', 'mode': 'uni100'}"
 
 
@@ -189,16 +190,23 @@ def _summary(proc: subprocess.CompletedProcess) -> dict:
 
 
 def _evaluate_alone(checkpoint: Path) -> dict:
-    """The checkpoint's valid and test results, one process (this one)."""
+    """The checkpoint's valid and test results, one process (this one), and its test users'
+    per-user metrics (``per_user``: a :class:`~recbole_sasrec_ext.evaluation.per_user.PerUser`)."""
+    from recbole_sasrec_ext.evaluation.per_user import PerUserRecorder
     from recbole_sasrec_ext.quick_start import load_data_and_model
     from recbole_sasrec_ext.registry import get_trainer
 
-    config, model, _, _, valid_data, test_data = load_data_and_model(str(checkpoint))
+    config, model, dataset, _, valid_data, test_data = load_data_and_model(str(checkpoint))
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    return {
-        phase: {k: float(v) for k, v in trainer.evaluate(data, load_best_model=False).items()}
-        for phase, data in (("valid", valid_data), ("test", test_data))
-    }
+    result = {"valid": trainer.evaluate(valid_data, load_best_model=False)}
+    recorder = PerUserRecorder.attach(trainer, config["USER_ID_FIELD"])
+    result["test"] = trainer.evaluate(test_data, load_best_model=False)
+    result = {phase: {k: float(v) for k, v in values.items()} for phase, values in result.items()}
+    uid = config["USER_ID_FIELD"]
+    result["per_user"] = recorder.result(
+        config["metrics"], config["topk"], lambda ids: dataset.id2token(uid, ids)
+    )
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +219,7 @@ def runs(tmp_path_factory):
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
                 "-m", "recbole_sasrec_ext"]
     plans = {
-        "two": script + _args(data, "SASRec") + ["--nproc=2"],
+        "two": script + _args(data, "SASRec") + ["--nproc=2", f"--per_user_file={PER_USER}"],
         "one": torchrun + _args(data, "SASRec"),
         "recbole": script + _args(data, "RecBole.SASRec") + [UNI100, "--nproc=2"],
     }
@@ -241,6 +249,24 @@ def test_sharded_evaluation_equals_one_process_exactly(runs, name, protocol):
     alone = _evaluate_alone(folder / summary["checkpoint"])
     assert summary["test_result"] == alone["test"]
     assert summary["best_valid_result"] == summary["valid_history"][-1]["valid_result"] == alone["valid"]
+
+
+def test_two_processes_write_every_test_users_metrics_once(runs):
+    """Each rank evaluates its share of the test users; rank 0 writes all of them, as one process
+    evaluating the same checkpoint computes them."""
+    from recbole_sasrec_ext.evaluation import per_user
+
+    folder, proc = runs["two"]
+    summary = _summary(proc)
+    assert summary["per_user_file"] == PER_USER
+    written = per_user.load(folder / PER_USER)
+    alone = _evaluate_alone(folder / summary["checkpoint"])["per_user"]
+    assert len(written.users) == len(set(written.users)) == len(alone.users) > 30
+    assert list(written.users) == list(alone.users)  # rank 0's users, then rank 1's: the batch order
+    assert written.values.keys() == alone.values.keys()
+    for name, values in written.values.items():
+        assert values.tolist() == alone.values[name].tolist()
+        assert abs(float(values.mean()) - summary["test_result"][name]) < 1e-6
 
 
 def _key_bias_free(state: dict) -> dict:

@@ -88,6 +88,17 @@ class PerUserRecorder:
         self.topk = struct.get(TOPK_ENTRY).cpu().numpy()
         self.users = np.concatenate(users) if users else np.zeros(0, dtype=np.int64)
 
+    @classmethod
+    def joined(cls, parts: Sequence[PerUserRecorder]) -> PerUserRecorder:
+        """The recorders of the ranks of a sharded evaluation, in rank order, as one: their users
+        and ``rec.topk`` rows concatenated as the evaluation concatenates the collector's rows."""
+        whole = cls(parts[0].uid_field)
+        whole.consistent = all(part.consistent for part in parts)
+        whole.users = np.concatenate([part.users for part in parts])  # (rows,)
+        tops = [part.topk for part in parts if part.topk is not None]
+        whole.topk = np.concatenate(tops) if tops else None  # (rows, max(topk) + 1)
+        return whole
+
     def result(self, metrics: Sequence[str], topk: Sequence[int], id2token) -> PerUser | None:
         """The recorded evaluation's per-user values (None: nothing recorded, no top-k metric, or
         rows that could not be matched to users); ``id2token`` maps internal user ids to tokens."""

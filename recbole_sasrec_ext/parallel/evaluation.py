@@ -5,7 +5,8 @@ sharding.eval_batches`), then every rank receives every rank's part of RecBole's
 (``rec.topk``, ``rec.meanrank``, ``rec.score``, ``rec.items``, ``data.label``: one row per user or
 per scored pair) and concatenates them in rank order: the rows, and so the metrics RecBole's
 ``Evaluator`` computes from them, are those of one process scoring every batch in order. Every rank
-gets the same result (early stopping decides alike everywhere).
+gets the same result (early stopping decides alike everywhere). A per-user recorder attached on
+every rank sees only its rank's rows; :func:`gather_recorder` joins them the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch.distributed as dist
 from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.utils import EvaluatorType
 
+from recbole_sasrec_ext.evaluation.per_user import PerUserRecorder
 from recbole_sasrec_ext.parallel.sharding import eval_batches
 
 #: The collector's per-batch keys (RecBole's ``Collector.get_data_struct`` resets exactly these).
@@ -28,6 +30,14 @@ def gather_rows(parts: dict[str, torch.Tensor], world_size: int) -> dict[str, to
     dist.all_gather_object(gathered, parts)
     keys = [key for key in BATCH_KEYS if any(key in part for part in gathered)]
     return {key: torch.cat([part[key] for part in gathered if key in part], dim=0) for key in keys}
+
+
+def gather_recorder(recorder: PerUserRecorder, world_size: int) -> PerUserRecorder:
+    """Every rank's :class:`PerUserRecorder` (each saw its rank's test batches), joined in rank
+    order: the users and rows of the whole sharded evaluation (a collective: every rank calls it)."""
+    parts: list[PerUserRecorder | None] = [None] * world_size
+    dist.all_gather_object(parts, recorder)
+    return PerUserRecorder.joined(parts)
 
 
 @torch.no_grad()
