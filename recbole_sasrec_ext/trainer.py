@@ -56,6 +56,9 @@ class PluginTrainer(Trainer):
     """
 
     def __init__(self, config, model):
+        # RecBole creates it only if it is missing (check, then create): the processes of a
+        # multi-process run race for it, and all but one fail with FileExistsError.
+        os.makedirs(config["checkpoint_dir"], exist_ok=True)
         super().__init__(config, model)
         self.saved_model_file = str(
             checkpoint.unique_checkpoint_path(self.checkpoint_dir, config["model"], config["dataset"])

@@ -269,6 +269,29 @@ def test_two_processes_write_every_test_users_metrics_once(runs):
         assert abs(float(values.mean()) - summary["test_result"][name]) < 1e-6
 
 
+def test_the_trainer_makes_the_checkpoint_folder_before_recbole_checks_for_it(tiny_data, monkeypatch):
+    """RecBole's Trainer checks whether ``checkpoint_dir`` exists, then creates it: two processes
+    can both see it missing, and the second ``os.makedirs`` fails (seen in a 2-process run). The
+    plugin's trainer makes it (``exist_ok``) first, so RecBole's check always finds it."""
+    import recbole.trainer.trainer as recbole_trainer
+    from conftest import fast_config
+
+    from recbole_sasrec_ext import Config
+    from recbole_sasrec_ext.quick_start import build
+    from recbole_sasrec_ext.trainer import PluginTrainer
+
+    checked = []
+
+    def ensure_dir(path):  # RecBole's, recording whether the folder was already there
+        checked.append(os.path.isdir(path))
+        os.makedirs(path, exist_ok=True)
+
+    monkeypatch.setattr(recbole_trainer, "ensure_dir", ensure_dir)
+    config = Config("SASRec", "tiny", config_dict=fast_config(tiny_data, checkpoint_dir="fresh/saved"))
+    PluginTrainer(config, build(config)[-1])
+    assert checked == [True]
+
+
 def _key_bias_free(state: dict) -> dict:
     """``state`` without the attention's key bias (the middle third of ``qkv.bias``): its gradient is
     zero in exact arithmetic (a constant added to every key of a query leaves its softmax alone), so
