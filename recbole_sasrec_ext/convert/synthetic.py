@@ -38,9 +38,8 @@ import numpy as np
 import pandas as pd
 
 from recbole_sasrec_ext.atomic_write import atomic_path
-from recbole_sasrec_ext.convert.converters import (
-    COLUMN_ORDER,
-    FIELD_TYPES,
+from recbole_sasrec_ext.convert.columns import COLUMN_ORDER, FIELD_TYPES
+from recbole_sasrec_ext.convert.writer import (
     ConversionSummary,
     _refuse_existing,
     _yaml_text,
