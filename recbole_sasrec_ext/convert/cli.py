@@ -7,7 +7,7 @@ Example::
 
 Exit status 0 on success (a one-line summary on stdout), 2 with a one-line ``error: ...`` on
 stderr for bad input, an existing output or a bad argument. The logic lives in
-:mod:`recbole_sasrec_ext.convert.converters`.
+:mod:`recbole_sasrec_ext.convert.converters` and the modules beside it.
 """
 
 from __future__ import annotations

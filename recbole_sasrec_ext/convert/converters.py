@@ -33,6 +33,10 @@ Formats (:class:`Format`):
 Ids of the first three formats are kept as written (non-negative integers) and rows stay in file
 order. Every format accepts an optional k-core filter (:func:`kcore_filter`). Inputs may be gzipped.
 Every bad row raises :class:`ConversionError` naming the file and the 1-based line.
+
+This module holds :class:`Format` and the entry point :func:`convert`; each step it runs is a
+module beside it (reading: :mod:`.text`, :mod:`.grammar`, :mod:`.readers`; :mod:`.transforms`;
+:mod:`.writer`).
 """
 
 from __future__ import annotations
@@ -91,8 +95,6 @@ class Format(str, Enum):
 AMAZON_MIN_COUNT = 5
 DEFAULT_MIN_COUNT = {Format.SASREC: 0, Format.SEQLINE: 0, Format.MOVIELENS: 0,
                      Format.AMAZON: AMAZON_MIN_COUNT}
-
-
 _TIME_NOTES = {
     Format.SASREC: "timestamp = within-user position (0, 1, ...) in file order; no real times",
     Format.SEQLINE: "timestamp = position in the user's line (0, 1, ...); no real times",
