@@ -253,7 +253,7 @@ def _train_and_test(
         else None
     )
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=show)
-    logger.info(f"test result: {dict(test_result)}")
+    logger.info(f"test result: { {k: float(v) for k, v in test_result.items()} }")
     if recorder is not None and group is not None:  # each rank recorded its share of the users
         recorder = gather_recorder(recorder, group.world_size)
     per_user_file = _write_per_user(config, recorder, test_data._dataset, group)

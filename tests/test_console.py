@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -31,7 +32,8 @@ def test_default_console_is_short_and_the_log_file_has_everything(tiny_data, tmp
     epoch_lines = [ln for ln in lines if ln.startswith("epoch ")]
     # one line per epoch: training loss and the validation result together
     assert len(epoch_lines) == 3 and all("train loss" in ln and "| valid: " in ln for ln in epoch_lines)
-    assert any(ln.startswith("test result") for ln in lines)
+    test_line = next(ln for ln in lines if ln.startswith("test result"))
+    assert re.fullmatch(r"test result: \{'hit@10': [0-9.]+, 'ndcg@10': [0-9.]+, 'mrr@10': [0-9.]+\}", test_line), test_line
     assert len(lines) < 100 and "Parameters" not in proc.stderr  # no config dump
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     log = Path(tmp_path / summary["log_file"]).read_text()
