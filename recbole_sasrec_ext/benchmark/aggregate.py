@@ -49,7 +49,9 @@ class ModelSummary:
     def early_stopped(self) -> bool:
         """Whether every seed's run ended by early stopping or was fitted in one pass (else the
         table marks the row)."""
-        return bool(self.stopped_by) and all(v in ENDED_ON_ITS_OWN for v in self.stopped_by.values())
+        return bool(self.stopped_by) and all(
+            v in ENDED_ON_ITS_OWN for v in self.stopped_by.values()
+        )
 
     def stopped_text(self) -> str:
         """``early stopping``, ``epoch cap (3 epochs)``, ``not recorded``; counts when seeds
@@ -58,7 +60,9 @@ class ModelSummary:
         names = {
             STOPPED_EARLY: "early stopping",
             STOPPED_ONE_PASS: "one pass (nothing to iterate)",
-            "epoch_cap": "epoch cap" if cap is None else f"epoch cap ({cap} epoch{'s' * (cap != 1)})",
+            "epoch_cap": (
+                "epoch cap" if cap is None else f"epoch cap ({cap} epoch{'s' * (cap != 1)})"
+            ),
             "timeout": "timeout",
             "": "not recorded",
         }

@@ -1,10 +1,10 @@
 """Command line of the benchmark.
 
 ``python -m recbole_sasrec_ext.benchmark <suite> --out <dir> [--profile cpu|gpu] [--seeds 1,2,3]
-[--only-models A,B] [--max-runs N] [--timeout S] [--data-root DIR] [--dry-run]`` runs a suite (a name in
-``properties/benchmark`` or a path to a yaml file) and writes results.csv, results.md and plots.
-``python -m recbole_sasrec_ext.benchmark report <dir>`` remakes results.md and the plots from the
-folder's results.csv.
+[--only-models A,B] [--max-runs N] [--timeout S] [--data-root DIR] [--dry-run]`` runs a suite (a
+name in ``properties/benchmark`` or a path to a yaml file) and writes results.csv, results.md and
+plots. ``python -m recbole_sasrec_ext.benchmark report <dir>`` remakes results.md and the plots from
+the folder's results.csv.
 ``python -m recbole_sasrec_ext.benchmark speed <suite> --out <dir> [--target-metric ndcg@10]``
 runs the suite's ``reference`` and ``candidate`` models and writes ``speed.md`` comparing them
 (speed.py).

@@ -76,7 +76,7 @@ if device.type == "cuda":
 else:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print("DEVICE_SPEED_RESULT " + json.dumps({"points": points, "peak_memory_mb": peak, "device": str(device)}))
-"""
+"""  # noqa: E501
 
 #: Child process for SASRec.pytorch: runs its ``main.py`` and reports peak memory.
 _SASREC_PYTORCH_CHILD = r"""
@@ -89,7 +89,7 @@ finally:
     peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with open(out, "w") as f:
         json.dump({"peak_memory_mb": peak}, f)
-"""
+"""  # noqa: E501
 
 #: SASRec.pytorch's evaluation line.
 _SASREC_PYTORCH_LINE = re.compile(
@@ -99,7 +99,9 @@ _SASREC_PYTORCH_LINE = re.compile(
 _SASREC_PYTORCH_METRICS = {"ndcg@10": 4, "hit@10": 5}
 
 
-def summarize(name: str, points: list[dict], peak: float, target: float, extra: dict | None = None) -> dict:
+def summarize(
+    name: str, points: list[dict], peak: float, target: float, extra: dict | None = None
+) -> dict:
     """Seconds per epoch, time to target and final metric from cumulative (epoch, seconds, test)
     points (``epoch`` 0-based, ``train_seconds`` cumulative at the end of that epoch)."""
     per_epoch, previous_epoch, previous_seconds = [], -1, 0.0
@@ -125,7 +127,8 @@ def summarize(name: str, points: list[dict], peak: float, target: float, extra: 
 def run_pipeline(name: str, model: str, pythonpath: str, args: argparse.Namespace) -> dict:
     """``plugin``/``recbole``/``plugin@NAME`` in a child process."""
     config_dict = {
-        "epochs": args.epochs, "eval_step": 1, "stopping_step": args.epochs + 1, "device": args.device,
+        "epochs": args.epochs, "eval_step": 1, "stopping_step": args.epochs + 1,
+        "device": args.device,
         "use_gpu": args.device != "cpu", "data_path": args.data_path, "state": "WARNING",
         "show_progress": False, "seed": args.seed, **json.loads(args.config_dict),
     }
@@ -136,7 +139,8 @@ def run_pipeline(name: str, model: str, pythonpath: str, args: argparse.Namespac
     }
     env = {**os.environ, "PYTHONPATH": pythonpath}
     proc = subprocess.run(
-        [sys.executable, "-c", _PIPELINE_CHILD, json.dumps(spec)], env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-c", _PIPELINE_CHILD, json.dumps(spec)],
+        env=env, capture_output=True, text=True, check=False,
     )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("DEVICE_SPEED_RESULT ")]
     if proc.returncode != 0 or not lines:
@@ -151,7 +155,10 @@ def run_sasrec_pytorch(path: Path, args: argparse.Namespace) -> dict:
     """SASRec.pytorch's ``main.py`` in ``path`` with the paper's ML-1M settings."""
     name = "sasrec-pytorch"
     if args.metric not in _SASREC_PYTORCH_METRICS:
-        return {"system": name, "error": f"SASRec.pytorch reports only {', '.join(_SASREC_PYTORCH_METRICS)}"}
+        return {
+            "system": name,
+            "error": f"SASRec.pytorch reports only {', '.join(_SASREC_PYTORCH_METRICS)}",
+        }
     if not (path / "main.py").is_file() or not (path / "data" / f"{args.dataset}.txt").is_file():
         return {"system": name, "error": f"need {path}/main.py and {path}/data/{args.dataset}.txt"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -166,20 +173,28 @@ def run_sasrec_pytorch(path: Path, args: argparse.Namespace) -> dict:
                 cwd=path, stdout=log, stderr=subprocess.STDOUT, check=False,
             )
         text = log_file.read_text(errors="replace")
-        peak = json.loads(memory_file.read_text())["peak_memory_mb"] if memory_file.is_file() else float("nan")
+        peak = (
+            json.loads(memory_file.read_text())["peak_memory_mb"]
+            if memory_file.is_file() else float("nan")
+        )
     column = _SASREC_PYTORCH_METRICS[args.metric]
     points = [
-        {"epoch": int(m.group(1)) - 1, "train_seconds": float(m.group(2)), "test": float(m.group(column + 1))}
+        {"epoch": int(m.group(1)) - 1, "train_seconds": float(m.group(2)),
+         "test": float(m.group(column + 1))}
         for m in _SASREC_PYTORCH_LINE.finditer(text)
     ]
     if proc.returncode != 0 and not points:
-        return {"system": name, "error": f"exit {proc.returncode}: {text.strip().splitlines()[-1:]}"}
+        return {
+            "system": name,
+            "error": f"exit {proc.returncode}: {text.strip().splitlines()[-1:]}",
+        }
     return summarize(name, points, peak, args.target, {"path": str(path), "argv": argv})
 
 
 def markdown(rows: list[dict], args: argparse.Namespace) -> str:
     head = (
-        f"| system | epochs | s/epoch mean | s/epoch median | s to test {args.metric} ≥ {args.target} "
+        f"| system | epochs | s/epoch mean | s/epoch median "
+        f"| s to test {args.metric} ≥ {args.target} "
         f"| final test {args.metric} | peak MiB |\n|---|---|---|---|---|---|---|\n"
     )
     body = ""
@@ -187,20 +202,27 @@ def markdown(rows: list[dict], args: argparse.Namespace) -> str:
         if "error" in r:
             body += f"| {r['system']} | error: {r['error']} ||||||\n"
             continue
-        reached = "not reached" if r["seconds_to_target"] is None else f"{r['seconds_to_target']} (epoch {r['epoch_at_target']})"
+        reached = (
+            "not reached" if r["seconds_to_target"] is None
+            else f"{r['seconds_to_target']} (epoch {r['epoch_at_target']})"
+        )
         body += (
-            f"| {r['system']} | {r['epochs']} | {r['seconds_per_epoch_mean']} | {r['seconds_per_epoch_median']} "
+            f"| {r['system']} | {r['epochs']} | {r['seconds_per_epoch_mean']} "
+            f"| {r['seconds_per_epoch_median']} "
             f"| {reached} | {r['final_test']} | {r['peak_memory_mb']} |\n"
         )
     return head + body
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m recbole_sasrec_ext.benchmark.device_speed", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m recbole_sasrec_ext.benchmark.device_speed",
+                                description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="ml-1m")
     p.add_argument("--data_path", default="datasets/")
-    p.add_argument("--config_files", default="", help='plugin/RecBole config files, space separated')
-    p.add_argument("--config_dict", default="{}", help="JSON of extra config keys for plugin/recbole")
+    p.add_argument("--config_files", default="",
+                   help='plugin/RecBole config files, space separated')
+    p.add_argument("--config_dict", default="{}",
+                   help="JSON of extra config keys for plugin/recbole")
     p.add_argument("--device", default="cuda")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--seed", type=int, default=2020)
@@ -210,12 +232,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--systems", default="plugin,recbole", help="comma list of plugin, recbole")
     p.add_argument("--checkout", action="append", default=[], metavar="NAME=PATH",
                    help="also run the plugin's SASRec from another checkout")
-    p.add_argument("--sasrec-pytorch", type=Path, default=None, metavar="PATH", help="SASRec.pytorch folder")
+    p.add_argument("--sasrec-pytorch", type=Path, default=None, metavar="PATH",
+                   help="SASRec.pytorch folder")
     p.add_argument("--sasrec-pytorch-args", default="--maxlen=200 --dropout_rate=0.2",
                    help="extra arguments of SASRec.pytorch's main.py")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads of the plugin/recbole children (0 = torch's default)")
-    p.add_argument("--repeat", type=int, default=1, help="run the whole list this many times, interleaved")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run the whole list this many times, interleaved")
     p.add_argument("--out", type=Path, default=None, help="append one JSON line per system here")
     return p.parse_args(argv)
 
@@ -245,7 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, "a") as f:
-            f.writelines(json.dumps({**row, "dataset": args.dataset, "args": vars(args) | {"out": str(args.out), "sasrec_pytorch": str(args.sasrec_pytorch)}}) + "\n" for row in rows)
+            f.writelines(
+                json.dumps({**row, "dataset": args.dataset, "args": vars(args) | {
+                    "out": str(args.out), "sasrec_pytorch": str(args.sasrec_pytorch)}}) + "\n"
+                for row in rows
+            )
     print(markdown(rows, args))
     return 0
 

@@ -5,7 +5,7 @@ loss at every position) on synthetic full-length batches of the size of an ML-1M
 users, 3,416 items, length 200, batch 128 = 48 batches), alternating the losses step by step so
 that background load affects each the same. Prints one JSON line per loss and the ratios to CE.
 The loss cost does not depend on which items are in the batch, so synthetic ids suffice.
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 
@@ -48,14 +48,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--negatives", type=int, default=3000)
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per loss (after 1 warm-up)")
+    parser.add_argument("--steps", type=int, default=10,
+                        help="timed steps per loss (after 1 warm-up)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--layer-norm", default="sasrec")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     losses = [LossType.CE, LossType.SAMPLED_SOFTMAX]
-    models = {t: _Stack(args.items + 1, args.max_len, args.hidden, 2, args.layer_norm) for t in losses}
+    models = {
+        t: _Stack(args.items + 1, args.max_len, args.hidden, 2, args.layer_norm) for t in losses
+    }
     optims = {t: torch.optim.Adam(m.parameters(), lr=1e-3) for t, m in models.items()}
     seq = torch.randint(1, args.items + 1, (args.batch, args.max_len))  # (B, L) full windows
     target = torch.randint(1, args.items + 1, (args.batch, args.max_len))  # (B, L)
@@ -67,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             opt.zero_grad()
             h = model(seq, length)  # (B, L, d)
-            loss = next_item_loss(t, h.flatten(0, 1), target.flatten(), model.embedding.item.weight, args.negatives, 0.75)
+            loss = next_item_loss(t, h.flatten(0, 1), target.flatten(),
+                                  model.embedding.item.weight, args.negatives, 0.75)
             loss.backward()
             opt.step()
             if step:
@@ -77,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     for t in losses:
         med = statistics.median(times[t])
         print(json.dumps({
-            "loss_type": t.value, "n_negatives": args.negatives if t is LossType.SAMPLED_SOFTMAX else None,
+            "loss_type": t.value,
+            "n_negatives": args.negatives if t is LossType.SAMPLED_SOFTMAX else None,
             "median_s_per_batch": round(med, 4), "est_s_per_epoch": round(med * batches, 1),
             "ratio_to_ce": round(med / ce, 3), "steps": args.steps, "threads": args.threads,
             "shape": [args.batch, args.max_len, args.hidden, args.items],

@@ -3,10 +3,10 @@ atomically.
 
 ``results.csv`` has one row per run (see ``LEAD_COLUMNS``, ``test_<metric>`` columns,
 ``TAIL_COLUMNS``). ``profile`` is the suite's run budget (empty without profiles); ``stopped_by``
-says why training ended: ``early_stopping``, ``epoch_cap``, ``one_pass`` (Pop) or ``timeout``. A file written before
-these columns existed is migrated when read (:func:`inferred_stopped_by`; the next write adds the
-columns); where the cause cannot be inferred, ``stopped_by`` stays empty and the report says "not
-recorded". ``histories.jsonl`` holds what does not fit a csv cell: each run's
+says why training ended: ``early_stopping``, ``epoch_cap``, ``one_pass`` (Pop) or ``timeout``. A
+file written before these columns existed is migrated when read (:func:`inferred_stopped_by`; the
+next write adds the columns); where the cause cannot be inferred, ``stopped_by`` stays empty and the
+report says "not recorded". ``histories.jsonl`` holds what does not fit a csv cell: each run's
 ``valid_history`` and ``explanation`` (:class:`HistoryEntry`). ``suite.json`` records the suite's
 description, notes and model order and the command used, for the report's header and notes.
 Every file is rewritten whole to a temporary file and moved into place

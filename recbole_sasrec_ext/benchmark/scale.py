@@ -98,7 +98,8 @@ def machine() -> str:
 
 
 def size_name(size: int) -> str:
-    return f"{size // 1_000_000}M" if size % 1_000_000 == 0 else f"{size // 1_000}k" if size % 1_000 == 0 else str(size)
+    return (f"{size // 1_000_000}M" if size % 1_000_000 == 0
+            else f"{size // 1_000}k" if size % 1_000 == 0 else str(size))
 
 
 def ensure_dataset(data: Path, size: int, seed: int = 0) -> tuple[str, int]:
@@ -174,25 +175,30 @@ def measure(size: int, pipeline: str, args: argparse.Namespace) -> Measurement:
     print(f"{name} {pipeline}: {' '.join(child[1:])}", flush=True)
     cap_mb = args.cap_gb * 1024
     run = run_child(child, cap_mb, args.timeout)
-    stages = {r["stage"]: {k: v for k, v in r.items() if k != "stage"} for r in run.records if r["stage"] != "start"}
+    stages = {r["stage"]: {k: v for k, v in r.items() if k != "stage"}
+              for r in run.records if r["stage"] != "start"}
     hwm = max((r["hwm_mb"] for r in run.records if r.get("hwm_mb")), default=None)
     finished = not run.killed and run.exit_code == 0
     data = stages.get("prepare", {})  # the data set as loaded (items never drawn are absent)
     return Measurement(size=size, pipeline=pipeline, dataset=name, users=data.get("users", users),
                        items=data.get("items", ITEMS),
                        max_len=args.max_len, peak_rss_mb=hwm if finished else None,
-                       sampled_peak_mb=round(run.sampled_peak_mb, 1), killed=run.killed, cap_mb=cap_mb,
-                       exit_code=run.exit_code, wall_seconds=round(run.wall_seconds, 1), error=run.error,
+                       sampled_peak_mb=round(run.sampled_peak_mb, 1), killed=run.killed,
+                       cap_mb=cap_mb,
+                       exit_code=run.exit_code, wall_seconds=round(run.wall_seconds, 1),
+                       error=run.error,
                        timed_out=run.timed_out,
                        stages=stages,
                        date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                       machine=machine(), command=" ".join(["python", *sys.argv]), settings=settings)
+                       machine=machine(), command=" ".join(["python", *sys.argv]),
+                       settings=settings)
 
 
 def load(path: Path) -> list[Measurement]:
     if not path.is_file():
         return []
-    return [Measurement(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    return [Measurement(**json.loads(line))
+            for line in path.read_text().splitlines() if line.strip()]
 
 
 def merge(old: Sequence[Measurement], new: Sequence[Measurement]) -> list[Measurement]:
@@ -244,8 +250,10 @@ def table(rows: Sequence[Measurement]) -> str:
     by_size: dict[int, dict[str, Measurement]] = {}
     for m in rows:
         by_size.setdefault(m.size, {})[m.pipeline] = m
-    lines = ["| interactions | users | items | L | plugin peak RSS | plugin prepare s | plugin one epoch s "
-             "| plugin full-ranking eval s | RecBole SequentialDataset peak RSS | RecBole prepare s |",
+    lines = ["| interactions | users | items | L | plugin peak RSS | plugin prepare s "
+             "| plugin one epoch s "
+             "| plugin full-ranking eval s | RecBole SequentialDataset peak RSS "
+             "| RecBole prepare s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for size, runs in sorted(by_size.items()):
         p, r = runs.get("plugin"), runs.get("recbole")
@@ -278,8 +286,9 @@ def plot(rows: Sequence[Measurement], path: Path, target_gb: float | None = None
 
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.add_subplot()
-    for pipeline, label, color in (("plugin", "plugin SASRec: prepare + epoch + full-ranking eval", "tab:blue"),
-                                   ("recbole", "RecBole SequentialDataset (prepare only)", "tab:red")):
+    for pipeline, label, color in (
+            ("plugin", "plugin SASRec: prepare + epoch + full-ranking eval", "tab:blue"),
+            ("recbole", "RecBole SequentialDataset (prepare only)", "tab:red")):
         mine = [m for m in rows if m.pipeline == pipeline]
         done = [m for m in mine if m.exit_code == 0 and m.peak_rss_mb]
         killed = [m for m in mine if m.killed and not m.timed_out]
@@ -294,10 +303,12 @@ def plot(rows: Sequence[Measurement], path: Path, target_gb: float | None = None
             ax.plot([m.size / 1e6], [m.sampled_peak_mb / 1024], "v", color=color, markersize=9,
                     label=f"{pipeline}: failed")
             ax.annotate(_outcome(m).split(": ", 1)[-1], (m.size / 1e6, m.sampled_peak_mb / 1024),
-                        textcoords="offset points", xytext=(-10, -16), ha="right", fontsize=7, color=color)
+                        textcoords="offset points", xytext=(-10, -16), ha="right", fontsize=7,
+                        color=color)
     if rows:
         ax.axhline(rows[0].cap_mb / 1024, color="grey", ls=":", lw=1)
-        ax.set_title(f"synthetic ML-20M-like data, L={rows[0].max_len}; dotted: the cap", fontsize=10)
+        ax.set_title(f"synthetic ML-20M-like data, L={rows[0].max_len}; dotted: the cap",
+                     fontsize=10)
     if target_gb:
         ax.axhline(target_gb, color="tab:green", ls="--", lw=1, label=f"target {target_gb:g} GB")
     ax.set_xlabel("interactions (millions)")
@@ -316,10 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="1M,5M,20M", help="interactions per data set, e.g. 1M,5M,20M")
     p.add_argument("--pipelines", default=",".join(PIPELINES), help="plugin,recbole")
-    p.add_argument("--data", required=True, help="folder of the generated data sets (not the repository)")
+    p.add_argument("--data", required=True,
+                   help="folder of the generated data sets (not the repository)")
     p.add_argument("--out", default="results/scale")
-    p.add_argument("--cap_gb", type=float, default=8.0, help="kill a child above this resident memory")
-    p.add_argument("--timeout", type=float, default=3 * 3600, help="kill a child after these seconds")
+    p.add_argument("--cap_gb", type=float, default=8.0,
+                   help="kill a child above this resident memory")
+    p.add_argument("--timeout", type=float, default=3 * 3600,
+                   help="kill a child after these seconds")
     add_settings(p)  # --max_len, --max_steps (train that many batches, extrapolate), ...
     return p
 
@@ -334,7 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pipelines = [p for p in args.pipelines.split(",") if p]
     unknown = [p for p in pipelines if p not in PIPELINES]
     if unknown:
-        print(f"error: --pipelines: unknown {', '.join(unknown)} (expected {', '.join(PIPELINES)})", file=sys.stderr)
+        print(f"error: --pipelines: unknown {', '.join(unknown)} "
+              f"(expected {', '.join(PIPELINES)})", file=sys.stderr)
         return EXIT_BAD_INPUT
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -57,7 +57,8 @@ def emit(stage: str, seconds: float, **extra) -> None:
     wall and CPU seconds of the stage (CPU time is what contention on a shared machine does not
     inflate), resident memory now and at its peak so far, the 1-minute load average."""
     cpu = time.process_time()
-    record = {"stage": stage, "seconds": round(seconds, 3), "cpu_seconds": round(cpu - _cpu_mark[0], 3),
+    record = {"stage": stage, "seconds": round(seconds, 3),
+              "cpu_seconds": round(cpu - _cpu_mark[0], 3),
               "rss_mb": proc_status_mb("VmRSS"), "hwm_mb": proc_status_mb("VmHWM"),
               "load": round(os.getloadavg()[0], 2), **extra}
     _cpu_mark[0] = cpu
@@ -65,7 +66,8 @@ def emit(stage: str, seconds: float, **extra) -> None:
 
 
 class FirstBatches:
-    """The first ``n`` batches of a training loader (RecBole's trainer reads ``len`` and iterates)."""
+    """The first ``n`` batches of a training loader (RecBole's trainer reads ``len`` and
+    iterates)."""
 
     def __init__(self, loader, n: int):
         self.loader, self.n = loader, min(n, len(loader))
@@ -83,7 +85,9 @@ def config_dict(args: argparse.Namespace, workdir: str) -> dict:
         "data_path": args.data_path,
         "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
         "MAX_ITEM_LIST_LENGTH": args.max_len,
-        "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"},
+        "eval_args": {
+            "split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"
+        },
         "loss_type": args.loss_type,
         "n_negatives": args.negatives,
         "train_neg_sample_args": None,
@@ -121,7 +125,8 @@ def run_plugin(args: argparse.Namespace, workdir: str) -> None:
     init_seed(config["seed"], config["reproducibility"])
     model = get_model("SASRec")(config, train._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], "SASRec")(config, model)
-    emit("model", time.perf_counter() - start, parameters=sum(p.numel() for p in model.parameters()))
+    emit("model", time.perf_counter() - start,
+         parameters=sum(p.numel() for p in model.parameters()))
 
     batches = len(train)
     steps = batches if args.max_steps <= 0 else min(args.max_steps, batches)

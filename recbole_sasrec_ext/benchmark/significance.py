@@ -39,7 +39,8 @@ class UserTest:
 
     @property
     def delta_pct(self) -> float | None:
-        """``100 * (mean - reference_mean) / reference_mean`` (None when the reference's mean is 0)."""
+        """``100 * (mean - reference_mean) / reference_mean`` (None when the reference's mean is
+        0)."""
         if self.reference_mean == 0:
             return None
         return 100.0 * (self.mean - self.reference_mean) / self.reference_mean
@@ -105,7 +106,9 @@ def align(
 UserValues = tuple[np.ndarray, np.ndarray]  # (users, values)
 
 
-def tests_against_reference(pairs: Mapping[str, tuple[UserValues, UserValues]]) -> dict[str, UserTest]:
+def tests_against_reference(
+    pairs: Mapping[str, tuple[UserValues, UserValues]]
+) -> dict[str, UserTest]:
     """:func:`paired_user_test` of every model against the reference over their common users
     (label -> (model's (users, values), reference's (users, values)); the reference's values may
     differ per model when their seeds do), with both p-values Holm-adjusted across the models."""

@@ -27,9 +27,9 @@ key is an error that names it:
     Two of the suite's models, compared side by side by the ``speed`` command (``speed.py``); the
     plain benchmark ignores them.
 
-A model entry may name a class by import path, ``Label: {class: my_package.my_module:MyModel, ...}``:
-a RecBole model class (checked when the suite is loaded, so the module must be importable, e.g.
-from the current folder or ``PYTHONPATH``) that runs through the same pipeline under ``Label``.
+A model entry may name a class by import path, ``Label: {class: my_package.my_module:MyModel,
+...}``: a RecBole model class (checked when the suite is loaded, so the module must be importable,
+e.g. from the current folder or ``PYTHONPATH``) that runs through the same pipeline under ``Label``.
 
 Overrides are merged ``common`` < ``datasets[d]`` < ``models[m]`` < ``models[m].per_dataset[d]``,
 then the chosen profile's layers in the same order.
@@ -78,7 +78,9 @@ _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MODEL_RE = re.compile(r"(RecBole\.)?[A-Za-z][A-Za-z0-9_]*")
 _DATASET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # also used in log file names
 # Strings RecBole's command-line parser (eval, then a string fallback) reads back unchanged.
-_CLASS_PATH_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+_CLASS_PATH_RE = re.compile(
+    r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*"
+)
 _PLAIN_STRING_RE = re.compile(r"[A-Za-z_/][A-Za-z0-9_@./:-]*")
 _LITERAL_WORDS = frozenset({"true", "false", "none"})
 
@@ -218,7 +220,9 @@ class Suite:
                 )
             return self
         if name not in self.profiles:
-            raise SuiteError(f"{self.source}: profiles: no profile {name!r} (the suite has {names})")
+            raise SuiteError(
+                f"{self.source}: profiles: no profile {name!r} (the suite has {names})"
+            )
         chosen = self.profiles[name]
         timeout_s = self.timeout_s if chosen.timeout_s is None else chosen.timeout_s
         return replace(self, profile=name, timeout_s=timeout_s, notes=self.notes + chosen.notes)
