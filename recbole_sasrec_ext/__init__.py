@@ -2,7 +2,8 @@
 
 Everything a RecBole pipeline needs is importable from here::
 
-    from recbole_sasrec_ext import Config, get_model, get_trainer, create_dataset, data_preparation, run
+    from recbole_sasrec_ext import (Config, get_model, get_trainer, create_dataset,
+                                    data_preparation, run)
 
 Imports are lazy, so light entry points (the converters, the benchmark runner) start without
 loading torch and RecBole. Importing the package applies the compatibility fixes

@@ -1,5 +1,5 @@
-"""Command-line arguments: ``--key=value`` overrides, and temporarily replacing ``sys.argv`` (RecBole's
-``Config`` reads ``--key=value`` from it)."""
+"""Command-line arguments: ``--key=value`` overrides, and temporarily replacing ``sys.argv``
+(RecBole's ``Config`` reads ``--key=value`` from it)."""
 
 from __future__ import annotations
 

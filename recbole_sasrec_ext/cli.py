@@ -2,12 +2,12 @@
 
 ``--model``, ``--dataset``, ``--config_files "a.yaml b.yaml"``, ``--resume=CHECKPOINT``,
 ``--verbose`` and any ``--key=value`` override; ``--nproc=N`` trains in N processes on this
-machine (as ``torchrun --nproc_per_node=N -m recbole_sasrec_ext`` does; docs/scaling.md). Subcommands: ``recommend``, ``explain``, ``tune``
-(``python -m recbole_sasrec_ext recommend --help``); without one, a training run.
-The last line of stdout is one JSON object (the run summary); errors are one line on stderr
-(set ``RECBOLE_SASREC_EXT_DEBUG=1`` for the traceback) and an :class:`ExitCode`. In a
-multi-process run only rank 0 prints the summary; bad input is reported once per machine, any
-other error by the rank that met it (``rank R: error: ...``).
+machine (as ``torchrun --nproc_per_node=N -m recbole_sasrec_ext`` does; docs/scaling.md).
+Subcommands: ``recommend``, ``explain``, ``tune`` (``python -m recbole_sasrec_ext recommend
+--help``); without one, a training run. The last line of stdout is one JSON object (the run
+summary); errors are one line on stderr (set ``RECBOLE_SASREC_EXT_DEBUG=1`` for the traceback) and
+an :class:`ExitCode`. In a multi-process run only rank 0 prints the summary; bad input is reported
+once per machine, any other error by the rank that met it (``rank R: error: ...``).
 """
 
 from __future__ import annotations
@@ -32,11 +32,13 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict]:
     parser = argparse.ArgumentParser(
         prog="run_recbole.py",
         description="Train and evaluate a model with the recbole_sasrec_ext pipeline.",
-        epilog="Any --key=value is a RecBole config override, e.g. --epochs=5 --data_path=datasets/",
+        epilog="Any --key=value is a RecBole config override, "
+        "e.g. --epochs=5 --data_path=datasets/",
     )
     parser.add_argument("--model", "-m", default=None, help="model name (default SASRec)")
     parser.add_argument("--dataset", "-d", default=None, help="data set name (default ml-100k)")
-    parser.add_argument("--config_files", default=None, help='config files, space separated: "a.yaml b.yaml"')
+    parser.add_argument("--config_files", default=None,
+                        help='config files, space separated: "a.yaml b.yaml"')
     parser.add_argument(
         "--resume", default=None, metavar="CHECKPOINT",
         help="continue the run of a checkpoint (its config; overrides apply on top)",
@@ -129,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         _say(
-            f"error: {type(exc).__name__}: {message} (RECBOLE_SASREC_EXT_DEBUG=1 shows the traceback)",
+            f"error: {type(exc).__name__}: {message} "
+            "(RECBOLE_SASREC_EXT_DEBUG=1 shows the traceback)",
             group, every_rank=True,
         )
         return EXIT_FAILED

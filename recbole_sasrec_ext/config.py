@@ -61,7 +61,8 @@ class Config(RecBoleConfig):
     * ``data_path`` defaults to ``datasets/``; ``ml-100k`` falls back to the copy bundled with
       recbole when ``<data_path>/ml-100k`` does not exist;
     * sequential models that sample their own negatives or use CE get ``train_neg_sample_args: ~``
-      unless the user set it; the time field is added to ``load_col`` when the ``.inter`` file has it;
+      unless the user set it; the time field is added to ``load_col`` when the
+      ``.inter`` file has it;
     * the plugin's keys and a few core keys are validated once (:class:`PluginError` names the key);
       RecBole's multi-process keys (``local_rank``, ``world_size``, ...) are the launcher's, not
       the user's (:mod:`recbole_sasrec_ext.parallel`);
@@ -87,7 +88,9 @@ class Config(RecBoleConfig):
         if model is None:
             model = self.external_config_dict.get("model")
             if model is None:
-                raise PluginError("no model given: pass --model NAME or set 'model' in a config file")
+                raise PluginError(
+                    "no model given: pass --model NAME or set 'model' in a config file"
+                )
         if dataset is None:
             dataset = self.external_config_dict.get("dataset")
             if dataset is None:
@@ -120,7 +123,8 @@ class Config(RecBoleConfig):
             final["loss_type"] = FULL_RANKING_LOSS
             self.notes.append(
                 f"loss_type {FULL_RANKING_LOSS}: evaluation ranks every item and no loss_type was "
-                "given (set loss_type to override; BCE is the SASRec paper's loss for sampled ranking)"
+                "given (set loss_type to override; "
+                "BCE is the SASRec paper's loss for sampled ranking)"
             )
         max_len = final.get("MAX_ITEM_LIST_LENGTH")
         if full_ranking and "train_stride" not in external and isinstance(max_len, int):
@@ -131,7 +135,8 @@ class Config(RecBoleConfig):
             )
         is_sequential = final.get("MODEL_TYPE") == ModelType.SEQUENTIAL
         samples_itself = str(final.get("loss_type", "")).upper() in _SELF_SAMPLING_LOSSES
-        if is_sequential and samples_itself and "train_neg_sample_args" not in self.external_config_dict:
+        if (is_sequential and samples_itself
+                and "train_neg_sample_args" not in self.external_config_dict):
             final["train_neg_sample_args"] = None
         return final
 

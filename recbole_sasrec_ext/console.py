@@ -2,9 +2,10 @@
 
 Quiet console (the default): one line per epoch (training loss, and the validation result when the
 epoch was validated) for the first :data:`ALL_EPOCHS` epochs, then only every 10th epoch and each
-epoch with a new best validation score (marked ``*``); warnings; the test result. ``verbose=True`` shows RecBole's whole log as
-RecBole prints it. The log file always holds everything (config dump, data and model summaries,
-warnings). Warnings a user cannot act on (:data:`QUIET_WARNINGS`) go to the log file only.
+epoch with a new best validation score (marked ``*``); warnings; the test result. ``verbose=True``
+shows RecBole's whole log as RecBole prints it. The log file always holds everything (config dump,
+data and model summaries, warnings). Warnings a user cannot act on (:data:`QUIET_WARNINGS`) go to
+the log file only.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ class QuietConsole(logging.StreamHandler):
         elif record.levelno >= logging.WARNING or _SHOWN.match(text):
             self._flush_pending()
             prefix = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
-            self._write(prefix + text.splitlines()[0] if record.name == "py.warnings" else prefix + text)
+            self._write(prefix + text.splitlines()[0] if record.name == "py.warnings"
+                        else prefix + text)
 
     def _flush_pending(self) -> None:
         if self.pending and self._shown(False):
@@ -124,12 +126,15 @@ def setup(config, verbose: bool = False) -> RunLog:
     from recbole.utils.logger import RemoveColorFilter, log_colors_config
 
     model, dataset = config["model"], config["dataset"]
-    log_file = checkpoint.unique_checkpoint_path(str(LOG_ROOT / model), model, dataset).with_suffix(".log")
+    log_file = checkpoint.unique_checkpoint_path(
+        str(LOG_ROOT / model), model, dataset
+    ).with_suffix(".log")
     log_file.parent.mkdir(parents=True, exist_ok=True)
     level = _level(config["state"])
     root = logging.getLogger()
     for handler in list(root.handlers):  # a previous run's (or RecBole's basicConfig) handlers
-        if isinstance(handler, (logging.FileHandler, QuietConsole)) or type(handler) is logging.StreamHandler:
+        if (isinstance(handler, (logging.FileHandler, QuietConsole))
+                or type(handler) is logging.StreamHandler):
             handler.close()
             root.removeHandler(handler)
     file_handler = logging.FileHandler(log_file, encoding="utf-8")

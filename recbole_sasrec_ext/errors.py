@@ -16,4 +16,6 @@ class TrainingDivergedError(Exception):
     def __init__(self, epoch: int, value: float, bound: float | None = None):
         self.epoch, self.value, self.bound = epoch, value, bound
         why = "is not finite" if bound is None else f"exceeds the divergence bound {bound:.6g}"
-        super().__init__(f"training diverged at epoch {epoch}: mean training loss {value:.6g} {why}")
+        super().__init__(
+            f"training diverged at epoch {epoch}: mean training loss {value:.6g} {why}"
+        )

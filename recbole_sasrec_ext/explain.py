@@ -76,14 +76,16 @@ def plot_blocks(matrices: list[np.ndarray], model_name: str, n_users: int, path:
     fig, axes = plt.subplots(1, len(matrices), figsize=(5.2 * len(matrices), 4.6), squeeze=False)
     for b, (ax, matrix) in enumerate(zip(axes[0], matrices)):
         length = matrix.shape[0]
-        vmax = float(np.nanpercentile(matrix, 99))  # the first query's weight 1 would wash out the rest
+        # the first query's weight 1 would wash out the rest
+        vmax = float(np.nanpercentile(matrix, 99))
         image = ax.imshow(matrix, cmap="viridis", origin="upper", vmin=0, vmax=vmax,
                           extent=(-length + 0.5, 0.5, 0.5, -length + 0.5))
         ax.set_title(f"block {b + 1}")
         ax.set_xlabel("key position (0 = most recent item)")
         ax.set_ylabel("query position (0 = most recent item)")
         ax.set_ylim(0.5, -length + 0.5)
-        fig.colorbar(image, ax=ax, fraction=0.046, label="mean attention weight (clipped at 99th pct)")
+        fig.colorbar(image, ax=ax, fraction=0.046,
+                     label="mean attention weight (clipped at 99th pct)")
     fig.suptitle(f"{model_name}: attention weights averaged over {n_users} users "
                  "(sequences aligned at their most recent item)")
     fig.tight_layout()
@@ -149,7 +151,8 @@ def skew(rec: Recommender, user_id: int) -> tuple[np.ndarray, int]:
     if "kernel_state" in kw:  # kernel_sharing: shared
         relevance = kw["kernel_state"].relevance  # (1, L, L)
     else:
-        relevance = two_hop_shape(kw["cooc"].to(x.dtype), causal_valid_mask(kw["valid"]))  # (1, L, L)
+        # (1, L, L)
+        relevance = two_hop_shape(kw["cooc"].to(x.dtype), causal_valid_mask(kw["valid"]))
     hidden = x.shape[-1]
     _, _, _, _, q_s, k_s = layer.scores(x).chunk(6, dim=-1)
     alpha = (q_s @ k_s.transpose(-1, -2)) / hidden**0.5 * relevance  # (1, L, L)
@@ -203,7 +206,8 @@ def explain(checkpoint, out, user: str | None = None, max_users: int = 512,
             accumulate_by_position(totals[b], counts[b], att.weights, lengths)
             if att.mixture is not None:
                 mixtures[b].append(att.mixture.cpu())
-    matrices = [torch.where(c > 0, t / c.clamp_min(1), torch.nan).numpy() for t, c in zip(totals, counts)]
+    matrices = [torch.where(c > 0, t / c.clamp_min(1), torch.nan).numpy()
+                for t, c in zip(totals, counts)]
     paths = [out / "attention_blocks.png", out / "attention_user.png"]
     plot_blocks(matrices, name, len(ids), paths[0])
     extras, lengths = attention(rec, [uid])

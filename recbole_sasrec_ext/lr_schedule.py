@@ -35,7 +35,9 @@ class LrSchedule:
         return self.peak_lr * (step + 1) / self.warmup_steps
 
 
-def scaled_learning_rate(lr: float, scaling: LrScaling, batch_size: int, base_batch_size: int) -> float:
+def scaled_learning_rate(
+    lr: float, scaling: LrScaling, batch_size: int, base_batch_size: int
+) -> float:
     """``lr`` scaled from ``base_batch_size`` to ``batch_size`` by ``scaling``."""
     ratio = batch_size / base_batch_size
     if scaling is LrScaling.SQRT:
@@ -46,7 +48,8 @@ def scaled_learning_rate(lr: float, scaling: LrScaling, batch_size: int, base_ba
 
 
 def make_schedule(
-    lr: float, scaling: LrScaling, batch_size: int, base_batch_size: int, warmup_epochs: float, steps_per_epoch: int
+    lr: float, scaling: LrScaling, batch_size: int, base_batch_size: int, warmup_epochs: float,
+    steps_per_epoch: int,
 ) -> LrSchedule:
     """The schedule of a run: peak rate and warm-up steps (``ceil(warmup_epochs × steps)``)."""
     peak = scaled_learning_rate(lr, scaling, batch_size, base_batch_size)

@@ -39,5 +39,7 @@ def fill_missing(config, model_name: str) -> list[str]:
             config[key] = value
             filled.append(key)
     if filled:
-        getLogger().info(f"{model_name}: documented defaults for keys the config left unset: {filled}")
+        getLogger().info(
+            f"{model_name}: documented defaults for keys the config left unset: {filled}"
+        )
     return filled

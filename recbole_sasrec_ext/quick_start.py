@@ -316,9 +316,12 @@ def _write_per_user(
     if not path or recorder is None or (group is not None and not group.is_main):
         return None
     uid = config["USER_ID_FIELD"]
-    values = recorder.result(config["metrics"], config["topk"], lambda ids: dataset.id2token(uid, ids))
+    values = recorder.result(config["metrics"], config["topk"],
+                             lambda ids: dataset.id2token(uid, ids))
     if values is None:
-        getLogger().warning(f"per_user_file: no per-user top-k metrics recorded, {path} not written")
+        getLogger().warning(
+            f"per_user_file: no per-user top-k metrics recorded, {path} not written"
+        )
         return None
     return str(per_user.save(path, values))
 

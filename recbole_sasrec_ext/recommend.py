@@ -50,7 +50,9 @@ class Recommender:
         config, model, dataset, *_ = load_data_and_model(str(checkpoint))
         pairs = getattr(dataset, "user_item_pairs", None)
         if pairs is None:
-            raise PluginError(f"{checkpoint}: recommend needs a model trained on the plugin's sequence data")
+            raise PluginError(
+                f"{checkpoint}: recommend needs a model trained on the plugin's sequence data"
+            )
         users, items = pairs  # sorted by user, then time
         starts = np.r_[0, np.flatnonzero(users[1:] != users[:-1]) + 1]
         histories = dict(zip(users[starts].tolist(), np.split(items, starts[1:])))
@@ -121,12 +123,15 @@ def recommend(checkpoint: os.PathLike, user_tokens: list[str], k: int = 10,
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m recbole_sasrec_ext recommend",
-                                     description="Top-k items for users from a checkpoint (JSON lines).")
+    parser = argparse.ArgumentParser(
+        prog="python -m recbole_sasrec_ext recommend",
+        description="Top-k items for users from a checkpoint (JSON lines).",
+    )
     parser.add_argument("--checkpoint", required=True, help="a .pth file written by a plugin run")
     parser.add_argument("--users", required=True, help="user tokens, comma separated, or 'all'")
     parser.add_argument("--k", type=int, default=10, help="items per user (default 10)")
-    parser.add_argument("--exclude-seen", action="store_true", help="never recommend an item of the history")
+    parser.add_argument("--exclude-seen", action="store_true",
+                        help="never recommend an item of the history")
     parser.add_argument("--batch-size", type=int, default=1024, help="users per forward pass")
     args = parser.parse_args(argv)
     if args.k < 1:
@@ -147,6 +152,7 @@ def main(argv: list[str]) -> int:
     for result in results:
         row = {k: v for k, v in asdict(result).items() if v is not None}
         sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
-    print(f"{len(results)} users in {seconds:.3f} s ({len(results) / max(seconds, 1e-9):.0f} users/s,"
+    print(f"{len(results)} users in {seconds:.3f} s "
+          f"({len(results) / max(seconds, 1e-9):.0f} users/s,"
           f" batch {args.batch_size}, device {rec.model.device})", file=sys.stderr)
     return 0

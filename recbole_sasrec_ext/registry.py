@@ -88,7 +88,8 @@ def import_model_class(path: str) -> type:
         ) from None
     model_class = getattr(module, class_name, None)
     if not (inspect.isclass(model_class) and issubclass(model_class, AbstractRecommender)):
-        what = "no such class" if model_class is None else "not a subclass of RecBole's AbstractRecommender"
+        what = ("no such class" if model_class is None
+                else "not a subclass of RecBole's AbstractRecommender")
         raise PluginError(f"model '{path}': {what} in {module_name}")
     return model_class
 

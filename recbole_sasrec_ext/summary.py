@@ -38,7 +38,8 @@ class StoppedBy(str, Enum):
 
     EARLY_STOPPING = "early_stopping"
     EPOCH_CAP = "epoch_cap"
-    ONE_PASS = "one_pass"  # a model fitted in one pass, nothing to iterate (``ONE_PASS`` = True: Pop)
+    # a model fitted in one pass, nothing to iterate (``ONE_PASS`` = True: Pop)
+    ONE_PASS = "one_pass"
     TIMEOUT = "timeout"  # killed by the benchmark runner's timeout (no summary: set by the runner)
 
 

@@ -3,7 +3,8 @@
 ml-100k's bundled ``ml-100k.item`` has ``movie_title``. For the SASRec paper's ML-1M (renumbered
 items), write ``datasets/ml-1m/ml-1m.item`` once from the GroupLens ``movies.dat`` and the id map::
 
-    python -m recbole_sasrec_ext.titles --movies ../shared/data/ml-1m/grouplens-metadata/movies.dat \\
+    python -m recbole_sasrec_ext.titles \\
+        --movies ../shared/data/ml-1m/grouplens-metadata/movies.dat \\
         --mapping ../shared/data/ml-1m/sas_to_original_items.txt --out datasets/ml-1m/ml-1m.item
 
 (``properties/dataset/ml-1m.yaml`` loads only the ``.inter`` columns, so training ignores the file.)
@@ -64,7 +65,8 @@ def write_movielens_item_file(movies: os.PathLike, mapping: os.PathLike, out: os
                 rows.append(f"{parts[0]}\t{original[parts[1]]}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("item_id:token\tmovie_title:token_seq\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    out.write_text("item_id:token\tmovie_title:token_seq\n" + "\n".join(rows) + "\n",
+                   encoding="utf-8")
     return len(rows)
 
 

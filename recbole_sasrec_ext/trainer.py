@@ -61,7 +61,8 @@ class PluginTrainer(Trainer):
         os.makedirs(config["checkpoint_dir"], exist_ok=True)
         super().__init__(config, model)
         self.saved_model_file = str(
-            checkpoint.unique_checkpoint_path(self.checkpoint_dir, config["model"], config["dataset"])
+            checkpoint.unique_checkpoint_path(self.checkpoint_dir, config["model"],
+                                              config["dataset"])
         )
         self.history: list[dict] = []
         self.train_seconds = 0.0
@@ -75,7 +76,8 @@ class PluginTrainer(Trainer):
         self._initial_loss: float | None = None
         self._schedule: LrSchedule | None = None
         self._compiled_loss = None
-        self.filter_seen = bool(config["filter_seen"]) and config["MODEL_TYPE"] == ModelType.SEQUENTIAL
+        self.filter_seen = (bool(config["filter_seen"])
+                            and config["MODEL_TYPE"] == ModelType.SEQUENTIAL)
         self._seen_items: dict[int, SeenItems] = {}
         self._eval_dataset = None
         self._group = current_group()
@@ -105,7 +107,8 @@ class PluginTrainer(Trainer):
         if betas is None or self.config["learner"].lower() != "adam" or kwargs:
             return super()._build_optimizer(**kwargs)
         return torch.optim.Adam(
-            self.model.parameters(), lr=self.learning_rate, betas=tuple(betas), weight_decay=self.weight_decay
+            self.model.parameters(), lr=self.learning_rate, betas=tuple(betas),
+            weight_decay=self.weight_decay,
         )
 
     # --- checkpoints -------------------------------------------------------------------
@@ -114,7 +117,8 @@ class PluginTrainer(Trainer):
         callback_fn=None,
     ):
         """RecBole's ``fit``, restoring a resumed run's RNG states first; on
-        :class:`TrainingDivergedError` the run's checkpoint is deleted (no result of a diverged run)."""
+        :class:`TrainingDivergedError` the run's checkpoint is deleted (no result of a diverged
+        run)."""
         self._train_loader = train_data
         if self._resumed_rng is not None:  # restore last: nothing may draw between here and epoch 1
             checkpoint.set_rng_state(self._resumed_rng, self._loader_generator())
@@ -259,7 +263,8 @@ class PluginTrainer(Trainer):
         steps = len(train_data)
         schedule = self._lr_schedule(steps)
         iter_data = (
-            tqdm(train_data, total=steps, ncols=100, desc=set_color(f"Train {epoch_idx:>5}", "pink"))
+            tqdm(train_data, total=steps, ncols=100,
+                 desc=set_color(f"Train {epoch_idx:>5}", "pink"))
             if show_progress
             else train_data
         )
@@ -305,7 +310,8 @@ class PluginTrainer(Trainer):
         if self._initial_loss is None and math.isfinite(first_batch_loss):
             self._initial_loss = first_batch_loss
         factor, initial = self.divergence_factor, self._initial_loss
-        if factor is not None and initial is not None and initial > 0 and mean_loss > factor * initial:
+        if (factor is not None and initial is not None and initial > 0
+                and mean_loss > factor * initial):
             raise TrainingDivergedError(epoch_idx, mean_loss, factor * initial)
 
     # --- bookkeeping ---------------------------------------------------------------------
@@ -361,7 +367,9 @@ class PluginTrainer(Trainer):
             self.remove_seen_items(interaction, scores, positive_i)
         return interaction, scores, positive_u, positive_i
 
-    def remove_seen_items(self, interaction, scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def remove_seen_items(
+        self, interaction, scores: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
         """``filter_seen``: set to -inf, in place, the scores (B, n_items) of the items each row's
         user interacted with before the row's target, keeping the target's own score (B,).
 
@@ -370,13 +378,15 @@ class PluginTrainer(Trainer):
         from ``dataset.user_item_pairs`` of the data set being evaluated (:class:`SeenItems`).
         """
         users = interaction[self.config["USER_ID_FIELD"]].to(self.device)  # (B,)
-        return self._seen_items_of(self._eval_dataset).remove(scores, users, targets.to(self.device))
+        return self._seen_items_of(self._eval_dataset).remove(scores, users,
+                                                              targets.to(self.device))
 
     def _seen_items_of(self, dataset) -> SeenItems:
         key = id(dataset.user_item_pairs[0])
         if key not in self._seen_items:
             users, items = dataset.user_item_pairs
-            self._seen_items[key] = SeenItems.from_pairs(users, items, dataset.user_num).to(self.device)
+            self._seen_items[key] = SeenItems.from_pairs(users, items,
+                                                         dataset.user_num).to(self.device)
         return self._seen_items[key]
 
     def _neg_sample_batch_eval(self, batched_data):
@@ -388,7 +398,8 @@ class PluginTrainer(Trainer):
         row_idx = row_idx.to(self.device)
         n_users = int(positive_u[-1]) + 1
         first_row = torch.full((n_users,), len(row_idx), dtype=torch.long, device=self.device)
-        first_row.scatter_reduce_(0, row_idx, torch.arange(len(row_idx), device=self.device), reduce="amin")
+        first_row.scatter_reduce_(0, row_idx, torch.arange(len(row_idx), device=self.device),
+                                  reduce="amin")
         sequences = scorer.encode(interaction[first_row])  # (U, d)
         items = interaction[self.config["ITEM_ID_FIELD"]]  # (N,)
         origin_scores = scorer.score(sequences[row_idx], items)  # (N,)

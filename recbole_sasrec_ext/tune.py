@@ -154,7 +154,8 @@ def tune(model: str, dataset: str, space: list[Dimension], trials: int,
         except PluginError:
             raise  # a bad setting fails every trial alike: stop at the first
         except Exception as exc:  # noqa: BLE001 (one diverging trial does not end the search)
-            result.trials.append(Trial(number, params, None, error=f"{type(exc).__name__}: {exc}"[:120]))
+            result.trials.append(Trial(number, params, None,
+                                       error=f"{type(exc).__name__}: {exc}"[:120]))
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             continue
         score = summary.best_valid_score
@@ -169,7 +170,8 @@ def write(result: TuneResult, out: os.PathLike, model: str, dataset: str,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = out / "trials.md"
-    table.write_text(f"# tune: {model} on {dataset}, selected on validation {result.valid_metric}\n\n"
+    table.write_text(f"# tune: {model} on {dataset}, "
+                     f"selected on validation {result.valid_metric}\n\n"
                      f"{result.table()}\n", encoding="utf-8")
     best = out / "best.yaml"
     settings = {}
@@ -179,7 +181,8 @@ def write(result: TuneResult, out: os.PathLike, model: str, dataset: str,
     settings.update(config_dict or {})
     settings.update(result.best.params)
     header = (f"# best of {len(result.trials)} trials (trial {result.best.number}, validation "
-              f"{result.valid_metric} {result.best.valid_score:.4f}); model {model}, data set {dataset}\n")
+              f"{result.valid_metric} {result.best.valid_score:.4f}); "
+              f"model {model}, data set {dataset}\n")
     best.write_text(header + yaml.safe_dump(settings, sort_keys=True), encoding="utf-8")
     return table, best
 
@@ -187,10 +190,12 @@ def write(result: TuneResult, out: os.PathLike, model: str, dataset: str,
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m recbole_sasrec_ext tune",
                                      description="Search hyper-parameters on the validation set.",
-                                     epilog="Any --key=value is a fixed config override for every trial.")
+                                     epilog="Any --key=value is a fixed config override "
+                                     "for every trial.")
     parser.add_argument("--model", "-m", default="SASRec")
     parser.add_argument("--dataset", "-d", default="ml-100k")
-    parser.add_argument("--space", required=True, help="search space yaml (see the module docstring)")
+    parser.add_argument("--space", required=True,
+                        help="search space yaml (see the module docstring)")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--out", default="tune", help="folder for trials.md and best.yaml")
     parser.add_argument("--config_files", default=None, help='fixed config files: "a.yaml b.yaml"')

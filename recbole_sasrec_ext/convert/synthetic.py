@@ -74,7 +74,8 @@ class SyntheticSpec:
 
     def problem(self) -> str | None:
         """Why the spec cannot be generated (one line), or None."""
-        ints = {"users": 1, "items": 2, "interactions": 1, "seed": 0, "min_length": 1, "successors": 1}
+        ints = {"users": 1, "items": 2, "interactions": 1, "seed": 0, "min_length": 1,
+                "successors": 1}
         for name, low in ints.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -132,7 +133,8 @@ class _ItemGraph:
 
     def draw_cluster(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` clusters by total popularity."""
-        return np.minimum(np.searchsorted(self.cluster_cdf, rng.random(n), side="right"), self.start.size - 2)
+        return np.minimum(np.searchsorted(self.cluster_cdf, rng.random(n), side="right"),
+                          self.start.size - 2)
 
 
 def item_graph(spec: SyntheticSpec, rng: np.random.Generator) -> _ItemGraph:
@@ -196,15 +198,21 @@ def generate(spec: SyntheticSpec) -> Iterator[pd.DataFrame]:
         chunk = lengths[first:first + CHUNK_USERS]
         items = _walks(chunk, graph, spec, chunk_rng)
         users = np.repeat(np.arange(first + 1, first + len(chunk) + 1), chunk)
-        gaps = 1 + np.floor(chunk_rng.exponential(spec.mean_gap_seconds, size=items.size)).astype(np.int64)
+        gaps = 1 + np.floor(
+            chunk_rng.exponential(spec.mean_gap_seconds, size=items.size)
+        ).astype(np.int64)
         starts = np.r_[0, np.cumsum(chunk)[:-1]]
         gaps[starts] = 0
         time = np.cumsum(gaps)
         time -= np.repeat(time[starts], chunk)  # (n,) seconds since the user's first item
         span = np.repeat(time[np.r_[starts[1:], time.size] - 1], chunk)  # (n,) user's last offset
         room = np.maximum(LAST_TIME - FIRST_TIME - span, 0)
-        begin = FIRST_TIME + np.floor(np.repeat(chunk_rng.random(len(chunk)), chunk) * room).astype(np.int64)
-        yield pd.DataFrame({"user_id": users, "item_id": item_ids[items], "timestamp": begin + time})
+        begin = FIRST_TIME + np.floor(
+            np.repeat(chunk_rng.random(len(chunk)), chunk) * room
+        ).astype(np.int64)
+        yield pd.DataFrame(
+            {"user_id": users, "item_id": item_ids[items], "timestamp": begin + time}
+        )
 
 
 def write_synthetic(spec: SyntheticSpec, out_dir: str | Path, name: str,
@@ -219,7 +227,8 @@ def write_synthetic(spec: SyntheticSpec, out_dir: str | Path, name: str,
     columns = [c for c in COLUMN_ORDER if c != "rating"]
     header = "\t".join(f"{c}:{FIELD_TYPES[c]}" for c in columns) + "\n"
     settings = ", ".join(f"{f.name}={getattr(spec, f.name)}" for f in fields(spec))
-    comments = [f"RecBole dataset '{name}', synthetic, written by recbole_sasrec_ext.convert.synthetic",
+    comments = [f"RecBole dataset '{name}', synthetic, "
+                "written by recbole_sasrec_ext.convert.synthetic",
                 f"spec: {settings}",
                 "timestamp = Unix seconds (synthetic); rows by user, then time",
                 f"data: {name}.inter next to this file; use data_path: <folder holding {name}/>"]
@@ -260,7 +269,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of :func:`main`."""
     p = _Parser(prog="python -m recbole_sasrec_ext.convert.synthetic",
-                description="Write a synthetic ML-20M-like data set <out>/<name>/<name>.inter and .yaml.")
+                description="Write a synthetic ML-20M-like data set "
+                "<out>/<name>/<name>.inter and .yaml.")
     p.add_argument("--users", type=parse_size, required=True)
     p.add_argument("--items", type=parse_size, required=True)
     p.add_argument("--interactions", type=parse_size, required=True)

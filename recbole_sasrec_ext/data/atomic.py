@@ -97,12 +97,14 @@ def _text_blocks(path: Path, encoding: str | None) -> Iterator[tuple[int, str]]:
                     pending = chunk
                     continue
             block, pending = chunk[:cut], chunk[cut:]
-            skip = len(UTF8_BOM) if offset == 0 and name == "utf-8-sig" and block.startswith(UTF8_BOM) else 0
+            skip = (len(UTF8_BOM)
+                    if offset == 0 and name == "utf-8-sig" and block.startswith(UTF8_BOM) else 0)
             try:
                 text = block[skip:].decode(later)
             except UnicodeDecodeError as exc:
                 raise PluginError(
-                    f"{path}: not {encoding or 'utf-8'} text ({exc.reason} at byte {offset + skip + exc.start})"
+                    f"{path}: not {encoding or 'utf-8'} text "
+                    f"({exc.reason} at byte {offset + skip + exc.start})"
                 ) from None
             yield offset, text.lstrip(BOM) if offset == 0 else text
             offset += len(block)
@@ -142,7 +144,9 @@ def check_atomic_file(
         body_start = first_line
         if names is None:
             if not lines or not lines[0].strip():
-                raise PluginError(f"{path}:1: missing header (expected fields like 'user_id:token')")
+                raise PluginError(
+                    f"{path}:1: missing header (expected fields like 'user_id:token')"
+                )
             names, types = _parse_header(path, lines[0], separator)
             _check_required(path, names, required)
             float_columns = [i for i, t in enumerate(types) if t == "float"]
@@ -165,7 +169,8 @@ def check_atomic_file(
         for column in float_columns:
             if column in bad_float:
                 continue
-            raw = pd.Series([row.split(separator)[column] for row in rows], dtype=object).str.strip()
+            raw = pd.Series([row.split(separator)[column] for row in rows],
+                            dtype=object).str.strip()
             parsed = pd.to_numeric(raw, errors="coerce")
             invalid = np.flatnonzero(parsed.isna().to_numpy() & (raw != "").to_numpy())
             if invalid.size:

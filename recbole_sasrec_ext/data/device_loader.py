@@ -4,9 +4,10 @@ RecBole's ``TrainDataLoader`` builds every batch on the host (``dataset[index]``
 and the trainer copies it to the device: per batch, Python over fields on the host, a collate and
 one host→device copy per field. :class:`DeviceTrainDataLoader` moves the training rows of a
 :class:`~recbole_sasrec_ext.data.FullSequenceDataset` to the device once; an epoch is a seeded
-permutation of the row indices (drawn once per epoch, RecBole's permutation, copied to the device) and each batch is one ``index_select`` per
-field. It is still a RecBole training data loader (a ``TrainDataLoader`` subclass) that yields
-``Interaction`` objects, so RecBole's ``Trainer`` and user code iterate it unchanged.
+permutation of the row indices (drawn once per epoch, RecBole's permutation, copied to the device)
+and each batch is one ``index_select`` per field. It is still a RecBole training data loader (a
+``TrainDataLoader`` subclass) that yields ``Interaction`` objects, so RecBole's ``Trainer`` and user
+code iterate it unchanged.
 
 Used only where RecBole's loader would do nothing else per batch: no training negatives
 (``train_neg_sample_args: ~``), no data transform, one process (``single_spec``).
@@ -24,9 +25,8 @@ def device_loader_applies(config, dataset) -> bool:
     loader yields the same batches, built on the device)."""
     neg = config["train_neg_sample_args"]
     no_negatives = neg is None or neg.get("distribution", "none") == "none"
-    return bool(config["device_train_loader"]) and no_negatives and config["transform"] is None and bool(
-        config["single_spec"]
-    )
+    return (bool(config["device_train_loader"]) and no_negatives
+            and config["transform"] is None and bool(config["single_spec"]))
 
 
 class DeviceTrainDataLoader(TrainDataLoader):
@@ -72,7 +72,8 @@ class DeviceTrainDataLoader(TrainDataLoader):
         then ``randperm``; ``__iter__`` draws the sampler's trailing permutation at the end), so
         the batches are RecBole's, in RecBole's order."""
         n = self.sample_size
-        torch.empty((), dtype=torch.int64).random_(generator=self.generator)  # DataLoader's base seed
+        # DataLoader's base seed
+        torch.empty((), dtype=torch.int64).random_(generator=self.generator)
         if not self.shuffle:
             return torch.arange(n, device=self.device)
         order = torch.randperm(n, generator=self.generator)  # (n,) on the host, once per epoch
@@ -84,7 +85,9 @@ class DeviceTrainDataLoader(TrainDataLoader):
     def batch_of(self, index: torch.Tensor) -> Interaction:
         """The training rows ``index`` (k,) as one batch: one ``index_select`` per field."""
         index = index.to(self.device)  # (k,)
-        return Interaction({field: values.index_select(0, index) for field, values in self.rows().items()})
+        return Interaction(
+            {field: values.index_select(0, index) for field, values in self.rows().items()}
+        )
 
     def __iter__(self):
         order = self.epoch_order()  # (n,)

@@ -31,7 +31,8 @@ def draw_fixed_negatives(
     numpy.ndarray of shape (n_users, num)
     """
     used_keys = np.unique(users.astype(np.int64) * n_items + items.astype(np.int64))
-    distinct_per_user = np.bincount(used_keys // n_items, minlength=n_users)  # duplicates counted once
+    # duplicates counted once
+    distinct_per_user = np.bincount(used_keys // n_items, minlength=n_users)
     full = np.flatnonzero(distinct_per_user >= n_items - 1)
     if full.size:
         raise PluginError(
@@ -53,17 +54,22 @@ class FixedNegativeSampler:
     """Drop-in for RecBole's evaluation sampler in ``uniNN`` mode (``sample_by_user_ids``,
     ``set_phase``, ``phase``), returning the same negatives for a user every time."""
 
-    def __init__(self, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, num: int, seed: int):
+    def __init__(self, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int,
+                 num: int, seed: int):
         self.num = num
         self.phase = None
         self._negatives = {
-            phase: torch.from_numpy(draw_fixed_negatives(users, items, n_users, n_items, num, seed + offset))
+            phase: torch.from_numpy(
+                draw_fixed_negatives(users, items, n_users, n_items, num, seed + offset)
+            )
             for phase, offset in PHASE_SEED_OFFSET.items()
         }
 
     def set_phase(self, phase: str) -> FixedNegativeSampler:
         if phase not in self._negatives:
-            raise ValueError(f"phase '{phase}' has no fixed negatives (only {list(self._negatives)})")
+            raise ValueError(
+                f"phase '{phase}' has no fixed negatives (only {list(self._negatives)})"
+            )
         sampler = copy.copy(self)
         sampler.phase = phase
         return sampler

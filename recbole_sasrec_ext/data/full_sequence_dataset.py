@@ -40,7 +40,9 @@ class RowPlan(NamedTuple):
     loss_after: np.ndarray
 
 
-def leave_one_out_parts(row_users: np.ndarray, order: np.ndarray, leave_one_num: int) -> list[np.ndarray]:
+def leave_one_out_parts(
+    row_users: np.ndarray, order: np.ndarray, leave_one_num: int
+) -> list[np.ndarray]:
     """RecBole's ``Dataset.leave_one_out`` on rows in ``order``, vectorised: rows grouped by user
     (users in order of first appearance), each user's last ``min(leave_one_num, n - 1)`` rows
     held out, the last one in the last part. Returns ``leave_one_num + 1`` arrays of row indices.
@@ -56,7 +58,8 @@ def leave_one_out_parts(row_users: np.ndarray, order: np.ndarray, leave_one_num:
     held = np.minimum(leave_one_num, size - 1)  # RecBole's legal_leave_one_num
     position = np.arange(len(users)) - np.repeat(group_start, size)  # (R,) within the user
     train_end = np.repeat(size - held, size)
-    part = np.where(position < train_end, 0, leave_one_num + 1 - np.repeat(held, size) + position - train_end)
+    part = np.where(position < train_end, 0,
+                    leave_one_num + 1 - np.repeat(held, size) + position - train_end)
     rows = order[grouped]
     return [rows[part == k] for k in range(leave_one_num + 1)]
 
@@ -82,7 +85,8 @@ class FullSequenceDataset(OrderedSequentialDataset):
         (users, items) of every interaction, sorted by user then time (views of ``inter_feat``).
 
     Memory: the interactions once (three columns) and the rows (users x max length per list
-    field); no interactions x max length array is ever built (``tests/test_full_sequence_dataset.py``).
+    field); no interactions x max length array is ever built
+    (``tests/test_full_sequence_dataset.py``).
     """
 
     def __init__(self, config):
@@ -99,11 +103,13 @@ class FullSequenceDataset(OrderedSequentialDataset):
         data yet: :meth:`build` writes each split's rows directly)."""
         self.logger.debug("full-sequence rows for sequential recommendation")
         self._aug_presets()
-        self.set_field_property(TARGET_LIST_FIELD, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION, self.max_item_list_len)
+        self.set_field_property(TARGET_LIST_FIELD, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION,
+                                self.max_item_list_len)
         self._check_field("uid_field", "time_field")
         self.sort(by=[self.uid_field, self.time_field], ascending=True)
 
-        users = self.inter_feat[self.uid_field].numpy()  # views: inter_feat is never reordered again
+        # views: inter_feat is never reordered again
+        users = self.inter_feat[self.uid_field].numpy()
         items = self.inter_feat[self.iid_field].numpy()
         self.user_item_pairs = (users, items)
         first = np.r_[0, np.flatnonzero(users[1:] != users[:-1]) + 1]  # (U,) start of each user
@@ -141,7 +147,8 @@ class FullSequenceDataset(OrderedSequentialDataset):
             parts = [parts[0], parts[0][:0], parts[1]]
         sources = {field: self.inter_feat[field] for field in self._list_sources}
         self._drop_unused_col()  # as RecBole's leave_one_out: the rows' own fields only
-        return [self.copy(self._rows(part, sources, with_targets=i == 0)) for i, part in enumerate(parts)]
+        return [self.copy(self._rows(part, sources, with_targets=i == 0))
+                for i, part in enumerate(parts)]
 
     def _rows(self, rows: np.ndarray, sources: dict, with_targets: bool) -> Interaction:
         """The rows ``rows`` (indices into the plan): each field at the target, the history lists
@@ -153,7 +160,8 @@ class FullSequenceDataset(OrderedSequentialDataset):
         data = {field: self.inter_feat[field][target_t] for field in self.inter_feat}
         data[self.item_list_length_field] = torch.from_numpy(length.astype(np.int64))
         lists = {getattr(self, f"{field}_list_field"): (values, torch.zeros(
-            (len(rows), max_len) + values.shape[1:], dtype=values.dtype)) for field, values in sources.items()}
+            (len(rows), max_len) + values.shape[1:], dtype=values.dtype))
+            for field, values in sources.items()}
         items = torch.from_numpy(self.user_item_pairs[1])
         targets = torch.zeros((len(rows), max_len), dtype=items.dtype) if with_targets else None
         offsets = np.arange(max_len)
@@ -161,14 +169,18 @@ class FullSequenceDataset(OrderedSequentialDataset):
             hi = min(lo + ROW_CHUNK, len(rows))
             index = start[lo:hi, None] + offsets[None, :]  # (c, L) positions in inter_feat
             valid = offsets[None, :] < length[lo:hi, None]  # (c, L)
-            index_t, invalid_t = torch.from_numpy(np.where(valid, index, 0)), torch.from_numpy(~valid)
+            index_t, invalid_t = (torch.from_numpy(np.where(valid, index, 0)),
+                                  torch.from_numpy(~valid))
             for values, out in lists.values():
                 gathered = values[index_t]  # (c, L, ...)
-                out[lo:hi] = gathered.masked_fill_(invalid_t.view(invalid_t.shape + (1,) * (gathered.dim() - 2)), 0)
+                out[lo:hi] = gathered.masked_fill_(
+                    invalid_t.view(invalid_t.shape + (1,) * (gathered.dim() - 2)), 0
+                )
             if targets is not None:
                 r = rows[lo:hi]
                 next_items = items[torch.from_numpy(np.where(valid, index + 1, 0))]  # (c, L)
-                trains = valid & plan.is_train[r, None] & ((index + 1) > plan.loss_after[r, None])  # (c, L)
+                # (c, L)
+                trains = valid & plan.is_train[r, None] & ((index + 1) > plan.loss_after[r, None])
                 targets[lo:hi] = next_items.masked_fill_(torch.from_numpy(~trains), 0)
         data.update({field: out for field, (_, out) in lists.items()})
         if targets is not None:
@@ -193,8 +205,8 @@ class FullSequenceDataset(OrderedSequentialDataset):
         leave-one-out order: the user's training rows first (in time order), then its held-out rows;
         whether a row is a training row; and the index after which its targets carry a loss.
 
-        A user with ``n`` interactions has ``k = n - 1`` prefix samples in RecBole; RecBole holds out
-        ``m = min(leave_out, k - 1)`` of them and trains on the first ``k - m``.
+        A user with ``n`` interactions has ``k = n - 1`` prefix samples in RecBole; RecBole holds
+        out ``m = min(leave_out, k - 1)`` of them and trains on the first ``k - m``.
         """
         leave_out = LEAVE_OUT[self.config["eval_args"]["split"]["LS"]]
         max_len = self.max_item_list_len
@@ -211,10 +223,13 @@ class FullSequenceDataset(OrderedSequentialDataset):
         # last target index of each training row (earliest first), then each held-out target
         train_last = first + n_train
         row_user = np.repeat(np.arange(len(first)), rows_per_user)
-        row_rank = np.arange(rows_per_user.sum()) - np.repeat(np.cumsum(rows_per_user) - rows_per_user, rows_per_user)
+        row_rank = np.arange(rows_per_user.sum()) - np.repeat(
+            np.cumsum(rows_per_user) - rows_per_user, rows_per_user
+        )
         back = n_windows[row_user] - 1 - row_rank  # windows after this one (training rows)
         is_train = back >= 0
-        target = np.where(is_train, train_last[row_user] - back * stride, train_last[row_user] - back)
+        target = np.where(is_train, train_last[row_user] - back * stride,
+                          train_last[row_user] - back)
         is_earliest = row_rank == 0
         loss_after = np.where(is_earliest | ~is_train, first[row_user], target - stride)
         # interactions of a training sequence: first .. first + n_train of each user with rows

@@ -30,8 +30,10 @@ class OrderedSequentialDataset(CompactLoadMixin, SequentialDataset):
             self.logger.info(
                 f"[{self.time_field}] is not in {token}.inter: the file order is used as time"
             )
-            feat[self.time_field] = pd.Series(np.arange(len(feat), dtype=np.float64), index=feat.index)
-            self.set_field_property(self.time_field, FeatureType.FLOAT, FeatureSource.INTERACTION, 1)
+            feat[self.time_field] = pd.Series(np.arange(len(feat), dtype=np.float64),
+                                              index=feat.index)
+            self.set_field_property(self.time_field, FeatureType.FLOAT,
+                                    FeatureSource.INTERACTION, 1)
             self.field2bucketnum[self.time_field] = 2
 
     def data_augmentation(self):

@@ -77,7 +77,8 @@ def _all_pairs(dataset):
     pairs = getattr(dataset, "user_item_pairs", None)
     if pairs is not None:
         return pairs
-    return dataset.inter_feat[dataset.uid_field].numpy(), dataset.inter_feat[dataset.iid_field].numpy()
+    return (dataset.inter_feat[dataset.uid_field].numpy(),
+            dataset.inter_feat[dataset.iid_field].numpy())
 
 
 def data_preparation(config, dataset):

@@ -19,6 +19,7 @@ def training_pairs(dataset) -> tuple[np.ndarray, np.ndarray]:
     feat = dataset.inter_feat
     users = feat[dataset.uid_field].numpy()
     targets = feat[dataset.iid_field].numpy()
-    first = (feat[dataset.item_list_length_field] == 1).numpy()  # (R,) samples with one history item
+    # (R,) samples with one history item
+    first = (feat[dataset.item_list_length_field] == 1).numpy()
     first_items = feat[dataset.item_id_list_field][:, 0].numpy()  # (R,)
     return np.r_[users, users[first]], np.r_[targets, first_items[first]]

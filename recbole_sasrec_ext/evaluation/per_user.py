@@ -175,5 +175,7 @@ def load(path: os.PathLike | str) -> PerUser:
         arrays = {name: data[name] for name in data.files}
     users = arrays.pop(USER_KEY, None)
     if users is None or any(len(v) != len(users) for v in arrays.values()):
-        raise ValueError(f"{path}: not a per-user metrics file (needs '{USER_KEY}' and equal lengths)")
+        raise ValueError(
+            f"{path}: not a per-user metrics file (needs '{USER_KEY}' and equal lengths)"
+        )
     return PerUser(users.astype(str), arrays)

@@ -71,7 +71,9 @@ class SeenItems:
         within = torch.arange(len(rows), device=users.device) - first  # (S,)
         return rows, self.items[start[rows] + within]  # (S,), (S,)
 
-    def remove(self, scores: torch.Tensor, users: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def remove(
+        self, scores: torch.Tensor, users: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
         """Set the scores (B, n_items) of each row's seen items to -inf, in place, keeping the
         score of the row's target (B,). Returns ``scores``."""
         rows = torch.arange(len(users), device=scores.device)  # (B,)
@@ -91,5 +93,6 @@ def check_filter_seen(config) -> None:
     if not (isinstance(split, dict) and list(split) == ["LS"]):
         raise PluginError(
             f"config key 'filter_seen' = True is not allowed with eval_args.split = {split!r}: "
-            "it needs the leave-one-out split {'LS': 'valid_and_test'} (or 'valid_only'/'test_only')"
+            "it needs the leave-one-out split {'LS': 'valid_and_test'} "
+            "(or 'valid_only'/'test_only')"
         )

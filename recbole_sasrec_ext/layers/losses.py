@@ -47,7 +47,9 @@ def ce_loss(h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor) -> torch.Te
     return F.cross_entropy(logits, pos - 1)
 
 
-def sampled_softmax_loss(h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor, k: int) -> torch.Tensor:
+def sampled_softmax_loss(
+    h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor, k: int
+) -> torch.Tensor:
     """Softmax over the target and ``k`` uniform negatives shared by the batch; a negative that
     equals a position's target is masked out for that position."""
     neg = torch.randint(1, items.size(0), (k,), device=h.device)  # (k,)
@@ -58,7 +60,9 @@ def sampled_softmax_loss(h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor
     return F.cross_entropy(logits, torch.zeros_like(pos))
 
 
-def gbce_loss(h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor, k: int, t: float) -> torch.Tensor:
+def gbce_loss(
+    h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor, k: int, t: float
+) -> torch.Tensor:
     """gSASRec's generalised BCE (Petrov & Macdonald, RecSys 2023): the positive's probability is
     raised to β = α(t(1 − 1/α) + 1/α), α = k / (n_items − 2) the negative sampling rate."""
     n_candidates = items.size(0) - 2  # items other than padding and the target
@@ -71,7 +75,8 @@ def gbce_loss(h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor, k: int, t
 
 
 def next_item_loss(
-    loss_type: LossType, h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor, n_negatives: int, gbce_t: float
+    loss_type: LossType, h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor,
+    n_negatives: int, gbce_t: float,
 ) -> torch.Tensor:
     """Dispatch on ``loss_type``."""
     if loss_type is LossType.BCE:

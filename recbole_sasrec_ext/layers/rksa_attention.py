@@ -211,7 +211,8 @@ class KernelizedSkewAttention(nn.Module):
         self.scores = nn.Linear(hidden_size, N_SCORE_PROJECTIONS * hidden_size)
         self.value = nn.Linear(hidden_size, hidden_size)
         self.kernel = (
-            RelationKernel(hidden_size, jitter, init_length_scale, kernel_variant) if own_kernel else None
+            RelationKernel(hidden_size, jitter, init_length_scale, kernel_variant)
+            if own_kernel else None
         )
         self.attn_dropout = nn.Dropout(dropout)
         self.register_load_state_dict_pre_hook(_rename_old_kernel_keys)

@@ -104,8 +104,9 @@ def two_hop_shape(cooc: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Normalised two-hop relevance α̂_{t,j}/max_j α̂_{t,j} for every query t at once.
 
     α̂_{t,j} = Σ_{k≤t} c̃_{j,k} c̃_{k,t}, where c̃ is c with each diagonal c_{k,k} replaced by the
-    mean of c_{k,l} over the other valid positions l ≤ t. Writing c° for c with zero diagonal and m for the
-    replaced diagonal: α̂_{t,j} = Σ_{k≤t} c°_{j,k}c°_{k,t} + c°_{j,t}(m_t + m_j) + [j=t] m_t².
+    mean of c_{k,l} over the other valid positions l ≤ t. Writing c° for c with zero diagonal and m
+    for the replaced diagonal: α̂_{t,j} = Σ_{k≤t} c°_{j,k}c°_{k,t} + c°_{j,t}(m_t + m_j)
+    + [j=t] m_t².
 
     Parameters
     ----------
@@ -166,7 +167,8 @@ class KernelState:
     _factor: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
 
     def cholesky(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The lower factor of Ω and the matrix actually factorised (see :func:`robust_cholesky`)."""
+        """The lower factor of Ω and the matrix actually factorised (see
+        :func:`robust_cholesky`)."""
         if self._factor is None:
             self._factor = robust_cholesky(self.omega_corr, self.jitter)  # (B, L, L) x2
         return self._factor
@@ -201,7 +203,9 @@ class RelationKernel(nn.Module):
                 f"init_length_scale must be > {LENGTH_SCALE_FLOOR}, got {init_length_scale}"
             )
         if variant not in KERNEL_VARIANTS:
-            raise ValueError(f"kernel variant must be one of {sorted(KERNEL_VARIANTS)}, got {variant!r}")
+            raise ValueError(
+                f"kernel variant must be one of {sorted(KERNEL_VARIANTS)}, got {variant!r}"
+            )
         self.jitter = jitter
         self.names = KERNEL_VARIANTS[variant]
         self.mixture = nn.Linear(hidden_size, len(self.names))
@@ -212,10 +216,12 @@ class RelationKernel(nn.Module):
     def length_scales(self) -> dict[str, float]:
         """The current length-scales ℓ of the variant's learned kernels, by kernel name."""
         raws = {"item": self.raw_length_item, "user": self.raw_length_user}
-        return {n: float(F.softplus(r.detach())) + LENGTH_SCALE_FLOOR for n, r in raws.items() if r is not None}
+        return {n: float(F.softplus(r.detach())) + LENGTH_SCALE_FLOOR
+                for n, r in raws.items() if r is not None}
 
     def parts(
-        self, valid: torch.Tensor, item_emb: torch.Tensor, user_emb: torch.Tensor, cooc: torch.Tensor
+        self, valid: torch.Tensor, item_emb: torch.Tensor, user_emb: torch.Tensor,
+        cooc: torch.Tensor,
     ) -> tuple[KernelParts, torch.Tensor]:
         """The kernels, their per-user mixture K and the mixture weights ``(B, n_kernels)``."""
         mixture = torch.softmax(self.mixture(user_emb), dim=-1)  # (B, n)
@@ -236,7 +242,8 @@ class RelationKernel(nn.Module):
         return KernelParts(k_c, k_i, k_u, kernel), mixture
 
     def forward(
-        self, valid: torch.Tensor, item_emb: torch.Tensor, user_emb: torch.Tensor, cooc: torch.Tensor
+        self, valid: torch.Tensor, item_emb: torch.Tensor, user_emb: torch.Tensor,
+        cooc: torch.Tensor,
     ) -> KernelState:
         """The kernel state of a batch: ``valid`` (B, L), ``item_emb`` (B, L, d), ``user_emb``
         (B, d), ``cooc`` (B, L, L) co-occurrence counts."""

@@ -92,7 +92,8 @@ class RKSA(TransformerRecommender):
     def build_attention(self, config) -> nn.Module:
         if config["n_heads"] != 1 or config["bf16"]:
             raise PluginError(
-                "RKSA's attention is single-head and float32 (Cholesky): set n_heads: 1 and bf16: False"
+                "RKSA's attention is single-head and float32 (Cholesky): "
+                "set n_heads: 1 and bf16: False"
             )
         return KernelizedSkewAttention(
             config["hidden_size"],

@@ -39,4 +39,5 @@ class SASRec(TransformerRecommender):
     """
 
     def build_attention(self, config) -> nn.Module:
-        return CausalSelfAttention(config["hidden_size"], config["n_heads"], config["attn_dropout_prob"])
+        return CausalSelfAttention(config["hidden_size"], config["n_heads"],
+                                   config["attn_dropout_prob"])

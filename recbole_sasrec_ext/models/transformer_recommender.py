@@ -52,13 +52,15 @@ _prefix_noted = False
 
 
 def _note_prefix_samples() -> None:
-    """Say once per process that the model trains on RecBole's prefix samples, and the faster way."""
+    """Say once per process that the model trains on RecBole's prefix samples, and the faster
+    way."""
     global _prefix_noted
     if not _prefix_noted:
         _prefix_noted = True
         getLogger().warning(
             "training on RecBole's prefix samples (one loss per sample, at its last position); the "
-            "plugin's full-sequence data trains about MAX_ITEM_LIST_LENGTH times less work per epoch: "
+            "plugin's full-sequence data trains about MAX_ITEM_LIST_LENGTH times less work "
+            "per epoch: "
             "build the data with recbole_sasrec_ext.create_dataset/data_preparation (or run "
             "`python -m recbole_sasrec_ext --model ...`)"
         )
@@ -114,7 +116,8 @@ class TransformerRecommender(SequentialRecommender):
             for attention in attentions
         )
         has_final_norm = placement is not NormPlacement.POST
-        self.final_norm = nn.LayerNorm(d, eps=config["layer_norm_eps"]) if has_final_norm else nn.Identity()
+        self.final_norm = (nn.LayerNorm(d, eps=config["layer_norm_eps"]) if has_final_norm
+                           else nn.Identity())
         self.init_std = config["init_std"] if config["init"] == "normal" else None
         self.apply(self._init_weights)
 
@@ -148,7 +151,8 @@ class TransformerRecommender(SequentialRecommender):
         x, e = self.embedding(item_seq, interaction[self.ITEM_SEQ_LEN])  # (B, L, d) x2
         inputs = self.attention_inputs(interaction, item_seq, e)
         extras = []
-        with torch.autocast(device_type=item_seq.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        with torch.autocast(device_type=item_seq.device.type, dtype=torch.bfloat16,
+                            enabled=self.bf16):
             for block in self.blocks:
                 x, att = block(x, **inputs)  # (B, L, d)
                 extras.append(att)
@@ -172,7 +176,8 @@ class TransformerRecommender(SequentialRecommender):
             hidden = self.gather_indexes(hidden, interaction[self.ITEM_SEQ_LEN] - 1)  # (B, d)
             targets = interaction[self.ITEM_ID]  # (B,)
         loss = next_item_loss(
-            self.loss_type, hidden, targets, self.embedding.item.weight, self.n_negatives, self.gbce_t
+            self.loss_type, hidden, targets, self.embedding.item.weight, self.n_negatives,
+            self.gbce_t,
         )
         return loss + self.auxiliary_loss(extras)
 

@@ -73,7 +73,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> ProcessGroupInfo | Non
         rank, local_rank, world = (int(env[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"))
         local_world = int(env.get("LOCAL_WORLD_SIZE", world))
     except ValueError:
-        raise PluginError("multi-process run: RANK, LOCAL_RANK, WORLD_SIZE must be integers") from None
+        raise PluginError(
+            "multi-process run: RANK, LOCAL_RANK, WORLD_SIZE must be integers"
+        ) from None
     if not (0 <= rank < world and 0 <= local_rank < local_world <= world):
         raise PluginError(
             f"multi-process run: RANK={rank}, LOCAL_RANK={local_rank}, WORLD_SIZE={world}, "

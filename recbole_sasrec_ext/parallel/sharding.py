@@ -28,7 +28,9 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> torch.Te
     return torch.randperm(n, generator=generator)  # (n,)
 
 
-def rank_batches(order: torch.Tensor, batch_size: int, rank: int, world_size: int) -> list[torch.Tensor]:
+def rank_batches(
+    order: torch.Tensor, batch_size: int, rank: int, world_size: int
+) -> list[torch.Tensor]:
     """Rank ``rank``'s part of every global batch of ``order`` (global batches of ``batch_size``
     rows, each split into ``world_size`` contiguous parts whose sizes differ by at most one).
     Global batches with fewer than ``world_size`` rows are skipped."""
@@ -75,7 +77,8 @@ class ShardedTrainLoader:
         return batch_count(self.loader.sample_size, self.loader.step, self.world_size)
 
     def __iter__(self) -> Iterator:
-        order = epoch_order(self.loader.sample_size, self.seed, self.epoch, bool(self.loader.shuffle))
+        order = epoch_order(self.loader.sample_size, self.seed, self.epoch,
+                            bool(self.loader.shuffle))
         build = getattr(self.loader, "batch_of", None)
         for index in rank_batches(order, self.loader.step, self.rank, self.world_size):
             yield build(index) if build is not None else self.loader.collate_fn(index.tolist())
