@@ -11,7 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def write_inter(folder: Path, name: str, rows: list[tuple], header: str = "user_id:token\titem_id:token\ttimestamp:float") -> Path:
+def write_inter(folder: Path, name: str, rows: list[tuple],
+                header: str = "user_id:token\titem_id:token\ttimestamp:float") -> Path:
     """Write ``<folder>/<name>/<name>.inter`` and return ``folder`` (the data_path)."""
     target = folder / name
     target.mkdir(parents=True, exist_ok=True)
@@ -20,7 +21,9 @@ def write_inter(folder: Path, name: str, rows: list[tuple], header: str = "user_
     return folder
 
 
-def tiny_rows(n_users: int = 40, n_items: int = 30, max_len: int = 25, seed: int = 0) -> list[tuple]:
+def tiny_rows(
+    n_users: int = 40, n_items: int = 30, max_len: int = 25, seed: int = 0
+) -> list[tuple]:
     """Users with 1..max_len interactions (some with 1, 2, 3), distinct items per user, increasing
     times with ties, rows shuffled (so the time field, not the file order, orders them)."""
     rng = np.random.default_rng(seed)

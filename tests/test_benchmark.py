@@ -265,7 +265,9 @@ def test_shipped_suites_load_and_follow_the_brief() -> None:
 
 def test_find_suite_by_name_or_path(tmp_path: Path) -> None:
     found = find_suite("quick")  # the installed package's copy, or the checkout's
-    assert found.name == "quick.yaml" and found.read_text() == (REPO / "properties" / "benchmark" / "quick.yaml").read_text()
+    assert found.name == "quick.yaml" and found.read_text() == (
+        REPO / "properties" / "benchmark" / "quick.yaml"
+    ).read_text()
     path = write_suite(tmp_path / "mine.yaml", ["SASRec"], [1])
     assert find_suite(str(path)) == path
     with pytest.raises(SuiteError, match="available: .*quick"):
@@ -580,8 +582,10 @@ def test_killed_benchmark_leaves_a_whole_csv_and_resumes(tmp_path: Path, fake: d
 def test_only_datasets_restricts_the_plan_and_rejects_unknown_names(capsys):
     from recbole_sasrec_ext.benchmark.cli import main as bench_main
 
-    assert bench_main(["paper-sasrec", "--profile", "cpu", "--out", "x", "--only-datasets", "games", "--only-models", "Pop", "--dry-run"]) == 0
+    assert bench_main(["paper-sasrec", "--profile", "cpu", "--out", "x", "--only-datasets", "games",
+                       "--only-models", "Pop", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "--dataset games" in out and "--dataset ml-1m" not in out
-    assert bench_main(["paper-sasrec", "--profile", "cpu", "--out", "x", "--only-datasets", "nope", "--dry-run"]) == 2
+    assert bench_main(["paper-sasrec", "--profile", "cpu", "--out", "x", "--only-datasets", "nope",
+                       "--dry-run"]) == 2
     assert "no data set nope" in capsys.readouterr().err

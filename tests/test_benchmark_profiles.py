@@ -44,8 +44,11 @@ def test_profile_layers_merge_last_and_set_timeout_and_notes(tmp_path: Path) -> 
     large = suite.with_profile("large")
     assert large.timeout_s == 30.0 and large.overrides("RKSA", "toy")["epochs"] == 3
     # the profile is part of the resume key even where the overrides are equal
-    assert large.runs()[0].key != load_suite(write_suite(tmp_path / "t.yaml", ["SASRec"], [1])).runs()[0].key
-    assert large.runs()[0].profile == "large" and large.runs()[0].log_name == "SASRec-toy-1-large.log"
+    assert large.runs()[0].key != load_suite(
+        write_suite(tmp_path / "t.yaml", ["SASRec"], [1])
+    ).runs()[0].key
+    assert (large.runs()[0].profile == "large"
+            and large.runs()[0].log_name == "SASRec-toy-1-large.log")
 
 
 BAD_PROFILES = {
@@ -54,7 +57,8 @@ BAD_PROFILES = {
                            "profiles.cpu.models.GRU4Rec: not one of the suite's models"),
     "bad override": ("profiles:\n  cpu: {common: {epoch: 3}}\n",
                      "profiles.cpu.common: unknown config key 'epoch': did you mean 'epochs'?"),
-    "bad timeout": ("profiles:\n  cpu: {timeout_s: 0}\n", "profiles.cpu.timeout_s: must be a positive"),
+    "bad timeout": ("profiles:\n  cpu: {timeout_s: 0}\n",
+                    "profiles.cpu.timeout_s: must be a positive"),
     "class in profile": ("profiles:\n  cpu: {models: {SASRec: {class: 'a:B'}}}\n",
                          "profiles.cpu.models.SASRec.class: a profile cannot change"),
     "class not importable": ("  Mine: {class: 'no_such_module_x:Model'}\n",
@@ -155,7 +159,8 @@ def test_a_one_pass_model_is_not_marked(tmp_path: Path) -> None:
     report = (out / "results.md").read_text()
     assert "| Pop | 1 | 0.1000 | one pass (nothing to iterate) | 1 |" in report
     assert "‡" not in report
-    assert "profile" in read_csv(out / "results.csv")[0] and "stopped_by" in read_csv(out / "results.csv")[0]
+    assert ("profile" in read_csv(out / "results.csv")[0]
+            and "stopped_by" in read_csv(out / "results.csv")[0])
 
 
 def _per_user_table(rng: np.random.Generator) -> tuple[dict, dict[str, np.ndarray]]:

@@ -8,10 +8,14 @@ from recbole_sasrec_ext.benchmark.readme import BEGIN, END, embed
 def test_embed_replaces_only_the_marked_section(tmp_path):
     results = tmp_path / "results" / "quick"
     results.mkdir(parents=True)
-    (results / "results.md").write_text("# Quick\n\n| model | ndcg@10 |\n|---|---|\n| SASRec | **0.0601** |\n")
+    (results / "results.md").write_text(
+        "# Quick\n\n| model | ndcg@10 |\n|---|---|\n| SASRec | **0.0601** |\n"
+    )
     (results / "metrics.png").write_bytes(b"png")
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{BEGIN.format(name='quick')}\nold table\n{END.format(name='quick')}\noutro\n")
+    readme.write_text(
+        f"intro\n{BEGIN.format(name='quick')}\nold table\n{END.format(name='quick')}\noutro\n"
+    )
     embed(results, readme)
     text = readme.read_text()
     assert "old table" not in text and "| SASRec | **0.0601** |" in text and "## Quick" in text

@@ -99,7 +99,8 @@ def test_normal_init_std(tiny_data):
 
 
 def test_rksa_rejects_sasrec_block(tiny_data):
-    with pytest.raises(PluginError, match="config key 'layer_norm' = 'sasrec' is not allowed for RKSA"):
+    with pytest.raises(PluginError,
+                       match="config key 'layer_norm' = 'sasrec' is not allowed for RKSA"):
         build(Config("RKSA", "tiny", config_dict=fast_config(tiny_data, layer_norm="sasrec")))
 
 
@@ -116,9 +117,11 @@ def test_loss_default_follows_protocol(tiny_data):
     sampled = Config("SASRec", "tiny", config_dict=fast_config(
         tiny_data, eval_args={"split": {"LS": "valid_and_test"}, "mode": "uni100"}))
     assert (sampled["loss_type"], sampled["train_stride"], sampled.notes) == ("BCE", 0, [])
-    mixed = fast_config(tiny_data, eval_args={"split": {"LS": "valid_and_test"}, "mode": {"valid": "uni100", "test": "full"}})
+    mixed = fast_config(tiny_data, eval_args={"split": {"LS": "valid_and_test"},
+                                              "mode": {"valid": "uni100", "test": "full"}})
     assert Config("SASRec", "tiny", config_dict=mixed)["loss_type"] == "BCE"
-    chosen = Config("SASRec", "tiny", config_dict=fast_config(tiny_data, loss_type="BCE", train_stride=0))
+    chosen = Config("SASRec", "tiny",
+                    config_dict=fast_config(tiny_data, loss_type="BCE", train_stride=0))
     assert (chosen["loss_type"], chosen["train_stride"], chosen.notes) == ("BCE", 0, [])
     assert Config("RKSA", "tiny", config_dict=fast_config(tiny_data))["loss_type"] == "CE"
 

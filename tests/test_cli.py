@@ -17,7 +17,8 @@ from recbole_sasrec_ext.summary import RunSummary
 def _cli(args, cwd):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run(
-        [sys.executable, str(ROOT / "run_recbole.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, str(ROOT / "run_recbole.py"), *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
     )
 
 
@@ -47,8 +48,10 @@ def test_unknown_model_is_one_line_listing_models(tmp_path):
     "args, message",
     [
         (["--dataset", "nowhere"], "dataset 'nowhere' not found: looked for"),
-        (["--hidden_dropout_prob=1.5"], "config key 'hidden_dropout_prob' = 1.5 is not allowed: expected float in [0.0, 1.0)"),
-        (["--loss_type=MSE"], "config key 'loss_type' = 'MSE' is not allowed: expected one of 'BCE', 'CE'"),
+        (["--hidden_dropout_prob=1.5"],
+         "config key 'hidden_dropout_prob' = 1.5 is not allowed: expected float in [0.0, 1.0)"),
+        (["--loss_type=MSE"],
+         "config key 'loss_type' = 'MSE' is not allowed: expected one of 'BCE', 'CE'"),
         (["--epochs=-1"], "config key 'epochs' = -1"),
         (["--config_files", "missing.yaml"], "config file not found: missing.yaml"),
     ],
@@ -93,13 +96,15 @@ def test_uni100_uses_fast_path_and_matches_recbole_path(tiny_data):
     from recbole_sasrec_ext.quick_start import build
     from recbole_sasrec_ext.trainer import PluginTrainer
 
-    cfg = fast_config(tiny_data, eval_args={"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "uni20"})
+    cfg = fast_config(tiny_data,
+                      eval_args={"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "uni20"})
     config = Config("SASRec", "tiny", config_dict=cfg)
     _, _, _, test, model = build(config)
     trainer = PluginTrainer(config, model)
     fast = trainer.evaluate(test, load_best_model=False)
     from recbole.trainer import Trainer
 
-    trainer._neg_sample_batch_eval = lambda batch: Trainer._neg_sample_batch_eval(trainer, batch)  # RecBole's path
+    # RecBole's path
+    trainer._neg_sample_batch_eval = lambda batch: Trainer._neg_sample_batch_eval(trainer, batch)
     slow = trainer.evaluate(test, load_best_model=False)
     assert dict(fast) == dict(slow)

@@ -27,7 +27,8 @@ def _both(data, **extra):
 
 
 def test_ids_and_values_equal_recbole(tmp_path):
-    data = write_inter(tmp_path, "tok", ROWS, header="user_id:token\titem_id:token\trating:float\ttimestamp:float")
+    data = write_inter(tmp_path, "tok", ROWS,
+                       header="user_id:token\titem_id:token\trating:float\ttimestamp:float")
     plugin, recbole = _both(data)
     for field in ("user_id", "item_id"):
         assert list(plugin.field2id_token[field]) == list(recbole.field2id_token[field])
@@ -37,12 +38,14 @@ def test_ids_and_values_equal_recbole(tmp_path):
         assert set(a.inter_feat.columns) == set(b.inter_feat.columns)
         for column in b.inter_feat.columns:
             assert a.inter_feat[column].dtype == b.inter_feat[column].dtype
-            assert torch.equal(a.inter_feat[column].nan_to_num(-1), b.inter_feat[column].nan_to_num(-1)), column
+            assert torch.equal(a.inter_feat[column].nan_to_num(-1),
+                               b.inter_feat[column].nan_to_num(-1)), column
     assert "007" in plugin.field2token_id["item_id"] and "7" in plugin.field2token_id["item_id"]
 
 
 def test_token_columns_are_categorical_before_remapping(tmp_path):
-    data = write_inter(tmp_path, "tok", ROWS, header="user_id:token\titem_id:token\trating:float\ttimestamp:float")
+    data = write_inter(tmp_path, "tok", ROWS,
+                       header="user_id:token\titem_id:token\trating:float\ttimestamp:float")
     cfg = fast_config(data, load_col={"inter": ["user_id", "item_id", "timestamp"]})
     ds = OrderedSequentialDataset.__new__(OrderedSequentialDataset)
     ds.config = Config("RecBole.SASRec", "tok", config_dict=cfg)

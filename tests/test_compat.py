@@ -268,7 +268,8 @@ class _FakeConfig(dict):
 
 
 def test_pretrained_model_file_loads_with_torch_default(tmp_path):
-    # S3Rec and RaCT fine-tuning read this file with a plain torch.load (weights-only on torch >= 2.6)
+    # S3Rec and RaCT fine-tuning read this file with a plain torch.load
+    # (weights-only on torch >= 2.6)
     model = torch.nn.Linear(2, 1)
     model.other_parameter = lambda: None
     trainer = types.SimpleNamespace(

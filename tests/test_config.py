@@ -9,7 +9,8 @@ from recbole_sasrec_ext.config import bundled_dataset_dir
 
 def test_plugin_model_defaults_and_implementation(tiny_data):
     config = Config("SASRec", "tiny", config_dict={"data_path": str(tiny_data)})
-    assert config["hidden_size"] == 50 and config["n_heads"] == 1 and config["loss_type"] == "CE"  # full ranking, no loss given
+    # full ranking, no loss given
+    assert config["hidden_size"] == 50 and config["n_heads"] == 1 and config["loss_type"] == "CE"
     assert config["adam_betas"] == [0.9, 0.98] and config["train_batch_size"] == 128
     assert config["train_neg_sample_args"]["distribution"] == "none"
     assert config["implementation"] == "recbole_sasrec_ext.models.sasrec.SASRec"
@@ -25,7 +26,8 @@ def test_recbole_builtin_under_explicit_name(tiny_data):
 def test_priority_files_dict(tiny_data, tmp_path):
     f = tmp_path / "a.yaml"
     f.write_text("hidden_size: 32\nn_layers: 3\n")
-    config = Config("SASRec", "tiny", config_file_list=[str(f)], config_dict={"data_path": str(tiny_data), "n_layers": 1})
+    config = Config("SASRec", "tiny", config_file_list=[str(f)],
+                    config_dict={"data_path": str(tiny_data), "n_layers": 1})
     assert config["hidden_size"] == 32 and config["n_layers"] == 1
 
 
@@ -48,7 +50,8 @@ def test_data_path_default_and_ml100k_fallback(tmp_path):
 
 @pytest.mark.parametrize(
     "key, value",
-    [("n_layers", 0), ("hidden_act", "tanh"), ("gbce_t", 2.0), ("scale_embedding", "yes"), ("adam_betas", [0.9]),
+    [("n_layers", 0), ("hidden_act", "tanh"), ("gbce_t", 2.0), ("scale_embedding", "yes"),
+     ("adam_betas", [0.9]),
      ("train_batch_size", 0), ("learning_rate", 0.0)],
 )
 def test_bad_values_name_the_key(tiny_data, key, value):

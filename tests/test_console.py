@@ -25,15 +25,20 @@ def _cli(args, cwd):
 
 
 def test_default_console_is_short_and_the_log_file_has_everything(tiny_data, tmp_path):
-    args = ["--dataset", "tiny", f"--data_path={tiny_data}", "--epochs=3", "--MAX_ITEM_LIST_LENGTH=10"]
+    args = ["--dataset", "tiny", f"--data_path={tiny_data}", "--epochs=3",
+            "--MAX_ITEM_LIST_LENGTH=10"]
     proc = _cli(args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
     epoch_lines = [ln for ln in lines if ln.startswith("epoch ")]
     # one line per epoch: training loss and the validation result together
-    assert len(epoch_lines) == 3 and all("train loss" in ln and "| valid: " in ln for ln in epoch_lines)
+    assert len(epoch_lines) == 3 and all(
+        "train loss" in ln and "| valid: " in ln for ln in epoch_lines
+    )
     test_line = next(ln for ln in lines if ln.startswith("test result"))
-    assert re.fullmatch(r"test result: \{'hit@10': [0-9.]+, 'ndcg@10': [0-9.]+, 'mrr@10': [0-9.]+\}", test_line), test_line
+    assert re.fullmatch(
+        r"test result: \{'hit@10': [0-9.]+, 'ndcg@10': [0-9.]+, 'mrr@10': [0-9.]+\}", test_line
+    ), test_line
     assert len(lines) < 100 and "Parameters" not in proc.stderr  # no config dump
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     log = Path(tmp_path / summary["log_file"]).read_text()
@@ -51,7 +56,8 @@ def test_each_run_has_its_own_log_file_and_tensorboard_folder(tiny_data):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     config = fast_config(tiny_data, epochs=2)
-    first, second = run("SASRec", "tiny", config_dict=config), run("SASRec", "tiny", config_dict=config)
+    first, second = (run("SASRec", "tiny", config_dict=config),
+                     run("SASRec", "tiny", config_dict=config))
     assert first.log_file != second.log_file
     assert first.tensorboard_dir != second.tensorboard_dir
     for summary in (first, second):
@@ -72,7 +78,8 @@ def test_quiet_console_sends_unactionable_warnings_to_the_log_only(tmp_path):
     logger.addHandler(handler)
     try:
         logging.captureWarnings(True)
-        warnings.warn_explicit("`torch.cuda.amp.GradScaler(args...)` is deprecated", FutureWarning, "x.py", 1)
+        warnings.warn_explicit("`torch.cuda.amp.GradScaler(args...)` is deprecated",
+                               FutureWarning, "x.py", 1)
         warnings.warn_explicit("The given NumPy array is not writable", UserWarning, "y.py", 2)
         warnings.warn_explicit("something you can fix", UserWarning, "z.py", 3)
     finally:

@@ -25,7 +25,8 @@ def test_target_never_reached():
 
 
 def test_sasrec_pytorch_log_line_is_parsed():
-    line = "epoch:20, time: 31.250000(s), valid (NDCG@10: 0.5012, HR@10: 0.7700), test (NDCG@10: 0.4800, HR@10: 0.7500)"
+    line = ("epoch:20, time: 31.250000(s), valid (NDCG@10: 0.5012, HR@10: 0.7700), "
+            "test (NDCG@10: 0.4800, HR@10: 0.7500)")
     match = device_speed._SASREC_PYTORCH_LINE.search("Evaluating" + line)
     assert match.groups() == ("20", "31.250000", "0.5012", "0.7700", "0.4800", "0.7500")
     assert match.group(device_speed._SASREC_PYTORCH_METRICS["ndcg@10"] + 1) == "0.4800"

@@ -55,7 +55,8 @@ def test_loader_yields_device_tensors_and_an_epoch_covers_every_row_once(tiny_da
 
 
 def test_loader_batches_equal_recbole_loader_batches(tiny_data):
-    """Same seed: the device loader yields RecBole's batches, in RecBole's order, epoch after epoch."""
+    """Same seed: the device loader yields RecBole's batches, in RecBole's order, epoch after
+    epoch."""
     _, _, device_train, *_ = _build(tiny_data, train_batch_size=8, seed=3)
     _, _, host_train, *_ = _build(tiny_data, train_batch_size=8, seed=3, device_train_loader=False)
     assert not isinstance(host_train, DeviceTrainDataLoader)
@@ -86,12 +87,14 @@ def test_same_seed_same_run_exactly(tiny_data):
     [
         ("1e30", "training diverged at epoch 0: mean training loss nan is not finite"),
         ("1e6", "training diverged at epoch 0: mean training loss nan is not finite"),
-        ("1e3", "training diverged at epoch 0: mean training loss 3.91071e+06 exceeds the divergence bound 164.069"),
+        ("1e3", "training diverged at epoch 0: mean training loss 3.91071e+06 "
+                "exceeds the divergence bound 164.069"),
     ],
 )
 def test_divergence_exits_3_without_result_or_checkpoint(tiny_data, tmp_path, capsys, lr, message):
     argv = ["--model", "SASRec", "--dataset", "tiny", f"--data_path={tiny_data}", "--epochs=4",
-            "--MAX_ITEM_LIST_LENGTH=10", "--train_batch_size=16", "--hidden_size=16", "--inner_size=16",
+            "--MAX_ITEM_LIST_LENGTH=10", "--train_batch_size=16", "--hidden_size=16",
+            "--inner_size=16",
             "--state=WARNING", "--show_progress=False", "--loss_type=BCE", "--train_stride=0",
             f"--learning_rate={lr}"]
     assert main(argv) == EXIT_DIVERGED == 3
@@ -103,11 +106,13 @@ def test_divergence_exits_3_without_result_or_checkpoint(tiny_data, tmp_path, ca
 
 def test_divergence_after_a_saved_checkpoint_deletes_it(tiny_data):
     """One batch per epoch: epoch 0 (the initial loss) validates and saves; epoch 1 diverges."""
-    config, _, train, valid, _, model = _build(tiny_data, train_batch_size=1000, learning_rate=1e30, epochs=3)
+    config, _, train, valid, _, model = _build(tiny_data, train_batch_size=1000,
+                                               learning_rate=1e30, epochs=3)
     trainer = PluginTrainer(config, model)
     saved = []
     with pytest.raises(TrainingDivergedError) as info:
-        trainer.fit(train, valid, saved=True, callback_fn=lambda e, s: saved.append(Path(trainer.saved_model_file).exists()))
+        trainer.fit(train, valid, saved=True,
+                    callback_fn=lambda e, s: saved.append(Path(trainer.saved_model_file).exists()))
     assert saved == [True] and info.value.epoch == 1
     assert not Path(trainer.saved_model_file).exists()
 
@@ -117,9 +122,12 @@ def test_divergence_bound_is_factor_times_first_batch_loss(tiny_data):
     trainer = PluginTrainer(config, model)
     trainer._check_divergence(0, 3.0, 2.0)  # the first batch loss 2.0 becomes the reference
     trainer._check_divergence(1, 3.9, 50.0)  # later first batches do not move it
-    with pytest.raises(TrainingDivergedError, match="epoch 2: mean training loss 4.5 exceeds the divergence bound 4"):
+    with pytest.raises(TrainingDivergedError,
+                       match="epoch 2: mean training loss 4.5 exceeds the divergence bound 4"):
         trainer._check_divergence(2, 4.5, 1.0)
-    off = PluginTrainer(Config("SASRec", "tiny", config_dict=fast_config(tiny_data, divergence_factor=None)), model)
+    off = PluginTrainer(
+        Config("SASRec", "tiny", config_dict=fast_config(tiny_data, divergence_factor=None)), model
+    )
     off._check_divergence(0, 1.0, 1.0)
     off._check_divergence(1, 1e30, 1.0)  # bound off: only non-finite losses stop a run
     with pytest.raises(TrainingDivergedError, match="inf is not finite"):
@@ -139,7 +147,7 @@ def test_epoch_returns_the_sum_of_batch_losses(tiny_data):
     assert ours == theirs
 
 
-# --- large-batch recipe ----------------------------------------------------------------------------
+# --- large-batch recipe -------------------------------------------------------------------------
 def test_lr_scaling_and_warmup_values():
     assert scaled_learning_rate(1e-3, LrScaling.NONE, 512, 128) == 1e-3
     assert scaled_learning_rate(1e-3, LrScaling.SQRT, 512, 128) == pytest.approx(2e-3)
@@ -151,13 +159,16 @@ def test_lr_scaling_and_warmup_values():
 
 def test_trainer_applies_scaled_lr_and_warmup(tiny_data):
     config, _, train, *_, model = _build(
-        tiny_data, train_batch_size=8, learning_rate=0.01, lr_scaling="sqrt", lr_base_batch_size=2, warmup_epochs=1.0
+        tiny_data, train_batch_size=8, learning_rate=0.01, lr_scaling="sqrt", lr_base_batch_size=2,
+        warmup_epochs=1.0,
     )
     trainer = PluginTrainer(config, model)
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.02)
     seen = []
     step = trainer.optimizer.step
-    trainer.optimizer.step = lambda *a, **k: (seen.append(trainer.optimizer.param_groups[0]["lr"]), step(*a, **k))[1]
+    trainer.optimizer.step = lambda *a, **k: (
+        seen.append(trainer.optimizer.param_groups[0]["lr"]), step(*a, **k)
+    )[1]
     trainer._train_epoch(train, 0)
     n = len(train)
     assert seen == pytest.approx([0.02 * (i + 1) / n for i in range(n)])
@@ -168,7 +179,7 @@ def test_bad_lr_scaling_is_a_config_error(tiny_data):
         Config("SASRec", "tiny", config_dict=fast_config(tiny_data, lr_scaling="cubic"))
 
 
-# --- fast evaluation: identical metrics to RecBole's trainer ---------------------------------------
+# --- fast evaluation: identical metrics to RecBole's trainer ------------------------------------
 def _evaluate_both(config, model, data):
     model.eval()
     ours = PluginTrainer(config, model).evaluate(data, load_best_model=False)
@@ -192,7 +203,9 @@ def test_sampled_evaluation_equals_recbole_per_candidate_path(tiny_data, model_n
 
 def test_full_ranking_equals_recbole(tiny_data):
     config, _, _, _, test, model = _build(
-        tiny_data, eval_args={"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"},
+        tiny_data,
+        eval_args={"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user",
+                   "mode": "full"},
         topk=[1, 5, 10],
     )
     ours, theirs = _evaluate_both(config, model, test)
@@ -201,7 +214,9 @@ def test_full_ranking_equals_recbole(tiny_data):
 
 def test_full_sort_scores_is_the_unmasked_score_matrix(tiny_data):
     config, _, _, _, test, model = _build(
-        tiny_data, eval_args={"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"},
+        tiny_data,
+        eval_args={"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user",
+                   "mode": "full"},
     )
     model.eval()
     trainer = PluginTrainer(config, model)
@@ -217,7 +232,9 @@ def test_full_sort_scores_is_the_unmasked_score_matrix(tiny_data):
 def test_scorer_refuses_a_subclass_that_changes_predict(tiny_data):
     config, _, train, *_ , model = _build(tiny_data, model="GRU4Rec")
     cls = type(model)
-    changed = type("Changed", (cls,), {"predict": lambda self, interaction: cls.predict(self, interaction) * 2})
+    changed = type("Changed", (cls,), {
+        "predict": lambda self, interaction: cls.predict(self, interaction) * 2
+    })
     assert sequence_scorer(model) is not None
     assert sequence_scorer(changed(config, train._dataset)) is None
 

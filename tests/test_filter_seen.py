@@ -90,7 +90,8 @@ def test_seen_items_from_pairs_exact():
 def test_needs_leave_one_out_and_names_protocol(tiny_data):
     with pytest.raises(PluginError, match="config key 'filter_seen'"):
         Config("SASRec", "tiny", config_dict=fast_config(
-            tiny_data, filter_seen=True, eval_args={"split": {"RS": [0.8, 0.1, 0.1]}, "mode": "full"}))
+            tiny_data, filter_seen=True,
+            eval_args={"split": {"RS": [0.8, 0.1, 0.1]}, "mode": "full"}))
     on = Config("SASRec", "tiny", config_dict=fast_config(tiny_data, filter_seen=True))
     assert _protocol(on) == "full, seen removed"
     assert _protocol(Config("SASRec", "tiny", config_dict=fast_config(tiny_data))) == "full"
@@ -104,5 +105,6 @@ def test_benchmark_runs_name_the_protocol():
 
     full = {"eval_args": {"mode": "full"}}
     assert RunSpec("SASRec", "ml-1m", 1, full).protocol == "full"
-    assert RunSpec("SASRec", "ml-1m", 1, {**full, "filter_seen": True}).protocol == "full, seen removed"
+    assert (RunSpec("SASRec", "ml-1m", 1, {**full, "filter_seen": True}).protocol
+            == "full, seen removed")
     assert "full, seen removed" in PROTOCOLS

@@ -24,13 +24,15 @@ def test_recbole_layout_and_phases():
     valid, test = sampler.set_phase("valid"), sampler.set_phase("test")
     out = valid.sample_by_user_ids(np.array([1, 2]), np.array([9, 9]), 4)
     neg = valid.negatives([1, 2])
-    assert out.tolist() == [neg[0, 0], neg[1, 0], neg[0, 1], neg[1, 1], neg[0, 2], neg[1, 2], neg[0, 3], neg[1, 3]]
+    assert out.tolist() == [neg[0, 0], neg[1, 0], neg[0, 1], neg[1, 1],
+                            neg[0, 2], neg[1, 2], neg[0, 3], neg[1, 3]]
     assert torch.equal(valid.sample_by_user_ids([1], [9], 4), valid.sample_by_user_ids([1], [9], 4))
     assert not torch.equal(valid.negatives([1, 2]), test.negatives([1, 2]))
 
 
 def _candidates(model, data_path):
-    cfg = fast_config(data_path, eval_args={"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "uni20"})
+    cfg = fast_config(data_path,
+                      eval_args={"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "uni20"})
     config = Config(model, "tiny", config_dict=cfg)
     _, valid, test = data_preparation(config, create_dataset(config))
     out = {}

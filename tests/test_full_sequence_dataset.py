@@ -17,7 +17,8 @@ def _triples(ds):
     feat = ds.inter_feat
     out = []
     for u, seq, n, t in zip(
-        feat[uid].numpy(), feat[iid + "_list"].numpy(), feat["item_length"].numpy(), feat[iid].numpy()
+        feat[uid].numpy(), feat[iid + "_list"].numpy(), feat["item_length"].numpy(),
+        feat[iid].numpy(),
     ):
         out.append((ds.id2token(uid, u), tuple(ds.id2token(iid, seq[:n])), ds.id2token(iid, t)))
     return sorted(out)
@@ -49,18 +50,23 @@ def test_training_rows_are_whole_sequences_with_shifted_targets(tmp_path):
     assert rows["1"] == (["12", "13"], ["13", "14"], 2)
     assert rows["2"] == (["21", "0"], ["22", "0"], 1)
     users, items = ds.train_pairs
-    assert sorted(ds.id2token("item_id", items[users == ds.token2id("user_id", "1")])) == ["11", "12", "13", "14"]
+    assert sorted(
+        ds.id2token("item_id", items[users == ds.token2id("user_id", "1")])
+    ) == ["11", "12", "13", "14"]
 
 
 def test_rows_grow_with_users_not_interactions(tmp_path):
     data = write_inter(tmp_path, "long", [(u, i, i) for u in (1, 2) for i in range(1, 301)])
-    ds = FullSequenceDataset(Config("SASRec", "long", config_dict=fast_config(data, MAX_ITEM_LIST_LENGTH=50, train_stride=0)))
+    ds = FullSequenceDataset(Config(
+        "SASRec", "long", config_dict=fast_config(data, MAX_ITEM_LIST_LENGTH=50, train_stride=0)
+    ))
     train, valid, test = ds.build()
     assert (len(train), len(valid), len(test)) == (2, 2, 2)
 
 
 def test_random_split_is_refused(tiny_data):
-    cfg = fast_config(tiny_data, eval_args={"split": {"RS": [0.8, 0.1, 0.1]}, "order": "TO", "mode": "full"})
+    cfg = fast_config(tiny_data,
+                      eval_args={"split": {"RS": [0.8, 0.1, 0.1]}, "order": "TO", "mode": "full"})
     with pytest.raises(PluginError, match="eval_args.split"):
         FullSequenceDataset(Config("SASRec", "tiny", config_dict=cfg))
 
@@ -79,7 +85,9 @@ def test_memory_is_interactions_once_plus_users_times_max_length(tmp_path):
     # field, the data set the interactions once; nothing is interactions x L
     rows = [(u, i, i) for u, n in ((1, 300), (2, 40), (3, 5)) for i in range(1, n + 1)]
     data = write_inter(tmp_path, "mem", rows)
-    ds = FullSequenceDataset(Config("SASRec", "mem", config_dict=fast_config(data, MAX_ITEM_LIST_LENGTH=20, train_stride=0)))
+    ds = FullSequenceDataset(Config(
+        "SASRec", "mem", config_dict=fast_config(data, MAX_ITEM_LIST_LENGTH=20, train_stride=0)
+    ))
     splits = ds.build()
     n, L = len(rows), 20
     assert {k: tuple(v.shape) for k, v in ds.inter_feat.interaction.items()} == {

@@ -8,7 +8,8 @@ import torch
 from recbole_sasrec_ext.layers import losses
 
 H = torch.tensor([[1.0, 0.0], [0.5, -1.0]])  # (P=2, d=2)
-ITEMS = torch.tensor([[0.0, 0.0], [1.0, 2.0], [-1.0, 0.5], [0.3, 0.3]])  # (n_items=4, d) row 0 = padding
+# (n_items=4, d) row 0 = padding
+ITEMS = torch.tensor([[0.0, 0.0], [1.0, 2.0], [-1.0, 0.5], [0.3, 0.3]])
 POS = torch.tensor([1, 3])
 
 

@@ -1,4 +1,5 @@
-"""Every subpackage of the source tree ships in the wheel (pyproject.toml lists packages by hand)."""
+"""Every subpackage of the source tree ships in the wheel (pyproject.toml lists packages by
+hand)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
 
 def test_every_subpackage_is_listed_in_pyproject() -> None:
-    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
     source = ROOT / "recbole_sasrec_ext"
     found = {
         ".".join(init.parent.relative_to(ROOT).parts)

@@ -37,12 +37,14 @@ def test_rank_parts_of_each_global_batch_are_the_single_process_batch():
     assert [len(p) for p in parts] == [5, 5] == [batch_count(37, 8, 2)] * 2
     for k, batch in enumerate(order.split(8)):  # 8, 8, 8, 8, 5 rows
         assert torch.equal(torch.cat([parts[0][k], parts[1][k]]), batch)
-    assert [len(b) for b in parts[0]] == [4, 4, 4, 4, 3] and [len(b) for b in parts[1]] == [4, 4, 4, 4, 2]
+    assert ([len(b) for b in parts[0]] == [4, 4, 4, 4, 3]
+            and [len(b) for b in parts[1]] == [4, 4, 4, 4, 2])
 
 
 def test_a_last_batch_smaller_than_the_world_is_skipped_on_every_rank():
     order = torch.arange(17)  # 2 batches of 8, then 1 row
-    assert [len(rank_batches(order, 8, r, 2)) for r in range(2)] == [2, 2] == [batch_count(17, 8, 2)] * 2
+    assert ([len(rank_batches(order, 8, r, 2)) for r in range(2)] == [2, 2]
+            == [batch_count(17, 8, 2)] * 2)
     assert batch_count(17, 8, 1) == 3
 
 
@@ -53,7 +55,9 @@ def test_epoch_order_is_seeded_by_seed_plus_epoch():
     assert torch.equal(epoch_order(5, 2020, 0, shuffle=False), torch.arange(5))
 
 
-@pytest.mark.parametrize("n, world, expected", [(7, 2, [range(0, 4), range(4, 7)]), (1, 3, [range(0, 1), range(1, 1), range(1, 1)])])
+@pytest.mark.parametrize("n, world, expected", [
+    (7, 2, [range(0, 4), range(4, 7)]), (1, 3, [range(0, 1), range(1, 1), range(1, 1)])
+])
 def test_evaluation_batches_are_contiguous_runs(n, world, expected):
     assert [batch_range(n, r, world) for r in range(world)] == expected
 
@@ -75,7 +79,8 @@ def _gather_worker(rank: int, world: int, port: int, out: str) -> None:
     from recbole_sasrec_ext.parallel.sharding import eval_batches
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world)
     mine = list(eval_batches(_Batches(), rank, world))
     parts = {"rec.topk": torch.cat(mine)} if mine else {}
     torch.save({"mine": mine, "all": gather_rows(parts, world)}, f"{out}/{rank}.pt")
@@ -92,9 +97,12 @@ def test_every_rank_gathers_every_row_once_in_batch_order(tmp_path):
         port = s.getsockname()[1]
     mp.spawn(_gather_worker, args=(3, port, str(tmp_path)), nprocs=3)
     results = [torch.load(tmp_path / f"{r}.pt") for r in range(3)]
-    assert [[b.tolist() for b in r["mine"]] for r in results] == [[[0, 10, 20], [30, 40, 50]], [[60, 70, 80]], [[90, 100]]]
+    assert [[b.tolist() for b in r["mine"]] for r in results] == [
+        [[0, 10, 20], [30, 40, 50]], [[60, 70, 80]], [[90, 100]]
+    ]
     for r in results:
-        assert r["all"].keys() == {"rec.topk"} and torch.equal(r["all"]["rec.topk"], torch.arange(11) * 10)
+        assert r["all"].keys() == {"rec.topk"} and torch.equal(r["all"]["rec.topk"],
+                                                               torch.arange(11) * 10)
 
 
 # ----- launcher environment and bad input --------------------------------------------------------
@@ -103,35 +111,43 @@ def test_environment_of_a_launched_process():
     env = {"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "2",
            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
     info = process_group.from_env(env)
-    assert (info.rank, info.local_rank, info.world_size, info.is_main, info.reports_errors) == (3, 1, 4, False, False)
-    with pytest.raises(PluginError, match="RANK set but LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT not"):
+    assert (info.rank, info.local_rank, info.world_size, info.is_main, info.reports_errors) == (
+        3, 1, 4, False, False
+    )
+    with pytest.raises(PluginError,
+                       match="RANK set but LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT not"):
         process_group.from_env({"RANK": "0"})
     with pytest.raises(PluginError, match="are not consistent"):
         process_group.from_env({**env, "RANK": "4"})
 
 
 def _info(world: int) -> process_group.ProcessGroupInfo:
-    return process_group.ProcessGroupInfo(rank=0, local_rank=0, world_size=world, local_world_size=world)
+    return process_group.ProcessGroupInfo(rank=0, local_rank=0, world_size=world,
+                                          local_world_size=world)
 
 
 def test_configure_records_the_process_in_recbole_keys():
     config = {"nproc": None, "train_batch_size": 8, "device": torch.device("cpu"), "local_rank": 0}
     assert process_group.configure(config, _info(2)) == torch.device("cpu")
-    assert {k: config[k] for k in ("world_size", "local_rank", "offset", "nproc", "single_spec")} == {
-        "world_size": 2, "local_rank": 0, "offset": 0, "nproc": 2, "single_spec": True}
+    assert {
+        k: config[k] for k in ("world_size", "local_rank", "offset", "nproc", "single_spec")
+    } == {"world_size": 2, "local_rank": 0, "offset": 0, "nproc": 2, "single_spec": True}
     assert process_group.backend_for(torch.device("cpu")) == "gloo"
     assert process_group.backend_for(torch.device("cuda", 1)) == "nccl"
 
 
 def test_a_batch_smaller_than_the_world_is_refused():
     config = {"nproc": None, "train_batch_size": 1, "device": torch.device("cpu")}
-    with pytest.raises(PluginError, match="'train_batch_size' = 1 is below the number of processes"):
+    with pytest.raises(PluginError,
+                       match="'train_batch_size' = 1 is below the number of processes"):
         process_group.configure(config, _info(2))
 
 
 @pytest.mark.skipif(torch.cuda.device_count() >= 2, reason="needs fewer than 2 GPUs")
 def test_more_gpu_processes_than_gpus_is_refused():
-    with pytest.raises(PluginError, match=r"2 processes on this machine need 2 GPUs \(nccl: one per process\)"):
+    with pytest.raises(
+        PluginError, match=r"2 processes on this machine need 2 GPUs \(nccl: one per process\)"
+    ):
         process_group.device_for(_info(2), torch.device("cuda"))
 
 
@@ -155,7 +171,10 @@ def test_recbole_multi_process_keys_belong_to_the_launcher(tiny_data, key, capsy
 def test_nproc_in_a_library_call_is_refused(tiny_data):
     from recbole_sasrec_ext import run
 
-    with pytest.raises(PluginError, match="this call trains in one process; start 2 with run_recbole.py --nproc=2"):
+    with pytest.raises(
+        PluginError,
+        match="this call trains in one process; start 2 with run_recbole.py --nproc=2",
+    ):
         run("SASRec", "tiny", config_dict={"data_path": str(tiny_data), "nproc": 2})
 
 
@@ -248,7 +267,8 @@ def test_sharded_evaluation_equals_one_process_exactly(runs, name, protocol):
     assert summary["protocol"] == protocol
     alone = _evaluate_alone(folder / summary["checkpoint"])
     assert summary["test_result"] == alone["test"]
-    assert summary["best_valid_result"] == summary["valid_history"][-1]["valid_result"] == alone["valid"]
+    assert (summary["best_valid_result"] == summary["valid_history"][-1]["valid_result"]
+            == alone["valid"])
 
 
 def test_two_processes_write_every_test_users_metrics_once(runs):
@@ -262,14 +282,17 @@ def test_two_processes_write_every_test_users_metrics_once(runs):
     written = per_user.load(folder / PER_USER)
     alone = _evaluate_alone(folder / summary["checkpoint"])["per_user"]
     assert len(written.users) == len(set(written.users)) == len(alone.users) > 30
-    assert list(written.users) == list(alone.users)  # rank 0's users, then rank 1's: the batch order
+    # rank 0's users, then rank 1's: the batch order
+    assert list(written.users) == list(alone.users)
     assert written.values.keys() == alone.values.keys()
     for name, values in written.values.items():
         assert values.tolist() == alone.values[name].tolist()
         assert abs(float(values.mean()) - summary["test_result"][name]) < 1e-6
 
 
-def test_the_trainer_makes_the_checkpoint_folder_before_recbole_checks_for_it(tiny_data, monkeypatch):
+def test_the_trainer_makes_the_checkpoint_folder_before_recbole_checks_for_it(
+    tiny_data, monkeypatch
+):
     """RecBole's Trainer checks whether ``checkpoint_dir`` exists, then creates it: two processes
     can both see it missing, and the second ``os.makedirs`` fails (seen in a 2-process run). The
     plugin's trainer makes it (``exist_ok``) first, so RecBole's check always finds it."""
@@ -287,15 +310,16 @@ def test_the_trainer_makes_the_checkpoint_folder_before_recbole_checks_for_it(ti
         os.makedirs(path, exist_ok=True)
 
     monkeypatch.setattr(recbole_trainer, "ensure_dir", ensure_dir)
-    config = Config("SASRec", "tiny", config_dict=fast_config(tiny_data, checkpoint_dir="fresh/saved"))
+    config = Config("SASRec", "tiny",
+                    config_dict=fast_config(tiny_data, checkpoint_dir="fresh/saved"))
     PluginTrainer(config, build(config)[-1])
     assert checked == [True]
 
 
 def _key_bias_free(state: dict) -> dict:
-    """``state`` without the attention's key bias (the middle third of ``qkv.bias``): its gradient is
-    zero in exact arithmetic (a constant added to every key of a query leaves its softmax alone), so
-    it holds rounding noise that Adam rescales to steps of about ``learning_rate``."""
+    """``state`` without the attention's key bias (the middle third of ``qkv.bias``): its gradient
+    is zero in exact arithmetic (a constant added to every key of a query leaves its softmax alone),
+    so it holds rounding noise that Adam rescales to steps of about ``learning_rate``."""
     out = {}
     for name, value in state.items():
         if name.endswith("attention.qkv.bias"):
@@ -326,5 +350,7 @@ def test_bad_input_in_two_processes_is_one_line_exit_2(tmp_path):
     proc = _launch([sys.executable, str(ROOT / "run_recbole.py"), *_args(data, "SASRec"),
                     "--learning_rat=0.1", "--nproc=2"], tmp_path)
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr == "error: unknown config key 'learning_rat': did you mean 'learning_rate'?\n"
+    assert proc.stderr == (
+        "error: unknown config key 'learning_rat': did you mean 'learning_rate'?\n"
+    )
     assert not (tmp_path / "saved").exists() and not (tmp_path / "log").exists()

@@ -39,8 +39,10 @@ def test_recorder_matches_rows_to_users() -> None:
     recorder.record_batch(1, np.array([7]))  # full ranking: one row per user
     recorder.record_struct({"rec.topk": _Tensor(np.array([[1, 1], [0, 1], [1, 1]]))})
     result = recorder.result(["Hit"], [1], lambda ids: np.array([f"u{i}" for i in ids]))
-    assert result.users.tolist() == ["u5", "u9", "u7"] and result.values["hit@1"].tolist() == [1, 0, 1]
-    recorder.record_batch(3, np.array([1, 2]))  # cannot be matched: no result rather than a wrong one
+    assert (result.users.tolist() == ["u5", "u9", "u7"]
+            and result.values["hit@1"].tolist() == [1, 0, 1])
+    # cannot be matched: no result rather than a wrong one
+    recorder.record_batch(3, np.array([1, 2]))
     recorder.record_struct({"rec.topk": _Tensor(np.array([[1, 1], [0, 1], [1, 1]]))})
     assert recorder.result(["Hit"], [1], str) is None
 

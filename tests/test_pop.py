@@ -50,7 +50,9 @@ def test_test_metrics_equal_hand_computation(tmp_path):
             rows.append((u, i, t))
             t += 1
     data = write_inter(tmp_path, "hand", rows)
-    result = run("Pop", "hand", config_dict=fast_config(data, topk=[3], metrics=["Hit", "NDCG"], valid_metric="NDCG@3"))
+    result = run("Pop", "hand", config_dict=fast_config(
+        data, topk=[3], metrics=["Hit", "NDCG"], valid_metric="NDCG@3"
+    ))
     # training counts: item1:4, item2:4 (u1,u2 tie? u3's 2 is valid) ...
     train = Counter(i for items in pattern.values() for i in items[:-2])
     # rank by count desc, ties by item id order of RecBole's remapping (first appearance)

@@ -63,7 +63,8 @@ def _cli(args, cwd):
 
 
 def test_recommend_cli_json_lines_and_exit_codes(ml100k_checkpoint, tmp_path):
-    proc = _cli(["recommend", "--checkpoint", str(ml100k_checkpoint), "--users", "196,1", "--k", "3"], tmp_path)
+    proc = _cli(["recommend", "--checkpoint", str(ml100k_checkpoint), "--users", "196,1",
+                 "--k", "3"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["user"] for r in rows] == ["196", "1"] and all(len(r["items"]) == 3 for r in rows)
@@ -83,7 +84,8 @@ def test_explain_writes_pngs_and_averages_by_position(ml100k_checkpoint, tmp_pat
 
     paths = explain(ml100k_checkpoint, tmp_path / "png", max_users=64)
     assert [p.name for p in paths] == ["attention_blocks.png", "attention_user.png"]
-    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000 for p in paths)
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+               for p in paths)
     rec = Recommender.load(ml100k_checkpoint)
     extras, lengths = attention(rec, rec.user_ids(["196", "1"]))
     weights = extras[0].weights  # (2, L, L), explicit weights equal the fused path's output
@@ -118,7 +120,8 @@ def test_explain_rksa_writes_mixture_and_skew(tiny_data, tmp_path, sharing):
 
     from recbole_sasrec_ext.explain import explain, skew
 
-    summary = run("RKSA", "tiny", config_dict=fast_config(tiny_data, epochs=1, kernel_sharing=sharing))
+    summary = run("RKSA", "tiny",
+                  config_dict=fast_config(tiny_data, epochs=1, kernel_sharing=sharing))
     paths = explain(summary.checkpoint, tmp_path / "png")
     assert [p.name for p in paths] == ["attention_blocks.png", "attention_user.png",
                                        "rksa_mixture.png", "rksa_skew.png"]

@@ -16,7 +16,8 @@ from recbole_sasrec_ext.registry import get_trainer
 def _without_kernel(layer: KernelizedSkewAttention) -> KernelizedSkewAttention:
     """A kernel-less layer with ``layer``'s scores and values."""
     bare = KernelizedSkewAttention(HIDDEN, 0.0, jitter=JITTER, own_kernel=False).double()
-    bare.load_state_dict({k: v for k, v in layer.state_dict().items() if not k.startswith("kernel.")})
+    bare.load_state_dict({k: v for k, v in layer.state_dict().items()
+                          if not k.startswith("kernel.")})
     return bare
 
 
@@ -27,7 +28,8 @@ def test_shared_state_gives_the_same_output_as_the_own_kernel(training):
     bare = _without_kernel(layer)
     assert bare.kernel is None and len(list(bare.parameters())) == 4  # scores and value only
     gen = torch.Generator().manual_seed(3)
-    noise = MsnNoise(*(torch.randn(1, *valid.shape, generator=gen, dtype=torch.float64) for _ in range(2)))
+    noise = MsnNoise(*(torch.randn(1, *valid.shape, generator=gen, dtype=torch.float64)
+                       for _ in range(2)))
     noise = noise if training else None
     own = layer.train(training)(x, valid, item_emb, user_emb, cooc, noise=noise)
     state = layer.kernel(valid, item_emb, user_emb, cooc)
@@ -106,19 +108,22 @@ def test_shared_kernel_has_one_set_of_kernel_parameters(tiny_data):
     assert len(kernels) == 3 and all(k is shared.relation_kernel for k in kernels)
     assert all(block.attention.kernel is None for block in shared.blocks)
     assert len({id(k) for k in per_block.relation_kernels()}) == 3
-    assert sum(".kernel." in k or k.startswith("relation_kernel.") for k in shared.state_dict()) == 4
+    assert sum(".kernel." in k or k.startswith("relation_kernel.")
+               for k in shared.state_dict()) == 4
 
 
 @pytest.mark.parametrize("training", [False, True])
 def test_shared_kernel_is_causal(tiny_data, training):
     from recbole.data.interaction import Interaction
 
-    model = _model(tiny_data, kernel_sharing="shared", hidden_dropout_prob=0.0, attn_dropout_prob=0.0)
+    model = _model(tiny_data, kernel_sharing="shared", hidden_dropout_prob=0.0,
+                   attn_dropout_prob=0.0)
     model.train(training)
     outs = []
     for seq in ([1, 2, 3, 4, 5, 0, 0, 0, 0, 0], [1, 2, 3, 7, 8, 0, 0, 0, 0, 0]):
         torch.manual_seed(0)
-        batch = {"item_id_list": torch.tensor([seq]), "item_length": torch.tensor([5]), "user_id": torch.tensor([1])}
+        batch = {"item_id_list": torch.tensor([seq]), "item_length": torch.tensor([5]),
+                 "user_id": torch.tensor([1])}
         outs.append(model(Interaction(batch)))
     torch.testing.assert_close(outs[0][0, :3], outs[1][0, :3], atol=1e-5, rtol=0)
     assert not torch.allclose(outs[0][0, 3], outs[1][0, 3])
@@ -131,7 +136,9 @@ def test_shared_learned_variant_explains_and_round_trips(tiny_data):
     assert abs(sum(result.explanation.mixture.values()) - 1) < 1e-5
     config, model, _, _, _, test = load_data_and_model(result.checkpoint)
     assert model.relation_kernel is not None and model.relation_kernel.names == ("item", "user")
-    again = get_trainer(config["MODEL_TYPE"], config["model"])(config, model).evaluate(test, load_best_model=False)
+    again = get_trainer(config["MODEL_TYPE"], config["model"])(config, model).evaluate(
+        test, load_best_model=False
+    )
     assert {k: float(v) for k, v in again.items()} == result.test_result
 
 

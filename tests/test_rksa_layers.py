@@ -166,7 +166,8 @@ def test_padding_is_nan_free_with_gradients_in_train():
     (res.out.sum() + res.kernel_loss).backward()
     grads = [p.grad for p in layer.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
-    assert layer.kernel.raw_length_item.grad.abs() > 0 and layer.kernel.mixture.weight.grad.abs().sum() > 0
+    assert (layer.kernel.raw_length_item.grad.abs() > 0
+            and layer.kernel.mixture.weight.grad.abs().sum() > 0)
 
 
 # ----------------------------------------------------------------------------- co-occurrence table

@@ -17,7 +17,8 @@ def _build(data, **extra):
 @pytest.fixture
 def seq_data(tmp_path):
     # user u sees items (u, u+1, ..., u+5) in order; item 99 is only ever a held-out (test) item
-    rows = [(u, u + k, k) for u in range(1, 9) for k in range(5)] + [(u, 99, 5) for u in range(1, 9)]
+    rows = ([(u, u + k, k) for u in range(1, 9) for k in range(5)]
+            + [(u, 99, 5) for u in range(1, 9)])
     return write_inter(tmp_path, "seq", rows)
 
 
@@ -31,7 +32,8 @@ def test_cooccurrence_uses_training_split_only(seq_data):
     assert held_out not in set(items.tolist())
     one = dataset.token2id("item_id", "1")
     two = dataset.token2id("item_id", "2")
-    assert model.cooccurrence.block(torch.tensor([[one, two]]))[0, 0, 1] == 1  # only user 1 trains on both
+    # only user 1 trains on both
+    assert model.cooccurrence.block(torch.tensor([[one, two]]))[0, 0, 1] == 1
 
 
 @pytest.mark.parametrize("training", [False, True])
@@ -43,7 +45,8 @@ def test_causality(seq_data, training):
     outs = []
     for seq in (seq_a, seq_b):
         torch.manual_seed(0)
-        outs.append(model(Interaction({"item_id_list": seq, "item_length": torch.tensor([5]), "user_id": torch.tensor([1])})))
+        outs.append(model(Interaction({"item_id_list": seq, "item_length": torch.tensor([5]),
+                                       "user_id": torch.tensor([1])})))
     assert torch.allclose(outs[0][0, :3], outs[1][0, :3], atol=1e-5)
     assert not torch.allclose(outs[0][0, 3], outs[1][0, 3])
 
@@ -58,7 +61,9 @@ def test_explanation_and_checkpoint_round_trip(seq_data):
     config, model, _, _, _, test = load_data_and_model(result.checkpoint)
     from recbole_sasrec_ext.registry import get_trainer
 
-    again = get_trainer(config["MODEL_TYPE"], config["model"])(config, model).evaluate(test, load_best_model=False)
+    again = get_trainer(config["MODEL_TYPE"], config["model"])(config, model).evaluate(
+        test, load_best_model=False
+    )
     assert {k: float(v) for k, v in again.items()} == result.test_result
 
 

@@ -9,7 +9,8 @@ def test_a_child_above_the_memory_cap_is_killed():
     grow = ("import json, time; print(json.dumps({'stage': 'start'}), flush=True); "
             "x = bytearray(400 * 2**20); time.sleep(30)")
     run = run_child([sys.executable, "-c", grow], cap_mb=150, timeout=60)
-    assert run.killed and run.exit_code is None and run.sampled_peak_mb > 150 and run.wall_seconds < 30
+    assert (run.killed and run.exit_code is None and run.sampled_peak_mb > 150
+            and run.wall_seconds < 30)
     assert run.records == [{"stage": "start"}]
     assert not run.timed_out
 
@@ -30,19 +31,23 @@ def test_a_child_past_the_timeout_is_reported_as_timed_out_not_above_the_cap():
 def test_a_child_that_finishes_reports_its_records():
     ok = "import json; print(json.dumps({'stage': 'prepare', 'seconds': 1.0}))"
     run = run_child([sys.executable, "-c", ok], cap_mb=4096, timeout=60)
-    assert not run.killed and run.exit_code == 0 and run.records == [{"stage": "prepare", "seconds": 1.0}]
+    assert (not run.killed and run.exit_code == 0
+            and run.records == [{"stage": "prepare", "seconds": 1.0}])
     assert run.error is None
 
 
 def test_a_child_that_fails_reports_its_last_error_line():
-    bad = "import sys; print('warning: noise', file=sys.stderr); raise MemoryError('cannot allocate 8 bytes')"
+    bad = ("import sys; print('warning: noise', file=sys.stderr); "
+           "raise MemoryError('cannot allocate 8 bytes')")
     run = run_child([sys.executable, "-c", bad], cap_mb=4096, timeout=60)
-    assert not run.killed and run.exit_code == 1 and run.error == "MemoryError: cannot allocate 8 bytes"
+    assert (not run.killed and run.exit_code == 1
+            and run.error == "MemoryError: cannot allocate 8 bytes")
 
 
 def _m(pipeline, killed=False, code=0, error=None, **stages):
     ended = killed or code != 0
-    return Measurement(size=5_000_000, pipeline=pipeline, dataset="syn-5M", users=34_623, items=27_000,
+    return Measurement(size=5_000_000, pipeline=pipeline, dataset="syn-5M", users=34_623,
+                       items=27_000,
                        max_len=200, peak_rss_mb=None if ended else 2048.0, sampled_peak_mb=7680.0,
                        killed=killed, cap_mb=8192.0, exit_code=None if killed else code,
                        wall_seconds=61.0, error=error, stages=stages)
@@ -62,9 +67,12 @@ def test_table_shows_killed_runs_and_extrapolated_epochs():
 
 
 def test_table_shows_failed_allocations():
-    error = "RuntimeError: DefaultCPUAllocator: can't allocate memory: you tried to allocate 31778414400 bytes."
-    rows = [_m("plugin", code=1, error="ValueError: x", prepare={"seconds": 1.0}), _m("recbole", code=1, error=error)]
+    error = ("RuntimeError: DefaultCPUAllocator: can't allocate memory: "
+             "you tried to allocate 31778414400 bytes.")
+    rows = [_m("plugin", code=1, error="ValueError: x", prepare={"seconds": 1.0}),
+            _m("recbole", code=1, error=error)]
     line = table(rows).splitlines()[-1]
-    assert line == ("| 5,000,000 | 34,623 | 27,000 | 200 | failed at 7.50 GB resident | failed after 61 s, "
-                    "during model | – | – | failed at 7.50 GB resident: could not allocate 29.6 GB | "
-                    "failed after 61 s, during prepare |")
+    assert line == ("| 5,000,000 | 34,623 | 27,000 | 200 | failed at 7.50 GB resident "
+                    "| failed after 61 s, during model | – | – "
+                    "| failed at 7.50 GB resident: could not allocate 29.6 GB "
+                    "| failed after 61 s, during prepare |")

@@ -66,7 +66,8 @@ def test_tests_against_reference_adjusts_across_models() -> None:
     tests = against_reference({"better": (better, reference), "noise": (noise, reference)})
     raw = [tests["better"].p_t, tests["noise"].p_t]
     assert [tests["better"].p_t_holm, tests["noise"].p_t_holm] == pytest.approx(holm(raw))
-    assert tests["better"].p_wilcoxon_holm < 1e-4 and format_p(tests["better"].p_t_holm) == "< 1e-4 †"
+    assert (tests["better"].p_wilcoxon_holm < 1e-4
+            and format_p(tests["better"].p_t_holm) == "< 1e-4 †")
     assert format_p(0.2) == "0.2000" and format_p(0.01) == "0.0100 †" and format_p(None) == "n/a"
 
 

@@ -1,4 +1,5 @@
-"""The synthetic ML-20M-like generator: exact sizes, determinism, learnable structure, CLI errors."""
+"""The synthetic ML-20M-like generator: exact sizes, determinism, learnable structure, CLI
+errors."""
 
 from __future__ import annotations
 
@@ -67,10 +68,13 @@ def test_next_item_follows_the_successor_graph(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--users", "100", "--items", "50", "--interactions", "500"], "fewer than users x min_length"),
+        (["--users", "100", "--items", "50", "--interactions", "500"],
+         "fewer than users x min_length"),
         (["--users", "x", "--items", "50", "--interactions", "5k"], "--users: not a size"),
-        (["--users", "10", "--items", "1", "--interactions", "5k"], "items = 1 must be an integer >= 2"),
-        (["--users", "10", "--items", "50", "--interactions", "5k", "--name", "../x"], "dataset name"),
+        (["--users", "10", "--items", "1", "--interactions", "5k"],
+         "items = 1 must be an integer >= 2"),
+        (["--users", "10", "--items", "50", "--interactions", "5k", "--name", "../x"],
+         "dataset name"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args, message):
@@ -86,7 +90,8 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args, message):
 
 
 def test_existing_output_is_refused_and_cli_runs(tmp_path):
-    cmd = [sys.executable, "-m", "recbole_sasrec_ext.convert.synthetic", "--users", "30", "--items", "40",
+    cmd = [sys.executable, "-m", "recbole_sasrec_ext.convert.synthetic", "--users", "30",
+           "--items", "40",
            "--interactions", "1k", "--seed", "1", "--out", str(tmp_path), "--name", "syn"]
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
     first = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -97,4 +102,6 @@ def test_existing_output_is_refused_and_cli_runs(tmp_path):
 
 
 def test_parse_size():
-    assert [parse_size(t) for t in ("20M", "5k", "1_000", "1.5M")] == [20_000_000, 5_000, 1_000, 1_500_000]
+    assert [parse_size(t) for t in ("20M", "5k", "1_000", "1.5M")] == [
+        20_000_000, 5_000, 1_000, 1_500_000
+    ]

@@ -15,7 +15,8 @@ def long_data(tmp_path):
 
 
 def _train_rows(data, **extra):
-    config = Config("SASRec", "long", config_dict=fast_config(data, MAX_ITEM_LIST_LENGTH=3, **extra))
+    config = Config("SASRec", "long",
+                    config_dict=fast_config(data, MAX_ITEM_LIST_LENGTH=3, **extra))
     dataset, train, valid, _, _ = build(config)
     inter = train._dataset.inter_feat
     rows = []
@@ -26,8 +27,11 @@ def _train_rows(data, **extra):
         seq = [token(i) for i in inter["item_id_list"][r, :n]]
         targets = [token(t) for t in inter[TARGET_LIST_FIELD][r, :n]]
         rows.append((user, seq, targets))
-    valid_targets = sorted(dataset.id2token(dataset.iid_field, valid._dataset.inter_feat["item_id"]).tolist())
-    return sorted(rows, key=lambda row: (row[0], int(row[1][0]) if row[0] == '1' else 0)), valid_targets
+    valid_targets = sorted(
+        dataset.id2token(dataset.iid_field, valid._dataset.inter_feat["item_id"]).tolist()
+    )
+    return (sorted(rows, key=lambda row: (row[0], int(row[1][0]) if row[0] == '1' else 0)),
+            valid_targets)
 
 
 def test_stride_rows_cover_every_training_target_once(long_data):
@@ -49,7 +53,8 @@ def test_stride_zero_is_the_last_window_only(long_data):
 
 def test_stride_longer_than_window_is_an_error(long_data):
     with pytest.raises(PluginError, match="config key 'train_stride' = 4"):
-        Config("SASRec", "long", config_dict=fast_config(long_data, MAX_ITEM_LIST_LENGTH=3, train_stride=4))
+        Config("SASRec", "long",
+               config_dict=fast_config(long_data, MAX_ITEM_LIST_LENGTH=3, train_stride=4))
 
 
 def test_stride_equal_to_window_is_allowed_and_the_rule_is_declared(long_data):
@@ -57,7 +62,8 @@ def test_stride_equal_to_window_is_allowed_and_the_rule_is_declared(long_data):
     from recbole_sasrec_ext.models.sasrec import SASRec
 
     assert TRAIN_STRIDE_AT_MOST_WINDOW in SASRec.CONFIG_RULES
-    Config("SASRec", "long", config_dict=fast_config(long_data, MAX_ITEM_LIST_LENGTH=3, train_stride=3))
+    Config("SASRec", "long",
+           config_dict=fast_config(long_data, MAX_ITEM_LIST_LENGTH=3, train_stride=3))
     with pytest.raises(PluginError) as error:
         TRAIN_STRIDE_AT_MOST_WINDOW.check({"train_stride": 4, "MAX_ITEM_LIST_LENGTH": 3})
     assert str(error.value) == (

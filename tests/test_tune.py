@@ -28,7 +28,8 @@ def test_three_trials_select_on_validation_and_write_table_and_best_yaml(tiny_da
     fixed = fast_config(tiny_data, epochs=1)
     result = tune("SASRec", "tiny", space, 3, config_dict=fixed, seed=1)
     assert [t.number for t in result.trials] == [0, 1, 2]
-    assert all(0 <= t.valid_score <= 1 and 1e-4 <= t.params["learning_rate"] <= 1e-2 for t in result.trials)
+    assert all(0 <= t.valid_score <= 1 and 1e-4 <= t.params["learning_rate"] <= 1e-2
+               for t in result.trials)
     assert result.best.valid_score == max(t.valid_score for t in result.trials)
     table, best = write(result, tmp_path / "out", "SASRec", "tiny", None, fixed)
     rows = table.read_text().splitlines()
@@ -40,8 +41,10 @@ def test_three_trials_select_on_validation_and_write_table_and_best_yaml(tiny_da
 
 @pytest.mark.parametrize("text, message", [
     ("lr: {type: normal, low: 0, high: 1}", "key 'lr': expected {type: one of uniform"),
-    ("lr: {type: loguniform, low: 0, high: 1}", "key 'lr': 'loguniform' needs numbers low < high and low > 0"),
-    ("n_layers: {type: int, low: 1.5, high: 3}", "key 'n_layers': 'int' needs integer low and high"),
+    ("lr: {type: loguniform, low: 0, high: 1}",
+     "key 'lr': 'loguniform' needs numbers low < high and low > 0"),
+    ("n_layers: {type: int, low: 1.5, high: 3}",
+     "key 'n_layers': 'int' needs integer low and high"),
     ("a: {type: choice, choices: []}", "key 'a': 'choice' needs a non-empty list 'choices'"),
 ])
 def test_bad_space_names_the_key(tmp_path, text, message):
@@ -52,8 +55,9 @@ def test_bad_space_names_the_key(tmp_path, text, message):
 
 def test_cli_bad_space_is_one_line_exit_2(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-m", "recbole_sasrec_ext", "tune", "--space", "missing.yaml",
-                           "--trials", "1"], cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run([sys.executable, "-m", "recbole_sasrec_ext", "tune", "--space",
+                           "missing.yaml", "--trials", "1"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["error: search space file not found: missing.yaml"]
 
@@ -67,7 +71,8 @@ def test_cli_three_trials_on_ml100k(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     budget = ["--epochs=1", "--MAX_ITEM_LIST_LENGTH=20", "--hidden_size=16", "--inner_size=16"]
     proc = subprocess.run(
-        [sys.executable, "-m", "recbole_sasrec_ext", "tune", "--model", "SASRec", "--dataset", "ml-100k",
+        [sys.executable, "-m", "recbole_sasrec_ext", "tune", "--model", "SASRec",
+         "--dataset", "ml-100k",
          "--space", "space.yaml", "--trials", "3", "--out", "out", *budget],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
     )
