@@ -1,5 +1,5 @@
-"""Exit codes of every command of the plugin (training, benchmark, converters); README lists
-them."""
+"""Exit codes of every command of the plugin (training, benchmark, converters);
+README lists them."""
 
 import enum
 

@@ -151,8 +151,8 @@ def skew(rec: Recommender, user_id: int) -> tuple[np.ndarray, int]:
     if "kernel_state" in kw:  # kernel_sharing: shared
         relevance = kw["kernel_state"].relevance  # (1, L, L)
     else:
-        # (1, L, L)
-        relevance = two_hop_shape(kw["cooc"].to(x.dtype), causal_valid_mask(kw["valid"]))
+        relevance = two_hop_shape(kw["cooc"].to(x.dtype),
+                                  causal_valid_mask(kw["valid"]))  # (1, L, L)
     hidden = x.shape[-1]
     _, _, _, _, q_s, k_s = layer.scores(x).chunk(6, dim=-1)
     alpha = (q_s @ k_s.transpose(-1, -2)) / hidden**0.5 * relevance  # (1, L, L)

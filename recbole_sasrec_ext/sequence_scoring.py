@@ -58,8 +58,8 @@ def _recbole_scorer(model) -> SequenceScorer | None:
 
 
 def _dot_scorer(model, input_fields: list[str]) -> SequenceScorer:
-    """``forward(*inputs)`` (B, d) and its dot product with ``item_embedding`` (RecBole's
-    predict)."""
+    """``forward(*inputs)`` (B, d) and its dot product with ``item_embedding``
+    (RecBole's predict)."""
     embedding = model.item_embedding
     return SequenceScorer(
         encode=lambda inter: model.forward(*(inter[n] for n in input_fields)),  # (B, d)

@@ -117,8 +117,8 @@ class PluginTrainer(Trainer):
         callback_fn=None,
     ):
         """RecBole's ``fit``, restoring a resumed run's RNG states first; on
-        :class:`TrainingDivergedError` the run's checkpoint is deleted (no result of a diverged
-        run)."""
+        :class:`TrainingDivergedError` the run's checkpoint is deleted
+        (no result of a diverged run)."""
         self._train_loader = train_data
         if self._resumed_rng is not None:  # restore last: nothing may draw between here and epoch 1
             checkpoint.set_rng_state(self._resumed_rng, self._loader_generator())
@@ -378,15 +378,17 @@ class PluginTrainer(Trainer):
         from ``dataset.user_item_pairs`` of the data set being evaluated (:class:`SeenItems`).
         """
         users = interaction[self.config["USER_ID_FIELD"]].to(self.device)  # (B,)
-        return self._seen_items_of(self._eval_dataset).remove(scores, users,
-                                                              targets.to(self.device))
+        return self._seen_items_of(self._eval_dataset).remove(
+            scores, users, targets.to(self.device)
+        )
 
     def _seen_items_of(self, dataset) -> SeenItems:
         key = id(dataset.user_item_pairs[0])
         if key not in self._seen_items:
             users, items = dataset.user_item_pairs
-            self._seen_items[key] = SeenItems.from_pairs(users, items,
-                                                         dataset.user_num).to(self.device)
+            self._seen_items[key] = SeenItems.from_pairs(
+                users, items, dataset.user_num
+            ).to(self.device)
         return self._seen_items[key]
 
     def _neg_sample_batch_eval(self, batched_data):

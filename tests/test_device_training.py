@@ -55,8 +55,8 @@ def test_loader_yields_device_tensors_and_an_epoch_covers_every_row_once(tiny_da
 
 
 def test_loader_batches_equal_recbole_loader_batches(tiny_data):
-    """Same seed: the device loader yields RecBole's batches, in RecBole's order, epoch after
-    epoch."""
+    """Same seed: the device loader yields RecBole's batches, in RecBole's order,
+    epoch after epoch."""
     _, _, device_train, *_ = _build(tiny_data, train_batch_size=8, seed=3)
     _, _, host_train, *_ = _build(tiny_data, train_batch_size=8, seed=3, device_train_loader=False)
     assert not isinstance(host_train, DeviceTrainDataLoader)

@@ -1,5 +1,5 @@
-"""Every subpackage of the source tree ships in the wheel (pyproject.toml lists packages by
-hand)."""
+"""Every subpackage of the source tree ships in the wheel
+(pyproject.toml lists packages by hand)."""
 
 from __future__ import annotations
 

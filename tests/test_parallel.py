@@ -101,8 +101,9 @@ def test_every_rank_gathers_every_row_once_in_batch_order(tmp_path):
         [[0, 10, 20], [30, 40, 50]], [[60, 70, 80]], [[90, 100]]
     ]
     for r in results:
-        assert r["all"].keys() == {"rec.topk"} and torch.equal(r["all"]["rec.topk"],
-                                                               torch.arange(11) * 10)
+        assert r["all"].keys() == {"rec.topk"} and torch.equal(
+            r["all"]["rec.topk"], torch.arange(11) * 10
+        )
 
 
 # ----- launcher environment and bad input --------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The synthetic ML-20M-like generator: exact sizes, determinism, learnable structure, CLI
-errors."""
+"""The synthetic ML-20M-like generator: exact sizes, determinism, learnable structure,
+CLI errors."""
 
 from __future__ import annotations
 

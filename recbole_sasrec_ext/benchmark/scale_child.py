@@ -66,8 +66,8 @@ def emit(stage: str, seconds: float, **extra) -> None:
 
 
 class FirstBatches:
-    """The first ``n`` batches of a training loader (RecBole's trainer reads ``len`` and
-    iterates)."""
+    """The first ``n`` batches of a training loader
+    (RecBole's trainer reads ``len`` and iterates)."""
 
     def __init__(self, loader, n: int):
         self.loader, self.n = loader, min(n, len(loader))

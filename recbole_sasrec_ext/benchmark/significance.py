@@ -39,8 +39,8 @@ class UserTest:
 
     @property
     def delta_pct(self) -> float | None:
-        """``100 * (mean - reference_mean) / reference_mean`` (None when the reference's mean is
-        0)."""
+        """``100 * (mean - reference_mean) / reference_mean``
+        (None when the reference's mean is 0)."""
         if self.reference_mean == 0:
             return None
         return 100.0 * (self.mean - self.reference_mean) / self.reference_mean

@@ -179,8 +179,8 @@ class FullSequenceDataset(OrderedSequentialDataset):
             if targets is not None:
                 r = rows[lo:hi]
                 next_items = items[torch.from_numpy(np.where(valid, index + 1, 0))]  # (c, L)
-                # (c, L)
-                trains = valid & plan.is_train[r, None] & ((index + 1) > plan.loss_after[r, None])
+                trains = (valid & plan.is_train[r, None]
+                          & ((index + 1) > plan.loss_after[r, None]))  # (c, L)
                 targets[lo:hi] = next_items.masked_fill_(torch.from_numpy(~trains), 0)
         data.update({field: out for field, (_, out) in lists.items()})
         if targets is not None:

@@ -167,8 +167,8 @@ class KernelState:
     _factor: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
 
     def cholesky(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The lower factor of Ω and the matrix actually factorised (see
-        :func:`robust_cholesky`)."""
+        """The lower factor of Ω and the matrix actually factorised
+        (see :func:`robust_cholesky`)."""
         if self._factor is None:
             self._factor = robust_cholesky(self.omega_corr, self.jitter)  # (B, L, L) x2
         return self._factor

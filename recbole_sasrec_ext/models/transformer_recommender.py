@@ -52,8 +52,8 @@ _prefix_noted = False
 
 
 def _note_prefix_samples() -> None:
-    """Say once per process that the model trains on RecBole's prefix samples, and the faster
-    way."""
+    """Say once per process that the model trains on RecBole's prefix samples,
+    and the faster way."""
     global _prefix_noted
     if not _prefix_noted:
         _prefix_noted = True

@@ -34,8 +34,8 @@ def gather_rows(parts: dict[str, torch.Tensor], world_size: int) -> dict[str, to
 
 def gather_recorder(recorder: PerUserRecorder, world_size: int) -> PerUserRecorder:
     """Every rank's :class:`PerUserRecorder` (each saw its rank's test batches), joined in rank
-    order: the users and rows of the whole sharded evaluation (a collective: every rank calls
-    it)."""
+    order: the users and rows of the whole sharded evaluation
+    (a collective: every rank calls it)."""
     parts: list[PerUserRecorder | None] = [None] * world_size
     dist.all_gather_object(parts, recorder)
     return PerUserRecorder.joined(parts)
