@@ -174,12 +174,10 @@ def start(info: ProcessGroupInfo, device: torch.device) -> bool:
 def stop(started: bool, finished: bool) -> None:
     """End the process group if :func:`start` started it.
 
-    ``finished``: the run ended normally on this rank. The ranks then wait for each other before
-    the group ends, and the objects still holding the group (the trainer's DDP wrapper, freed with
-    the trainer's reference cycles) are collected first: a rank that ends its group while another
-    still talks to it, or a DDP reducer freed during interpreter shutdown, can abort a process
-    after its run succeeded ("terminate called without an active exception"). After a failure no
-    barrier: the other ranks may be gone (the launcher stops them).
+    ``finished``: the run ended normally on this rank. The ranks then meet at a barrier first, so
+    that no rank ends the group while another still uses it; after a failure there is no barrier
+    (the other ranks may be gone; the launcher stops them). Garbage is collected before the group
+    ends, so that nothing still referring to it is freed later, during interpreter shutdown.
     """
     if not (started and dist.is_initialized()):
         return
