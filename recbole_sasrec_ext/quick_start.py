@@ -27,7 +27,6 @@ from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.evaluation import FULL_SEEN_REMOVED, per_user
 from recbole_sasrec_ext.parallel import group as process_group
 from recbole_sasrec_ext.parallel.evaluation import gather_recorder
-from recbole_sasrec_ext.parallel.group import ProcessGroupInfo
 from recbole_sasrec_ext.parallel.quiet import silence_logging
 from recbole_sasrec_ext.parallel.sharding import ShardedTrainLoader
 from recbole_sasrec_ext.registry import get_model, get_trainer
@@ -308,7 +307,10 @@ def stopped_by(trainer) -> str:
 
 
 def _write_per_user(
-    config, recorder: per_user.PerUserRecorder | None, dataset, group: ProcessGroupInfo | None
+    config,
+    recorder: per_user.PerUserRecorder | None,
+    dataset,
+    group: parallel.ProcessGroupInfo | None,
 ) -> str | None:
     """Write the test set's per-user metrics to ``per_user_file`` when it is set (rank 0 of a
     multi-process run, from the ranks' joined recorders); its path (None on the other ranks)."""

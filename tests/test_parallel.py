@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, tiny_rows, write_inter
+from conftest import ROOT, fast_config, tiny_rows, write_inter
 
 from recbole_sasrec_ext.cli import main
 from recbole_sasrec_ext.errors import PluginError
@@ -298,7 +298,6 @@ def test_the_trainer_makes_the_checkpoint_folder_before_recbole_checks_for_it(
     can both see it missing, and the second ``os.makedirs`` fails (seen in a 2-process run). The
     plugin's trainer makes it (``exist_ok``) first, so RecBole's check always finds it."""
     import recbole.trainer.trainer as recbole_trainer
-    from conftest import fast_config
 
     from recbole_sasrec_ext import Config
     from recbole_sasrec_ext.quick_start import build
