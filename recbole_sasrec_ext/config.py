@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import recbole
-import yaml
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
@@ -18,6 +17,12 @@ from recbole_sasrec_ext.config_keys import COMMON_KEYS, check_keys
 from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.evaluation.seen_items import check_filter_seen
 from recbole_sasrec_ext.layers.losses import LossType
+from recbole_sasrec_ext.model_defaults import (  # noqa: F401 (model_yaml_chain re-exported)
+    EXTENDS_KEY,
+    mark_applied,
+    model_defaults,
+    model_yaml_chain,
+)
 from recbole_sasrec_ext.parallel.group import check_launcher_keys
 from recbole_sasrec_ext.paths import properties_dir  # noqa: F401 (re-exported)
 from recbole_sasrec_ext.registry import (
@@ -32,14 +37,6 @@ from recbole_sasrec_ext.validation import check_dataset_name, validate_config
 DEFAULT_DATA_PATH = "datasets/"
 #: Loss types whose training needs no RecBole-side negative sampling (the plugin's losses).
 _SELF_SAMPLING_LOSSES = {t.value for t in LossType}
-#: Key of a model yaml naming the yaml (same folder) whose keys it inherits and may override.
-EXTENDS_KEY = "extends"
-#: The plugin models' loss when the user set none and evaluation ranks every item: full-softmax
-#: cross-entropy (SASRec+, docs/sasrec.md); the models' yaml default (BCE) is for sampled ranking.
-FULL_RANKING_LOSS = "CE"
-#: Under full ranking, unless set: ``train_stride`` = ``MAX_ITEM_LIST_LENGTH`` // this, so the whole
-#: history is trained on (chosen on ml-100k validation, docs/sasrec.md); the paper keeps 0.
-FULL_RANKING_STRIDE_DIVISOR = 2
 
 
 def bundled_dataset_dir(dataset: str) -> Path:
@@ -118,27 +115,29 @@ class Config(RecBoleConfig):
         final = super()._get_final_config_dict()
         self.notes: list[str] = []
         external = self.external_config_dict
-        full_ranking = _full_ranking_transformer(final, self.model_class)
-        if full_ranking and "loss_type" not in external:
-            final["loss_type"] = FULL_RANKING_LOSS
-            self.notes.append(
-                f"loss_type {FULL_RANKING_LOSS}: evaluation ranks every item and no loss_type was "
-                "given (set loss_type to override; "
-                "BCE is the SASRec paper's loss for sampled ranking)"
-            )
-        max_len = final.get("MAX_ITEM_LIST_LENGTH")
-        if full_ranking and "train_stride" not in external and isinstance(max_len, int):
-            final["train_stride"] = max(1, max_len // FULL_RANKING_STRIDE_DIVISOR)
-            self.notes.append(
-                f"train_stride {final['train_stride']}: full ranking and no train_stride given, "
-                "so every user's whole training history is trained on (0 = the paper's last window)"
-            )
+        if is_plugin_model(self.model_class):
+            self._apply_model_defaults(final, external)
         is_sequential = final.get("MODEL_TYPE") == ModelType.SEQUENTIAL
         samples_itself = str(final.get("loss_type", "")).upper() in _SELF_SAMPLING_LOSSES
         if (is_sequential and samples_itself
                 and "train_neg_sample_args" not in self.external_config_dict):
             final["train_neg_sample_args"] = None
         return final
+
+    def _apply_model_defaults(self, final: dict, external: dict) -> None:
+        """The plugin model's defaults that depend on the run (the full-ranking recipe): the yaml
+        layers are already in ``final``; this adds what :func:`model_defaults` decides beyond them,
+        for keys the user did not set, and notes it."""
+        defaults = model_defaults(self.model_class.__name__, self.dataset, final, external)
+        changed = {k: v for k, v in defaults.items() if k not in external and final.get(k) != v}
+        final.update(changed)
+        mark_applied(self)
+        if changed:
+            listed = ", ".join(f"{k}={v}" for k, v in changed.items())
+            self.notes.append(
+                f"full-ranking recipe: {listed} (evaluation ranks every item; set a key to "
+                "override it, or recipe=paper for the SASRec paper's settings)"
+            )
 
     def _set_default_parameters(self):
         user_path = self.final_config_dict.get("data_path") or DEFAULT_DATA_PATH
@@ -171,43 +170,6 @@ class Config(RecBoleConfig):
         inter_cols = load_col.get("inter")
         if time_field in columns and isinstance(inter_cols, list) and time_field not in inter_cols:
             load_col["inter"] = inter_cols + [time_field]
-
-
-def model_yaml_chain(path: Path) -> list[Path]:
-    """``path`` and the yamls it ``extends`` (transitively), the most general first.
-
-    Raises
-    ------
-    PluginError
-        If an ``extends`` names a missing file or the chain loops.
-    """
-    chain = [path]
-    while path.is_file():
-        parent = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get(EXTENDS_KEY)
-        if parent is None:
-            break
-        path = path.parent / str(parent)
-        if path in chain or not path.is_file():
-            problem = "loops" if path in chain else "names a missing file"
-            raise PluginError(f"{chain[-1]}: '{EXTENDS_KEY}: {parent}' {problem}")
-        chain.append(path)
-    return chain[::-1]
-
-
-def _eval_modes(eval_args) -> set[str]:
-    """The evaluation modes of ``eval_args`` before RecBole normalises it (str or per phase)."""
-    mode = (eval_args or {}).get("mode", "full")
-    modes = mode.values() if isinstance(mode, dict) else [mode]
-    return {str(m) for m in modes}
-
-
-def _full_ranking_transformer(final: dict, model_class) -> bool:
-    """True for a plugin model with ``loss_type`` and ``train_stride`` keys (SASRec, RKSA) whose
-    every phase is evaluated with full ranking: such runs get the full-ranking defaults."""
-    is_plugin = model_class is not None and is_plugin_model(model_class)
-    names = {key.name for key in getattr(model_class, "CONFIG_KEYS", ())}
-    full = _eval_modes(final.get("eval_args")) == {"full"}
-    return is_plugin and {"loss_type", "train_stride"} <= names and full
 
 
 def inter_header_fields(path: os.PathLike, separator: str = "\t") -> list[str]:

@@ -1,45 +1,167 @@
-"""The documented defaults of a plugin model, read from its yaml (the one source).
+"""The defaults of a plugin model, resolved the same way whichever ``Config`` built the run.
 
-RecBole's own ``recbole.config.Config`` does not read a plugin's ``properties/model/<Model>.yaml``:
-for ``Config(model=SASRec)`` (the plugin's class) it reads RecBole's ``SASRec.yaml`` and leaves the
-plugin-only keys (``layer_norm``, ``scale_embedding``, ...) unset; for ``RKSA`` it reads nothing.
-:func:`fill_missing` gives such keys their documented defaults at model construction.
+The layers, lowest first: the model's yaml chain (``properties/model/<Model>.yaml`` and what it
+``extends``: the paper's settings), the plugin's ``properties/dataset/<dataset>.yaml`` (the paper's
+per-data-set values), then — when the run's recipe is ``full_ranking`` — the full-ranking recipe
+(``properties/model/recipe-full-ranking.yaml``, plus ``train_stride`` = half the window). The
+user's keys (config files, config dict, command line) are never touched.
+
+The plugin's :class:`~recbole_sasrec_ext.config.Config` applies them while it resolves; RecBole's
+own ``recbole.config.Config`` reads none of the plugin's yamls, so the model (and the plugin's
+``create_dataset``) apply them to such a config with :func:`apply_defaults`, and both routes train
+the same model with the same loss and windows (tests/test_recbole_pipeline.py).
 """
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Mapping
 from functools import cache
 from logging import getLogger
+from pathlib import Path
 
 import yaml
+
+from recbole_sasrec_ext.paths import properties_dir
+
+#: Key of a model yaml naming the yaml (same folder) whose keys it inherits and may override.
+EXTENDS_KEY = "extends"
+#: The full-ranking recipe's file, in ``properties/model/``.
+RECIPE_FILE = "recipe-full-ranking.yaml"
+#: Under the full-ranking recipe, unless set: ``train_stride`` = ``MAX_ITEM_LIST_LENGTH`` // this.
+FULL_RANKING_STRIDE_DIVISOR = 2
+#: Attribute the plugin's Config sets once it has applied the defaults itself.
+_APPLIED = "_plugin_model_defaults_applied"
+
+
+class Recipe(str, enum.Enum):
+    """Values of the ``recipe`` key."""
+
+    AUTO = "auto"
+    PAPER = "paper"
+    FULL_RANKING = "full_ranking"
+
+
+def model_yaml_chain(path: Path) -> list[Path]:
+    """``path`` and the yamls it ``extends`` (transitively), the most general first.
+
+    Raises
+    ------
+    PluginError
+        If an ``extends`` names a missing file or the chain loops.
+    """
+    from recbole_sasrec_ext.errors import PluginError
+
+    chain = [path]
+    while path.is_file():
+        parent = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get(EXTENDS_KEY)
+        if parent is None:
+            break
+        path = path.parent / str(parent)
+        if path in chain or not path.is_file():
+            problem = "loops" if path in chain else "names a missing file"
+            raise PluginError(f"{chain[-1]}: '{EXTENDS_KEY}: {parent}' {problem}")
+        chain.append(path)
+    return chain[::-1]
+
+
+def _read(path: Path) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}
 
 
 @cache
 def yaml_defaults(model_name: str) -> dict:
     """The keys of ``properties/model/<model_name>.yaml`` and of the yamls it ``extends`` ({} when
     there is no such file)."""
-    from recbole_sasrec_ext.config import EXTENDS_KEY, model_yaml_chain, properties_dir  # lazy
-
-    path = properties_dir() / "model" / f"{model_name}.yaml"
     defaults: dict = {}
-    for file in model_yaml_chain(path):
+    for file in model_yaml_chain(properties_dir() / "model" / f"{model_name}.yaml"):
         if file.is_file():
-            with open(file, encoding="utf-8") as f:
-                defaults.update(yaml.safe_load(f) or {})
+            defaults.update(_read(file))
     defaults.pop(EXTENDS_KEY, None)
     return defaults
 
 
-def fill_missing(config, model_name: str) -> list[str]:
-    """Set every key of the model's yaml that ``config`` lacks to its documented default (a key the
-    config holds, even as None, is kept); return the keys filled (logged at INFO)."""
-    filled = []
-    for key, value in yaml_defaults(model_name).items():
-        if key not in config.final_config_dict:
-            config[key] = value
-            filled.append(key)
-    if filled:
+@cache
+def recipe_values(model_name: str) -> dict:
+    """The full-ranking recipe of ``model_name`` (``properties/model/recipe-full-ranking.yaml``):
+    its shared keys, then the mapping under the model's name, where the model needs another value
+    (RKSA's attention cannot take the SASRec block's separate keys and values)."""
+    recipe = _read(properties_dir() / "model" / RECIPE_FILE)
+    own = recipe.get(model_name, {})
+    shared = {k: v for k, v in recipe.items() if not isinstance(v, dict)}
+    return {**shared, **own}
+
+
+def eval_modes(eval_args) -> set[str]:
+    """The evaluation modes of ``eval_args``, before or after RecBole normalises it (a mode, or a
+    mode per phase)."""
+    mode = (eval_args or {}).get("mode", "full")
+    modes = mode.values() if isinstance(mode, dict) else [mode]
+    return {str(m) for m in modes}
+
+
+def resolved_recipe(recipe: str | None, eval_args) -> Recipe:
+    """``recipe`` with ``auto`` decided: full ranking in every phase gives ``full_ranking``."""
+    chosen = Recipe(recipe or Recipe.AUTO.value)
+    if chosen is Recipe.AUTO:
+        full = eval_modes(eval_args) == {"full"}
+        return Recipe.FULL_RANKING if full else Recipe.PAPER
+    return chosen
+
+
+def model_defaults(model_name: str, dataset: str, settings: Mapping, user: Mapping) -> dict:
+    """Every default the plugin gives model ``model_name`` on ``dataset``.
+
+    Parameters
+    ----------
+    settings : the run's config (reads ``eval_args`` and ``MAX_ITEM_LIST_LENGTH``)
+    user : the keys the user set (``recipe``, if set, is read; the caller never overrides them)
+
+    Returns
+    -------
+    dict of key -> value; keys of the model yaml chain, the data set yaml and, under the
+    full-ranking recipe, the recipe and ``train_stride``.
+    """
+    chain = yaml_defaults(model_name)
+    if not chain:
+        return {}
+    values = dict(chain)
+    dataset_yaml = properties_dir() / "dataset" / f"{dataset}.yaml"
+    if dataset_yaml.is_file():  # the paper's per-data-set values of the model's keys
+        values.update({k: v for k, v in _read(dataset_yaml).items() if k in chain})
+    if "recipe" not in chain:  # a model without recipes (Pop)
+        return values
+    recipe = resolved_recipe(user.get("recipe", values.get("recipe")), settings.get("eval_args"))
+    if recipe is Recipe.FULL_RANKING:
+        values.update(recipe_values(model_name))
+        max_len = settings.get("MAX_ITEM_LIST_LENGTH")
+        if isinstance(max_len, int):
+            values["train_stride"] = max(1, max_len // FULL_RANKING_STRIDE_DIVISOR)
+    values.pop(EXTENDS_KEY, None)
+    return values
+
+
+def mark_applied(config) -> None:
+    """Record that ``config`` (the plugin's Config) already holds the plugin's defaults."""
+    setattr(config, _APPLIED, True)
+
+
+def apply_defaults(config, model_name: str) -> list[str]:
+    """Set every plugin default of ``model_name`` that the user did not set in ``config`` (RecBole's
+    own ``Config``, which reads none of the plugin's yamls); return the keys changed (logged at
+    INFO). A no-op for a config the plugin's ``Config`` resolved."""
+    if config.__dict__.get(_APPLIED):
+        return []
+    user = config.external_config_dict
+    settings = config.final_config_dict
+    defaults = model_defaults(model_name, config["dataset"], settings, user)
+    changed = [k for k, v in defaults.items() if k not in user and settings.get(k, object()) != v]
+    for key in changed:
+        config[key] = defaults[key]
+    if changed:
         getLogger().info(
-            f"{model_name}: documented defaults for keys the config left unset: {filled}"
+            f"{model_name}: the plugin's defaults for keys the user left unset: {sorted(changed)}"
         )
-    return filled
+    mark_applied(config)
+    return changed

@@ -9,11 +9,36 @@ from recbole_sasrec_ext.config import bundled_dataset_dir
 
 def test_plugin_model_defaults_and_implementation(tiny_data):
     config = Config("SASRec", "tiny", config_dict={"data_path": str(tiny_data)})
-    # full ranking, no loss given
-    assert config["hidden_size"] == 50 and config["n_heads"] == 1 and config["loss_type"] == "CE"
-    assert config["adam_betas"] == [0.9, 0.98] and config["train_batch_size"] == 128
+    # full ranking, nothing given: the full-ranking recipe (recipe-full-ranking.yaml)
+    assert config["hidden_size"] == 64 and config["n_heads"] == 1 and config["loss_type"] == "CE"
+    assert (config["n_layers"], config["layer_norm"], config["init"]) == (1, "sasrec", "normal")
+    assert config["adam_betas"] == [0.9, 0.999] and config["train_batch_size"] == 128
+    assert config["train_stride"] == config["MAX_ITEM_LIST_LENGTH"] // 2
+    assert any(note.startswith("full-ranking recipe: ") for note in config.notes)
     assert config["train_neg_sample_args"]["distribution"] == "none"
     assert config["implementation"] == "recbole_sasrec_ext.models.sasrec.SASRec"
+
+
+def test_recipe_paper_keeps_the_paper_settings_under_full_ranking(tiny_data):
+    config = Config("SASRec", "tiny", config_dict={"data_path": str(tiny_data), "recipe": "paper"})
+    assert (config["hidden_size"], config["n_layers"], config["loss_type"]) == (50, 2, "BCE")
+    assert config["adam_betas"] == [0.9, 0.98] and config["train_stride"] == 0
+    assert not any(note.startswith("full-ranking recipe") for note in config.notes)
+
+
+def test_recipe_yields_to_every_user_key_and_to_sampled_ranking(tiny_data):
+    config = Config("SASRec", "tiny", config_dict={"data_path": str(tiny_data),
+                                                   "n_layers": 3, "loss_type": "GBCE"})
+    assert (config["n_layers"], config["loss_type"], config["hidden_size"]) == (3, "GBCE", 64)
+    sampled = {"data_path": str(tiny_data), "eval_args": {"mode": "uni100"}}
+    config = Config("SASRec", "tiny", config_dict=sampled)
+    assert (config["hidden_size"], config["loss_type"], config["train_stride"]) == (50, "BCE", 0)
+
+
+def test_rksa_takes_the_recipe_but_its_own_block(tiny_data):
+    config = Config("RKSA", "tiny", config_dict={"data_path": str(tiny_data)})
+    assert (config["hidden_size"], config["n_layers"], config["loss_type"]) == (64, 1, "CE")
+    assert config["layer_norm"] == "pre" and config["init"] == "normal"
 
 
 def test_recbole_builtin_under_explicit_name(tiny_data):

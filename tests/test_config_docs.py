@@ -77,7 +77,7 @@ def test_extends_loops_and_missing_parents_are_errors(tmp_path) -> None:
 
 
 def test_extends_is_not_a_config_key_and_values_are_inherited(tiny_data) -> None:
-    config = Config("RKSA", "tiny", config_dict={"data_path": str(tiny_data)})
+    config = Config("RKSA", "tiny", config_dict={"data_path": str(tiny_data), "recipe": "paper"})
     assert "extends" not in config.final_config_dict
     inherited = (config["hidden_size"], config["hidden_act"], config["adam_betas"])
     assert inherited == (50, "relu", [0.9, 0.98]) and config["kernel_loss_weight"] == 0.1
@@ -96,5 +96,5 @@ def test_n_heads_must_divide_hidden_size_exit_2(tiny_data, capsys) -> None:
     argv = ["--model", "SASRec", "--dataset", "tiny", f"--data_path={tiny_data}", "--n_heads=3"]
     assert main(argv) == EXIT_BAD_INPUT
     err = capsys.readouterr().err.strip()
-    message = "config key 'n_heads' = 3 is not allowed: it must divide 'hidden_size' = 50"
+    message = "config key 'n_heads' = 3 is not allowed: it must divide 'hidden_size' = 64"
     assert err == f"error: {message}"

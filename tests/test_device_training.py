@@ -57,7 +57,7 @@ def test_loader_yields_device_tensors_and_an_epoch_covers_every_row_once(tiny_da
 def test_loader_batches_equal_recbole_loader_batches(tiny_data):
     """Same seed: the device loader yields RecBole's batches, in RecBole's order,
     epoch after epoch."""
-    _, _, device_train, *_ = _build(tiny_data, train_batch_size=8, seed=3)
+    _, _, device_train, *_ = _build(tiny_data, train_batch_size=8, seed=3, length_buckets=0)
     _, _, host_train, *_ = _build(tiny_data, train_batch_size=8, seed=3, device_train_loader=False)
     assert not isinstance(host_train, DeviceTrainDataLoader)
     for _ in range(3):
@@ -67,6 +67,59 @@ def test_loader_batches_equal_recbole_loader_batches(tiny_data):
             assert set(a.columns) == set(b.columns)
             for field in a.columns:
                 assert torch.equal(a[field], b[field]), field
+
+
+def test_length_buckets_cover_every_row_once_with_less_padding(tiny_data):
+    config, _, train, *_ = _build(tiny_data, train_batch_size=4, length_buckets=4, seed=1)
+    _, _, plain, *_ = _build(tiny_data, train_batch_size=4, length_buckets=0, seed=1)
+    field = config["ITEM_LIST_LENGTH_FIELD"]
+    batches = list(train)
+
+    seq_field = config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"]
+
+    def rows(loader_batches):  # every training row, as sorted tuples
+        return sorted(tuple(r) for b in loader_batches for r in b[seq_field].tolist())
+
+    assert len(rows(batches)) == train.sample_size
+    assert rows(batches) == rows(list(plain))  # the same rows as RecBole's batches, each once
+    widest = [int(b[field].max()) for b in batches]
+    plain_widest = [int(b[field].max()) for b in plain]
+    assert sum(widest) < sum(plain_widest)  # similar lengths together: less padding per batch
+    spread = [int(b[field].max() - b[field].min()) for b in batches]
+    plain_spread = [int(b[field].max() - b[field].min()) for b in plain]
+    assert sum(spread) < sum(plain_spread)
+    assert [int(b[field].max()) for b in train] != widest  # a new grouping every epoch
+
+
+def test_trimmed_batch_gives_the_same_loss_and_scores(tiny_data):
+    """Cutting a batch after its longest sequence changes nothing at the valid positions (garbage
+    written into the cut-off padding columns included)."""
+    config, _, train, valid, _, model = _build(tiny_data, length_buckets=0,
+                                               MAX_ITEM_LIST_LENGTH=10)
+    model.eval()
+    lengths = train.rows()[model.ITEM_SEQ_LEN]  # (rows,)
+    batch = train.batch_of(lengths.argsort()[:5])  # the five shortest rows
+    seq = batch[model.ITEM_SEQ]
+    width = int(batch[model.ITEM_SEQ_LEN].max())
+    assert width < seq.size(1)  # the case under test: padding-only columns exist
+    trimmed = model.trimmed(batch)
+    assert trimmed[model.ITEM_SEQ].size(1) == width
+    with torch.no_grad():
+        full_hidden = model.forward(batch)  # (B, L, d)
+        cut_hidden = model.forward(trimmed)  # (B, width, d)
+        valid_pos = seq[:, :width] > 0  # (B, width)
+        torch.testing.assert_close(cut_hidden[valid_pos], full_hidden[:, :width][valid_pos])
+        loss = model.calculate_loss(batch)
+        garbage = batch[model.ITEM_SEQ].clone()
+        garbage[:, width:] = 1 + torch.arange(garbage[:, width:].numel()).view(
+            garbage[:, width:].shape) % (model.n_items - 1)
+        batch.interaction[model.ITEM_SEQ] = garbage  # garbage beyond every sequence's length
+        torch.testing.assert_close(model.calculate_loss(batch), loss)
+        eval_batch = next(iter(valid))[0]
+        scores = model.full_sort_predict(eval_batch)  # (B, n_items), trimmed inside
+        hidden = model.forward(eval_batch)  # (B, L, d), untrimmed
+        last = hidden[torch.arange(len(hidden)), eval_batch[model.ITEM_SEQ_LEN] - 1]  # (B, d)
+        torch.testing.assert_close(scores, last @ model.embedding.item.weight.T)
 
 
 def test_recbole_models_keep_recbole_loader(tiny_data):
@@ -96,7 +149,7 @@ def test_divergence_exits_3_without_result_or_checkpoint(tiny_data, tmp_path, ca
             "--MAX_ITEM_LIST_LENGTH=10", "--train_batch_size=16", "--hidden_size=16",
             "--inner_size=16",
             "--state=WARNING", "--show_progress=False", "--loss_type=BCE", "--train_stride=0",
-            f"--learning_rate={lr}"]
+            "--recipe=paper", f"--learning_rate={lr}"]
     assert main(argv) == EXIT_DIVERGED == 3
     out, err = capsys.readouterr()
     assert out.strip() == ""  # no result JSON

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from recbole_sasrec_ext.layers import losses
 
@@ -83,3 +84,31 @@ def test_gbce_beta_calibration():
     torch.manual_seed(4)
     b = losses.gbce_loss(H, POS, ITEMS, k=2, t=0.0).item()
     assert a == pytest.approx(b)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 1000])
+def test_chunked_softmax_ce_equals_cross_entropy_in_value_and_gradients(chunk):
+    from recbole_sasrec_ext.layers.chunked_softmax import chunked_softmax_ce
+
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(10, 6, generator=gen, requires_grad=True)  # (P, d)
+    w = torch.randn(9, 6, generator=gen, requires_grad=True)  # (V, d)
+    w_ref = w.detach().clone().requires_grad_(True)
+    h_ref = h.detach().clone().requires_grad_(True)
+    target = torch.randint(0, 9, (10,), generator=gen)  # (P,)
+    (chunked_softmax_ce(h, w, target, chunk) * 2.5).backward()
+    (F.cross_entropy(h_ref @ w_ref.T, target) * 2.5).backward()
+    expected = F.cross_entropy(h_ref @ w_ref.T, target)
+    torch.testing.assert_close(chunked_softmax_ce(h, w, target, chunk), expected)
+    torch.testing.assert_close(h.grad, h_ref.grad)
+    torch.testing.assert_close(w.grad, w_ref.grad)
+
+
+def test_chunked_softmax_ce_of_no_positions_is_zero_with_zero_gradients():
+    from recbole_sasrec_ext.layers.chunked_softmax import chunked_softmax_ce
+
+    h = torch.zeros(0, 4, requires_grad=True)
+    w = torch.randn(5, 4, requires_grad=True)
+    loss = chunked_softmax_ce(h, w, torch.zeros(0, dtype=torch.long))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.count_nonzero(w.grad) == 0

@@ -12,7 +12,6 @@ from recbole.trainer import Trainer
 from recbole.utils import init_seed
 
 import recbole_sasrec_ext  # noqa: F401  (the import is what makes RecBole 1.2.1 work today)
-from recbole_sasrec_ext.model_defaults import yaml_defaults
 from recbole_sasrec_ext.models.rksa import RKSA
 from recbole_sasrec_ext.models.sasrec import SASRec
 
@@ -51,9 +50,12 @@ def test_plain_recbole_pipeline_trains_to_a_test_metric(model_class, tiny_data, 
     config, _, result = _plain_pipeline(model_class, tiny_data, caplog)
     assert set(result) >= {"ndcg@10", "hit@10"}
     assert 0.0 <= result["ndcg@10"] <= result["hit@10"] <= 1.0
-    # RecBole's Config left the plugin-only keys unset: the model took its yaml's defaults
-    assert config["layer_norm"] == yaml_defaults(model_class.__name__)["layer_norm"] == "pre"
-    assert config["scale_embedding"] is True
+    # RecBole's Config read RecBole's SASRec.yaml (or nothing, for RKSA): the model took the
+    # plugin's defaults instead, the full-ranking recipe included, as the plugin's Config gives them
+    expected = {"SASRec": "sasrec", "RKSA": "pre"}[model_class.__name__]
+    assert config["layer_norm"] == expected and config["scale_embedding"] is True
+    assert (config["n_layers"], config["hidden_act"]) == (1, "relu")  # RecBole's: 2, gelu
+    assert config["inner_size"] == 16  # the user's value kept
     # the prefix-sample data is recognised and the faster route named, once
     notes = [r for r in caplog.records if "prefix samples" in r.getMessage()]
     assert len(notes) <= 1
@@ -79,19 +81,62 @@ def test_prefix_sample_loss_is_the_last_position_loss(tiny_data, caplog):
     torch.testing.assert_close(loss, expected)
 
 
-def test_fill_missing_takes_yaml_defaults_only_for_absent_keys():
-    from recbole_sasrec_ext.model_defaults import fill_missing
+def test_apply_defaults_replaces_recbole_values_but_never_user_keys():
+    from recbole_sasrec_ext.model_defaults import apply_defaults
 
     class FakeConfig:
-        def __init__(self, values):
+        def __init__(self, values, user):
             self.final_config_dict = dict(values)
+            self.external_config_dict = dict(user)
+
+        def __getitem__(self, key):
+            return self.final_config_dict.get(key)
 
         def __setitem__(self, key, value):
             self.final_config_dict[key] = value
 
-    config = FakeConfig({"hidden_size": 64, "adam_betas": None})
-    filled = fill_missing(config, "SASRec")
-    assert config.final_config_dict["hidden_size"] == 64  # RecBole's value kept
-    assert config.final_config_dict["adam_betas"] is None  # an explicit None kept
-    assert config.final_config_dict["layer_norm"] == "pre" and "layer_norm" in filled
-    assert "hidden_size" not in filled and fill_missing(FakeConfig({}), "NoSuchModel") == []
+    recbole = {"dataset": "tiny", "hidden_size": 64, "inner_size": 256, "hidden_act": "gelu",
+               "adam_betas": None, "eval_args": {"mode": {"valid": "full", "test": "full"}},
+               "MAX_ITEM_LIST_LENGTH": 50}
+    config = FakeConfig(recbole, {"hidden_act": "gelu"})
+    changed = apply_defaults(config, "SASRec")
+    assert config.final_config_dict["inner_size"] == 64 and "inner_size" in changed  # RecBole's 256
+    assert config.final_config_dict["hidden_act"] == "gelu"  # the user's value kept
+    assert config.final_config_dict["train_stride"] == 25  # the full-ranking window rule
+    assert "hidden_size" not in changed  # already the recipe's 64
+    assert apply_defaults(config, "SASRec") == []  # applied once
+    assert apply_defaults(FakeConfig({"dataset": "tiny"}, {}), "NoSuchModel") == []
+
+@pytest.mark.parametrize("model_name", ["SASRec", "RKSA"])
+def test_both_config_routes_give_the_same_settings_windows_and_first_loss(model_name, tiny_data):
+    """RecBole's own Config + the plugin's data and model train exactly what the plugin's Config
+    trains: the same model keys (the full-ranking recipe included), the same training rows and
+    the same first-batch loss."""
+    import torch
+
+    from recbole_sasrec_ext import Config as PluginConfig
+    from recbole_sasrec_ext import create_dataset as plugin_create_dataset
+    from recbole_sasrec_ext import data_preparation as plugin_data_preparation
+    from recbole_sasrec_ext import get_model
+
+    user = {"data_path": str(tiny_data), "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+            "MAX_ITEM_LIST_LENGTH": 10, "show_progress": False, "train_neg_sample_args": None,
+            "seed": 7}
+    model_class = get_model(model_name)
+    built = []
+    for config in (PluginConfig(model=model_name, dataset="tiny", config_dict=dict(user)),
+                   Config(model=model_class, dataset="tiny", config_dict=dict(user))):
+        init_seed(config["seed"], config["reproducibility"])
+        train, _, _ = plugin_data_preparation(config, plugin_create_dataset(config))
+        init_seed(config["seed"], config["reproducibility"])
+        model = model_class(config, train._dataset)
+        batch = next(iter(train))
+        model.eval()
+        with torch.no_grad():
+            built.append((config, train, model.calculate_loss(batch)))
+    (plugin, plugin_train, plugin_loss), (plain, plain_train, plain_loss) = built
+    for key in model_class.CONFIG_KEYS:
+        assert plugin[key.name] == plain[key.name], key.name
+    assert plugin["loss_type"] == "CE" and plugin["train_stride"] == 5
+    assert plugin_train.sample_size == plain_train.sample_size  # the same windows
+    torch.testing.assert_close(plugin_loss, plain_loss)

@@ -48,6 +48,8 @@ class DeviceTrainDataLoader(TrainDataLoader):
         super().__init__(config, dataset, sampler, shuffle=shuffle)
         self.device = torch.device(config["device"])
         self._rows: dict[str, torch.Tensor] | None = None
+        self.length_buckets = int(config["length_buckets"] or 0)
+        self.length_field = config["ITEM_LIST_LENGTH_FIELD"]
 
     # --- data on the device --------------------------------------------------------------
     def to(self, device) -> DeviceTrainDataLoader:
@@ -89,9 +91,30 @@ class DeviceTrainDataLoader(TrainDataLoader):
             {field: values.index_select(0, index) for field, values in self.rows().items()}
         )
 
-    def __iter__(self):
+    def epoch_batches(self) -> list[torch.Tensor]:
+        """The row indices of each batch of the next epoch.
+
+        ``length_buckets`` = 0: consecutive slices of :meth:`epoch_order` (RecBole's batches).
+        ``length_buckets`` = k > 0: the same order is cut into groups of k batches; each group is
+        sorted by sequence length (ties keep the random order) and cut into batches, and the
+        batches of the epoch are shuffled. Every row is still used once per epoch, but a batch holds
+        sequences of similar length, so little of it is padding (the model trims the columns that
+        hold only padding, :meth:`TransformerRecommender.trimmed`).
+        """
         order = self.epoch_order()  # (n,)
-        for index in order.split(self.step):  # views of (<= batch,)
+        if not (self.shuffle and self.length_buckets and self.length_field in self.rows()):
+            return list(order.split(self.step))
+        lengths = self.rows()[self.length_field].index_select(0, order)  # (n,)
+        rows_per_group = self.length_buckets * self.step
+        group = torch.arange(order.numel(), device=order.device) // rows_per_group  # (n,)
+        key = group * (int(lengths.max()) + 1) + lengths  # (n,) group first, then length
+        order = order[torch.sort(key, stable=True).indices]  # (n,)
+        batches = list(order.split(self.step))
+        shuffle = torch.randperm(len(batches), generator=self.generator).tolist()
+        return [batches[i] for i in shuffle]
+
+    def __iter__(self):
+        for index in self.epoch_batches():  # (<= batch,) each
             yield self.batch_of(index)
         if self.shuffle:  # RandomSampler draws (and drops) one more permutation when exhausted
             torch.randperm(self.sample_size, generator=self.generator)

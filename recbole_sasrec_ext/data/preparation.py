@@ -15,6 +15,7 @@ from recbole_sasrec_ext.data.fixed_sampler import FixedNegativeSampler
 from recbole_sasrec_ext.data.full_sequence_dataset import FullSequenceDataset
 from recbole_sasrec_ext.data.ordered_dataset import OrderedSequentialDataset
 from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.model_defaults import apply_defaults
 
 _RECBOLE_TYPE_TO_CLASS = {
     ModelType.GENERAL: "Dataset",
@@ -65,7 +66,10 @@ def create_dataset(config):
         config["data_path"], config["dataset"], config["load_col"],
         config["field_separator"], config["encoding"], required,
     )
-    return dataset_class_for(config)(config)
+    dataset_class = dataset_class_for(config)
+    if issubclass(dataset_class, FullSequenceDataset):  # windows follow the model's defaults
+        apply_defaults(config, config.model_class.__name__)  # (a no-op after the plugin's Config)
+    return dataset_class(config)
 
 
 def _uni_sample_num(mode: str) -> int | None:

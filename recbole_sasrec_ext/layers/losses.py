@@ -12,6 +12,8 @@ import enum
 import torch
 import torch.nn.functional as F
 
+from recbole_sasrec_ext.layers.chunked_softmax import chunked_softmax_ce
+
 
 class LossType(str, enum.Enum):
     """``loss_type`` values of the plugin's sequential models."""
@@ -42,9 +44,9 @@ def bce_loss(h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor) -> torch.T
 
 
 def ce_loss(h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over every item except padding."""
-    logits = h @ items[1:].T  # (P, n_items-1)
-    return F.cross_entropy(logits, pos - 1)
+    """Cross-entropy over every item except padding; the (P, n_items-1) logits are formed a chunk
+    of positions at a time (:mod:`~recbole_sasrec_ext.layers.chunked_softmax`)."""
+    return chunked_softmax_ce(h, items[1:], pos - 1)
 
 
 def sampled_softmax_loss(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from logging import getLogger
 
 import torch
+from recbole.data.interaction import Interaction
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 from torch import nn
@@ -23,7 +24,7 @@ from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.layers.block import ACTIVATIONS, NormPlacement, TransformerBlock
 from recbole_sasrec_ext.layers.embedding import POSITION_ORDERS, SequenceEmbedding
 from recbole_sasrec_ext.layers.losses import LossType, next_item_loss
-from recbole_sasrec_ext.model_defaults import fill_missing
+from recbole_sasrec_ext.model_defaults import Recipe, apply_defaults
 
 #: The keys of every transformer recommender of the plugin (documented in properties/model/*.yaml).
 TRANSFORMER_KEYS: tuple[Key, ...] = (
@@ -45,6 +46,8 @@ TRANSFORMER_KEYS: tuple[Key, ...] = (
     Key("gbce_t", float, low=0.0, high=1.0),
     Key("bf16", bool),
     Key("train_stride", int, low=0),
+    Key("recipe", str, choices=tuple(r.value for r in Recipe)),
+    Key("length_buckets", int, low=0),
 )
 
 
@@ -81,7 +84,7 @@ class TransformerRecommender(SequentialRecommender):
     TARGETS_AT_EVERY_POSITION = True  # calculate_loss reads TARGET_LIST_FIELD
 
     def __init__(self, config, dataset):
-        fill_missing(config, type(self).__name__)  # RecBole's own Config skips the plugin's yaml
+        apply_defaults(config, type(self).__name__)  # RecBole's own Config reads no plugin yaml
         super().__init__(config, dataset)
         d = config["hidden_size"]
         self.loss_type = LossType(config["loss_type"])
@@ -161,11 +164,27 @@ class TransformerRecommender(SequentialRecommender):
     def forward(self, interaction) -> torch.Tensor:
         return self.encode(interaction)[0]  # (B, L, d)
 
+    def trimmed(self, interaction) -> Interaction:
+        """The batch cut after its longest sequence: every (B, L) field keeps its first
+        ``max(item_length)`` columns. Exact for every valid position (right padding, causal
+        attention, positions that do not depend on the padded width), and no work on the columns
+        that hold only padding."""
+        item_seq = interaction[self.ITEM_SEQ]  # (B, L)
+        width = int(interaction[self.ITEM_SEQ_LEN].max())
+        if width >= item_seq.size(1):
+            return interaction
+        full = item_seq.size(1)
+        return Interaction({
+            field: value[:, :width] if value.dim() == 2 and value.size(1) == full else value
+            for field, value in interaction.interaction.items()
+        })
+
     def auxiliary_loss(self, extras: list) -> torch.Tensor | float:
         """Extra loss terms from the attention layers (none for SASRec)."""
         return 0.0
 
     def calculate_loss(self, interaction) -> torch.Tensor:
+        interaction = self.trimmed(interaction)
         hidden, extras = self.encode(interaction)  # (B, L, d)
         if TARGET_LIST_FIELD in interaction:  # full-sequence rows: a target at every position
             targets = interaction[TARGET_LIST_FIELD]  # (B, L)
@@ -183,6 +202,7 @@ class TransformerRecommender(SequentialRecommender):
 
     def encode_sequences(self, interaction) -> torch.Tensor:
         """The representation of each sequence: the hidden state at its last item (B, d)."""
+        interaction = self.trimmed(interaction)
         hidden = self.forward(interaction)  # (B, L, d)
         return self.gather_indexes(hidden, interaction[self.ITEM_SEQ_LEN] - 1)  # (B, d)
 
