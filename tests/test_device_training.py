@@ -89,6 +89,11 @@ def test_length_buckets_cover_every_row_once_with_less_padding(tiny_data):
     plain_spread = [int(b[field].max() - b[field].min()) for b in plain]
     assert sum(spread) < sum(plain_spread)
     assert [int(b[field].max()) for b in train] != widest  # a new grouping every epoch
+    sizes = [len(b) for b in batches]
+    assert len(set(sizes)) > 1 and max(sizes) > 4  # many short rows or a few long ones
+    # a group is cut by targets, not by rows: 4 batches of about 74 / 4 targets each
+    group = torch.tensor([1, 1, 1, 2, 2, 2, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7])  # (16,) sorted
+    assert train._balanced_sizes(group) == [7, 3, 3, 3]  # targets 15, 18, 19, 21 of 73
 
 
 def test_trimmed_batch_gives_the_same_loss_and_scores(tiny_data):

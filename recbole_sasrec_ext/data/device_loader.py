@@ -19,6 +19,8 @@ import torch
 from recbole.data.dataloader import TrainDataLoader
 from recbole.data.interaction import Interaction
 
+from recbole_sasrec_ext.data.full_sequence_dataset import TARGET_LIST_FIELD
+
 
 def device_loader_applies(config, dataset) -> bool:
     """Whether RecBole's training loader would only slice rows for ``dataset`` (then the device
@@ -50,6 +52,7 @@ class DeviceTrainDataLoader(TrainDataLoader):
         self._rows: dict[str, torch.Tensor] | None = None
         self.length_buckets = int(config["length_buckets"] or 0)
         self.length_field = config["ITEM_LIST_LENGTH_FIELD"]
+        self._targets: torch.Tensor | None = None
 
     # --- data on the device --------------------------------------------------------------
     def to(self, device) -> DeviceTrainDataLoader:
@@ -58,6 +61,7 @@ class DeviceTrainDataLoader(TrainDataLoader):
         if device != self.device:
             self.device = device
             self._rows = None
+            self._targets = None
         return self
 
     def rows(self) -> dict[str, torch.Tensor]:
@@ -96,10 +100,12 @@ class DeviceTrainDataLoader(TrainDataLoader):
 
         ``length_buckets`` = 0: consecutive slices of :meth:`epoch_order` (RecBole's batches).
         ``length_buckets`` = k > 0: the same order is cut into groups of k batches; each group is
-        sorted by sequence length (ties keep the random order) and cut into batches, and the
-        batches of the epoch are shuffled. Every row is still used once per epoch, but a batch holds
-        sequences of similar length, so little of it is padding (the model trims the columns that
-        hold only padding, :meth:`TransformerRecommender.trimmed`).
+        sorted by sequence length (ties keep the random order) and cut into k batches that hold
+        about the same number of training targets (many short sequences or a few long ones), and
+        the batches of the epoch are shuffled. Every row is still used once per epoch and every
+        target weighs about as much as in random batches (the loss is a mean over a batch's
+        targets), but a batch holds sequences of similar length, so little of it is padding (the
+        model trims the columns that hold only padding, :meth:`TransformerRecommender.trimmed`).
         """
         order = self.epoch_order()  # (n,)
         if not (self.shuffle and self.length_buckets and self.length_field in self.rows()):
@@ -109,9 +115,31 @@ class DeviceTrainDataLoader(TrainDataLoader):
         group = torch.arange(order.numel(), device=order.device) // rows_per_group  # (n,)
         key = group * (int(lengths.max()) + 1) + lengths  # (n,) group first, then length
         order = order[torch.sort(key, stable=True).indices]  # (n,)
-        batches = list(order.split(self.step))
+        batches = []
+        for rows in order.split(rows_per_group):  # (<= k * batch,) each, sorted by length
+            batches += rows.split(self._balanced_sizes(self._targets_per_row()[rows]))
         shuffle = torch.randperm(len(batches), generator=self.generator).tolist()
         return [batches[i] for i in shuffle]
+
+    def _targets_per_row(self) -> torch.Tensor:
+        """The number of training targets of every row (n,): its target list's non-padding
+        entries, or its length for data without target lists."""
+        if self._targets is None:
+            rows = self.rows()
+            self._targets = ((rows[TARGET_LIST_FIELD] > 0).sum(1) if TARGET_LIST_FIELD in rows
+                             else rows[self.length_field])  # (n,)
+        return self._targets
+
+    def _balanced_sizes(self, targets: torch.Tensor) -> list[int]:
+        """Sizes of consecutive batches of a group whose rows have ``targets`` targets each (r,):
+        as many batches as ``train_batch_size`` gives the group, cut where the running number of
+        targets crosses equal shares (never an empty batch)."""
+        n_batches = -(-targets.numel() // self.step)
+        running = targets.cumsum(0)  # (r,)
+        shares = running[-1] * torch.arange(1, n_batches, device=targets.device) / n_batches
+        cuts = torch.searchsorted(running, shares, right=True).clamp(1, targets.numel() - 1)
+        edges = [0, *sorted(set(cuts.tolist())), targets.numel()]
+        return [b - a for a, b in zip(edges, edges[1:]) if b > a]
 
     def __iter__(self):
         for index in self.epoch_batches():  # (<= batch,) each
