@@ -96,7 +96,7 @@ def recipe_values(model_name: str) -> dict:
 def eval_modes(eval_args) -> set[str]:
     """The evaluation modes of ``eval_args``, before or after RecBole normalises it (a mode, or a
     mode per phase)."""
-    mode = (eval_args or {}).get("mode", "full")
+    mode = (eval_args if isinstance(eval_args, dict) else {}).get("mode", "full")  # else: checked
     modes = mode.values() if isinstance(mode, dict) else [mode]
     return {str(m) for m in modes}
 
