@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from recbole_sasrec_ext.argv import parse_overrides
+from recbole_sasrec_ext.argv import model_and_dataset, parse_overrides
 from recbole_sasrec_ext.errors import PluginError, TrainingDivergedError
 from recbole_sasrec_ext.exit_codes import (  # noqa: F401 (re-exported)
     EXIT_BAD_INPUT,
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         from recbole_sasrec_ext.quick_start import run
 
         if args.resume is None:
-            model, dataset = args.model or "SASRec", args.dataset or "ml-100k"
+            model, dataset = model_and_dataset(args.model, args.dataset, files)
         else:
             model, dataset = args.model, args.dataset
         summary = run(

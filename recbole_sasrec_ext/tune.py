@@ -25,7 +25,8 @@ from pathlib import Path
 
 import yaml
 
-from recbole_sasrec_ext.argv import parse_overrides
+from recbole_sasrec_ext import strict_yaml
+from recbole_sasrec_ext.argv import model_and_dataset, parse_overrides
 from recbole_sasrec_ext.errors import PluginError
 
 #: Kinds of search dimension.
@@ -54,11 +55,14 @@ def read_space(path: os.PathLike) -> list[Dimension]:
     """The search space of a yaml file; :class:`PluginError` naming the file and key when bad."""
     try:
         with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f)
+            raw = strict_yaml.safe_load(f)
     except FileNotFoundError:
         raise PluginError(f"search space file not found: {path}") from None
     except yaml.YAMLError as exc:
-        raise PluginError(f"{path}: not valid yaml ({str(exc).splitlines()[0]})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PluginError(f"{where}: not valid yaml ({problem})") from None
     if not isinstance(raw, dict) or not raw:
         raise PluginError(f"{path}: expected a mapping of config keys to {{type: ...}}")
     dims = []
@@ -192,8 +196,8 @@ def main(argv: list[str]) -> int:
                                      description="Search hyper-parameters on the validation set.",
                                      epilog="Any --key=value is a fixed config override "
                                      "for every trial.")
-    parser.add_argument("--model", "-m", default="SASRec")
-    parser.add_argument("--dataset", "-d", default="ml-100k")
+    parser.add_argument("--model", "-m", default=None, help="model name (default SASRec)")
+    parser.add_argument("--dataset", "-d", default=None, help="data set name (default ml-100k)")
     parser.add_argument("--space", required=True,
                         help="search space yaml (see the module docstring)")
     parser.add_argument("--trials", type=int, default=20)
@@ -210,6 +214,7 @@ def main(argv: list[str]) -> int:
             if not os.path.isfile(file):
                 raise PluginError(f"config file not found: {file}")
         space = read_space(args.space)
+        args.model, args.dataset = model_and_dataset(args.model, args.dataset, files)
         result = tune(args.model, args.dataset, space, args.trials, files, overrides, args.seed)
         table, best = write(result, args.out, args.model, args.dataset, files, overrides)
     except PluginError as exc:
