@@ -205,6 +205,19 @@ def check_eval_args(eval_args: Any) -> None:
             raise _bad("eval_args.mode", mode, "'full', 'labeled', 'uniN' or 'popN' (N >= 1)")
 
 
+def check_gpu(given: Mapping[str, Any]) -> None:
+    """``use_gpu: True`` given by the user on a machine without CUDA is an error (RecBole would
+    train on the CPU without a word)."""
+    if given.get("use_gpu") is True:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise PluginError(
+                "config key 'use_gpu' = True is not allowed: no CUDA device is available on this "
+                "machine (set --use_gpu=False to train on the CPU)"
+            )
+
+
 def check_model_constraints(config: Mapping[str, Any]) -> None:
     """Cross-key rules that hold for every transformer model, RecBole's included (the plugin's
     models declare the same rule in ``CONFIG_RULES``)."""
@@ -275,6 +288,7 @@ def validate_config(config, fields: Iterable[str] = ()) -> None:
     for key, value in given.items():
         _check_finite(key, value)
     check_keys(final, CORE_KEYS)
+    check_gpu(given)
     check_metrics(final)
     check_eval_args(final.get("eval_args"))
     check_model_constraints(final)

@@ -1,0 +1,32 @@
+"""Runs: TensorBoard folders of their own, use_gpu without CUDA (issue 22)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from _robust import FAST, bad_input, good_data, run_main
+
+
+def test_tensorboard_folders_are_never_shared(tmp_path, capsys):
+    data = good_data(tmp_path, "tiny.v1")  # a "." in the data set name
+    dirs = []
+    for model in ("RecBole.Pop", "RecBole.Pop", "Pop"):
+        code, out, err = run_main(["--model", model, "--dataset", "tiny.v1",
+                                   f"--data_path={data}", *FAST], capsys)
+        assert code == 0, err
+        summary = json.loads(out.splitlines()[-1])
+        stem = Path(summary["log_file"]).name[: -len(".log")]
+        assert Path(summary["tensorboard_dir"]).name == stem  # the whole name, not its head
+        dirs.append(summary["tensorboard_dir"])
+    assert len(set(dirs)) == 3
+    assert all(Path(d).is_dir() for d in dirs)
+
+
+def test_use_gpu_without_cuda_is_an_error(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    data = good_data(tmp_path)
+    bad_input(tmp_path, ["--dataset", "tiny", f"--data_path={data}", *FAST, "--use_gpu=True"],
+              "config key 'use_gpu' = True is not allowed: no CUDA device is available", capsys)
