@@ -77,6 +77,28 @@ def load(
     return state
 
 
+#: Key of a checkpoint whose run's training ended (early stopping or the epoch cap).
+FINISHED_KEY = "finished"
+
+
+def mark_finished(path: os.PathLike, epochs_run: int) -> None:
+    """Record in the checkpoint at ``path`` that its run's training ended after ``epochs_run``
+    epochs (rewritten atomically)."""
+    state = load(path, map_location="cpu")
+    state[FINISHED_KEY] = {"epochs_run": int(epochs_run)}
+    save_atomic(state, path)
+
+
+def check_resumable(path: os.PathLike, state: dict) -> None:
+    """Raise :class:`PluginError` when the checkpoint's run has finished (nothing to resume)."""
+    finished = state.get(FINISHED_KEY)
+    if finished:
+        raise PluginError(
+            f"--resume={path}: this run finished (after {finished.get('epochs_run', '?')} "
+            "epochs): there is nothing to resume; start a new run to train again"
+        )
+
+
 def load_weights(model: torch.nn.Module, state: dict) -> None:
     """Put a checkpoint's weights (``state_dict``, RecBole's ``other_parameter`` as encoded by
     :func:`recbole_sasrec_ext.recbole_checkpoints.encode_other_parameter`) into ``model``."""

@@ -176,7 +176,9 @@ def run(
         data, train_data, valid_data, test_data, net = build(config)
         fingerprint = checkpoint.data_fingerprint(train_data._dataset)
         if resume is not None:
-            checkpoint.check_fingerprint(resume, checkpoint.load(resume)["data"], fingerprint)
+            state = checkpoint.load(resume)
+            checkpoint.check_fingerprint(resume, state["data"], fingerprint)
+            checkpoint.check_resumable(resume, state)
 
     started = False if group is None else process_group.start(group, config["device"])
     finished = False

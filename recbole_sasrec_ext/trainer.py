@@ -118,17 +118,21 @@ class PluginTrainer(Trainer):
     ):
         """RecBole's ``fit``, restoring a resumed run's RNG states first; on
         :class:`TrainingDivergedError` the run's checkpoint is deleted
-        (no result of a diverged run)."""
+        (no result of a diverged run); at the end the checkpoint is marked finished (``--resume``
+        of it is refused)."""
         self._train_loader = train_data
         if self._resumed_rng is not None:  # restore last: nothing may draw between here and epoch 1
             checkpoint.set_rng_state(self._resumed_rng, self._loader_generator())
             self._resumed_rng = None
         try:
-            return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+            result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
         except TrainingDivergedError:
             if self.writes_files and os.path.exists(self.saved_model_file):
                 os.remove(self.saved_model_file)
             raise
+        if saved and self.writes_files and os.path.exists(self.saved_model_file):
+            checkpoint.mark_finished(self.saved_model_file, int(self.epochs_run))
+        return result
 
     def _loader_generator(self) -> torch.Generator | None:
         return getattr(self._train_loader, "generator", None)

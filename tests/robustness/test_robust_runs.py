@@ -30,3 +30,13 @@ def test_use_gpu_without_cuda_is_an_error(tmp_path, capsys, monkeypatch):
     data = good_data(tmp_path)
     bad_input(tmp_path, ["--dataset", "tiny", f"--data_path={data}", *FAST, "--use_gpu=True"],
               "config key 'use_gpu' = True is not allowed: no CUDA device is available", capsys)
+
+
+def test_resume_of_a_finished_run_says_so_and_does_nothing(tmp_path, capsys):
+    data = good_data(tmp_path)
+    code, out, err = run_main(["--dataset", "tiny", f"--data_path={data}", *FAST], capsys)
+    assert code == 0, err
+    saved = json.loads(out.splitlines()[-1])["checkpoint"]
+    bad_input(tmp_path, [f"--resume={saved}"],
+              f"--resume={saved}: this run finished (after 1 epochs): there is nothing to resume",
+              capsys)
