@@ -106,7 +106,8 @@ def _resume_inputs(resume: str, model: str | None, dataset: str | None, config_d
             raise PluginError(
                 f"--resume={resume}: the checkpoint is of {key} '{saved[key]}', not '{given}'"
             )
-    return saved["model"], saved["dataset"], {**dict(saved["external"]), **(config_dict or {})}
+    external = checkpoint.external_config(saved)
+    return saved["model"], saved["dataset"], {**external, **(config_dict or {})}
 
 
 def run(
@@ -330,24 +331,27 @@ def _write_per_user(
     return str(per_user.save(path, values))
 
 
-def load_data_and_model(model_file: str):
-    """Rebuild the configuration, data and model of a plugin checkpoint and load its weights.
+def load_data_and_model(model_file: str, log: bool = True):
+    """Rebuild the configuration, data and model of a plugin checkpoint and load its weights;
+    ``log``: start a log file (``log/``) as a run does (``recommend`` and ``explain`` do not).
 
     Returns
     -------
     (config, model, dataset, train_data, valid_data, test_data)
     """
     state = checkpoint.load(model_file, map_location="cpu")
-    saved = state["config"]
+    saved = checkpoint.run_config(model_file, state)
     with warnings.catch_warnings(record=True) as caught:  # stderr stays clean until logging starts
         with swapped_argv(sys.argv[:1]):
             config = Config(
-                model=saved["model"], dataset=saved["dataset"], config_dict=dict(saved["external"])
+                model=saved["model"], dataset=saved["dataset"],
+                config_dict=checkpoint.external_config(saved),
             )
         dataset, train_data, valid_data, test_data, model = build(config)
         fingerprint = checkpoint.data_fingerprint(train_data._dataset)
         checkpoint.check_fingerprint(model_file, state.get("data"), fingerprint)
-    start_logging(config)
-    _log_warnings(caught)
-    checkpoint.load_weights(model, state)
+    if log:
+        start_logging(config)
+        _log_warnings(caught)
+    checkpoint.load_weights(model, state, model_file)
     return config, model, dataset, train_data, valid_data, test_data

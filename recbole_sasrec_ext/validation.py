@@ -233,19 +233,25 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
+def _what(key: str) -> str:
+    """``config key 'k'``, or the option itself (``--out``)."""
+    return key if key.startswith("--") else f"config key '{key}'"
+
+
 def check_output_dir(key: str, folder: Any) -> None:
-    """``folder`` is a folder (or can be created) and is writable."""
+    """``folder`` is a folder (or can be created) and is writable (``key``: a config key, or a
+    command-line option such as ``--out``)."""
     path = Path(str(folder))
     if path.exists() and not path.is_dir():
         raise PluginError(
-            f"config key '{key}' = {str(folder)!r} is not allowed: it is a file, not a folder"
+            f"{_what(key)} = {str(folder)!r} is not allowed: it is a file, not a folder"
         )
     base = _nearest_existing(path)
     if not base.is_dir():
-        raise PluginError(f"config key '{key}' = {str(folder)!r} is not allowed: {base} is a file")
+        raise PluginError(f"{_what(key)} = {str(folder)!r} is not allowed: {base} is a file")
     if not os.access(base, os.W_OK | os.X_OK):
         raise PluginError(
-            f"config key '{key}' = {str(folder)!r} is not allowed: {base} is not writable"
+            f"{_what(key)} = {str(folder)!r} is not allowed: {base} is not writable"
         )
 
 
@@ -255,12 +261,12 @@ def check_output_file(key: str, file: Any) -> None:
     path = Path(str(file))
     if path.is_dir():
         raise PluginError(
-            f"config key '{key}' = {str(file)!r} is not allowed: it is a folder, not a file"
+            f"{_what(key)} = {str(file)!r} is not allowed: it is a folder, not a file"
         )
     base = _nearest_existing(path.parent)
     if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
         raise PluginError(
-            f"config key '{key}' = {str(file)!r} is not allowed: {base} is not a writable folder"
+            f"{_what(key)} = {str(file)!r} is not allowed: {base} is not a writable folder"
         )
 
 
