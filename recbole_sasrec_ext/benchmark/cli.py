@@ -31,6 +31,7 @@ from recbole_sasrec_ext.benchmark.suite import (
     load_suite,
     plan_summary,
 )
+from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
 
 PROG = "python -m recbole_sasrec_ext.benchmark"
@@ -142,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv and argv[0] == SPEED_COMMAND:
             return _speed(_speed_parser().parse_args(argv[1:]), f"{PROG} {shlex.join(argv)}")
         return _run(_run_parser().parse_args(argv), f"{PROG} {shlex.join(argv)}")
-    except (SuiteError, ResultsError, FileNotFoundError) as exc:
+    except (SuiteError, ResultsError, PluginError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
@@ -153,8 +154,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def _check_out(out: Path) -> None:
+    """``--out`` (or the report's folder) is a folder, or can be created, and is writable."""
+    from recbole_sasrec_ext.validation import check_output_dir
+
+    check_output_dir("--out", out)
+
+
 def _report(out: Path) -> int:
     from recbole_sasrec_ext.benchmark.report import write_report
+
+    _check_out(out)
 
     for path in write_report(out):
         print(path)
@@ -164,6 +174,7 @@ def _report(out: Path) -> int:
 def _speed(args: argparse.Namespace, command_line: str) -> int:
     from recbole_sasrec_ext.benchmark.speed import run_speed
 
+    _check_out(args.out)
     suite = load_suite(args.suite).with_profile(None)
     if args.timeout is not None:
         suite = replace(suite, timeout_s=args.timeout)
@@ -180,6 +191,8 @@ def _speed(args: argparse.Namespace, command_line: str) -> int:
 
 
 def _run(args: argparse.Namespace, command_line: str) -> int:
+    if not args.dry_run:
+        _check_out(args.out)
     suite = load_suite(args.suite).with_profile(args.profile)
     if args.timeout is not None:
         suite = replace(suite, timeout_s=args.timeout)
