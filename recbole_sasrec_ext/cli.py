@@ -79,9 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         return import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
     args, overrides = parse_args(argv)
     from recbole_sasrec_ext.parallel import group as process_group
+    from recbole_sasrec_ext.parallel import lifetime
 
+    lifetime.sigterm_as_interrupt()
     try:
         group = process_group.from_env()
+        if group is not None:  # a launched worker: never outlive the launcher
+            lifetime.die_with_parent()
         nproc = process_group.parse_nproc(overrides.pop("nproc", 1))
         if group is not None:
             process_group.check_nproc(nproc, group)
@@ -112,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.resume,
             verbose=args.verbose,
         )
+    except lifetime.Terminated:
+        if group is None:  # a launched worker's launcher says it
+            _say("error: terminated (SIGTERM)", group, every_rank=False)
+        return lifetime.EXIT_TERMINATED
     except KeyboardInterrupt:
         _say("error: interrupted", group, every_rank=False)
         return EXIT_INTERRUPTED
