@@ -119,6 +119,7 @@ def run(
     read_argv: bool = False,
     resume: str | None = None,
     verbose: bool = False,
+    test: bool = True,
 ) -> RunSummary:
     """Train ``model`` on ``dataset``, evaluate the best checkpoint on the test set.
 
@@ -139,6 +140,9 @@ def run(
     resume : str, optional
         A checkpoint of this plugin: continue its run (its configuration, ``config_dict`` on top;
         weights, optimizer, early-stopping state and RNG states) on the same data.
+    test : bool
+        Evaluate on the test set (``tune`` passes False: its trials never see test results, and
+        the summary's ``test_result`` is empty).
     verbose : bool
         Print RecBole's whole log on the console (else one line per epoch, warnings and the test
         result; the log file always has everything, see :func:`recbole_sasrec_ext.console.setup`).
@@ -186,7 +190,7 @@ def run(
     try:
         summary = _train_and_test(
             config, data, train_data, valid_data, test_data, net, caught, group,
-            saved=saved, resume=resume, verbose=verbose, fingerprint=fingerprint,
+            saved=saved, resume=resume, verbose=verbose, fingerprint=fingerprint, test=test,
         )
         finished = True
         return summary
@@ -224,7 +228,7 @@ def _start_logging_on(config, verbose: bool, group) -> console.RunLog:
 
 def _train_and_test(
     config, data, train_data, valid_data, test_data, net, caught, group, *, saved, resume,
-    verbose, fingerprint,
+    verbose, fingerprint, test=True,
 ) -> RunSummary:
     if group is not None:
         train_data = ShardedTrainLoader(train_data, group.rank, group.world_size, config["seed"])
@@ -251,11 +255,13 @@ def _train_and_test(
     wall = time.perf_counter() - start
     recorder = (  # only when asked for: it sees every test batch
         per_user.PerUserRecorder.attach(trainer, config["USER_ID_FIELD"])
-        if config["per_user_file"]
+        if config["per_user_file"] and test
         else None
     )
-    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=show)
-    logger.info(f"test result: { {k: float(v) for k, v in test_result.items()} }")
+    test_result = {}
+    if test:
+        test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=show)
+        logger.info(f"test result: { {k: float(v) for k, v in test_result.items()} }")
     if recorder is not None and group is not None:  # each rank recorded its share of the users
         recorder = gather_recorder(recorder, group.world_size)
     per_user_file = _write_per_user(config, recorder, test_data._dataset, group)
