@@ -108,14 +108,17 @@ def main(argv: list[str] | None = None) -> int:
             model, dataset = model_and_dataset(args.model, args.dataset, files)
         else:
             model, dataset = args.model, args.dataset
-        summary = run(
-            model,
-            dataset,
-            config_file_list=files,
-            config_dict=overrides,
-            resume=args.resume,
-            verbose=args.verbose,
-        )
+        from recbole_sasrec_ext.validation import strict_model_keys
+
+        with strict_model_keys():  # a key of another model would have no effect
+            summary = run(
+                model,
+                dataset,
+                config_file_list=files,
+                config_dict=overrides,
+                resume=args.resume,
+                verbose=args.verbose,
+            )
     except lifetime.Terminated:
         if group is None:  # a launched worker's launcher says it
             _say("error: terminated (SIGTERM)", group, every_rank=False)

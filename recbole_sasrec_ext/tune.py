@@ -29,7 +29,7 @@ from recbole_sasrec_ext import strict_yaml
 from recbole_sasrec_ext.argv import model_and_dataset, parse_overrides
 from recbole_sasrec_ext.errors import PluginError, TrainingDivergedError
 from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED, EXIT_OK
-from recbole_sasrec_ext.validation import check_output_dir
+from recbole_sasrec_ext.validation import check_output_dir, strict_model_keys
 
 #: Kinds of search dimension.
 KINDS = ("uniform", "loguniform", "int", "choice")
@@ -246,7 +246,9 @@ def main(argv: list[str]) -> int:
         check_output_dir("--out", args.out)
         space = read_space(args.space)
         args.model, args.dataset = model_and_dataset(args.model, args.dataset, files)
-        result = tune(args.model, args.dataset, space, args.trials, files, overrides, args.seed)
+        with strict_model_keys():
+            result = tune(args.model, args.dataset, space, args.trials, files, overrides,
+                          args.seed)
         table, best = write(result, args.out, args.model, args.dataset, files, overrides)
     except PluginError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)

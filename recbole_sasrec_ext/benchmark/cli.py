@@ -205,6 +205,9 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
         suite = replace(suite, datasets={d: suite.datasets[d] for d in args.only_datasets})
     plan = suite.runs(seeds=args.seeds, models=args.only_models, data_root=args.data_root)
     if args.dry_run:
+        from recbole_sasrec_ext.benchmark.dry_run import check_plan
+
+        check_plan(plan, args.out if args.out.is_dir() else None)  # as each run would
         prefix = default_command_prefix()
         for spec in plan:
             print(command_text([*prefix, *spec.args()]))

@@ -15,6 +15,8 @@ FAST = [
     "--hidden_size=16",
     "--inner_size=16",
 ]
+#: The same for models without a sequence encoder (Pop): no transformer keys.
+FAST_POP = ["--epochs=1", "--show_progress=False"]
 HEADER = "user_id:token\titem_id:token\ttimestamp:float"
 
 

@@ -85,3 +85,53 @@ def test_run_out_a_file_is_an_error(tmp_path, fake, capsys):
     code = cli.main([str(suite_path), "--out", str(tmp_path / "taken")])
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 2 and len(err) == 1 and "it is a file, not a folder" in err[0], err
+
+
+def _suite(tmp: Path, models: str, data: Path) -> Path:
+    path = tmp / "suite.yaml"
+    path.write_text(
+        "description: dry-run checks\ntimeout_s: 60\nseeds: [1, 2]\n"
+        f"common: {{epochs: 1, data_path: {data}}}\n"
+        "datasets:\n  tiny: {MAX_ITEM_LIST_LENGTH: 10}\n"
+        f"models:\n{models}"
+    )
+    return path
+
+
+@pytest.mark.parametrize("models, expected", [
+    ("  NoSuchModel: {}\n", "run NoSuchModel on tiny seed 1: unknown model 'NoSuchModel'"),
+    ("  SASRec: {n_heads: 3, hidden_size: 64}\n",
+     "run SASRec on tiny seed 1: config key 'n_heads' = 3 is not allowed: it must divide"),
+    ("  SASRec: {num_layers: 2}\n",
+     "config key 'num_layers' is not a key of model SASRec: it belongs to GRU4Rec"),
+    ("  Pop: {}\n  SASRec: {learning_rate: 0}\n",
+     "config key 'learning_rate' = 0"),
+])
+def test_dry_run_checks_each_runs_resolved_config(tmp_path, capsys, models, expected):
+    from conftest import tiny_rows, write_inter
+
+    data = write_inter(tmp_path / "data", "tiny", tiny_rows())
+    code = cli.main([str(_suite(tmp_path, models, data)), "--out", str(tmp_path / "out"),
+                     "--dry-run"])
+    captured = capsys.readouterr()
+    err = [line for line in captured.err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and expected in err[0], err
+    assert captured.out == "" and not (tmp_path / "out").exists()
+
+
+def test_dry_run_finds_missing_data(tmp_path, capsys):
+    code = cli.main([str(_suite(tmp_path, "  SASRec: {}\n", tmp_path / "nodata")),
+                     "--out", str(tmp_path / "out"), "--dry-run"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and "dataset 'tiny' not found" in err[0], err
+
+
+def test_dry_run_of_a_good_suite_prints_the_commands(tmp_path, capsys):
+    from conftest import tiny_rows, write_inter
+
+    data = write_inter(tmp_path / "data", "tiny", tiny_rows())
+    code = cli.main([str(_suite(tmp_path, "  SASRec: {n_layers: 1}\n  Pop: {}\n", data)),
+                     "--out", str(tmp_path / "out"), "--dry-run"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert len(captured.out.splitlines()) == 4  # 2 models x 2 seeds

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from _robust import FAST, bad_input, good_data, run_main
+from _robust import FAST, FAST_POP, bad_input, good_data, run_main
 
 
 def test_model_and_dataset_in_a_config_file_are_used(tmp_path, capsys):
     data = good_data(tmp_path, "fromyaml")
     (tmp_path / "c.yaml").write_text(f"model: Pop\ndataset: fromyaml\ndata_path: {data}\n")
-    code, out, err = run_main(["--config_files", str(tmp_path / "c.yaml"), *FAST], capsys)
+    code, out, err = run_main(["--config_files", str(tmp_path / "c.yaml"), *FAST_POP], capsys)
     assert code == 0, err
     summary = json.loads(out.splitlines()[-1])
     assert (summary["model"], summary["dataset"]) == ("Pop", "fromyaml")
@@ -22,7 +22,7 @@ def test_command_line_names_win_over_the_config_file(tmp_path, capsys):
     data = good_data(tmp_path, "cli")
     (tmp_path / "c.yaml").write_text("model: SASRec\ndataset: fromyaml\n")
     code, out, err = run_main(["--config_files", str(tmp_path / "c.yaml"), "--model", "Pop",
-                               "--dataset", "cli", f"--data_path={data}", *FAST], capsys)
+                               "--dataset", "cli", f"--data_path={data}", *FAST_POP], capsys)
     assert code == 0, err
     summary = json.loads(out.splitlines()[-1])
     assert (summary["model"], summary["dataset"]) == ("Pop", "cli")
@@ -59,3 +59,31 @@ def test_a_search_space_key_given_twice_is_an_error(tmp_path):
                     "learning_rate: {type: uniform, low: 0.3, high: 0.4}\n")
     with pytest.raises(PluginError, match=r"space.yaml:2: not valid yaml \(duplicate key"):
         read_space(path)
+
+
+@pytest.mark.parametrize("model, key, owners", [
+    ("SASRec", "--num_layers=2", "belongs to GRU4Rec, GRU4RecCPR, GRU4RecF, GRU4RecKG and 1 more"),
+    ("Pop", "--n_layers=2", "belongs to AutoInt, BERT4Rec"),
+    ("RecBole.Pop", "--inner_size=16", "belongs to BERT4Rec"),
+])
+def test_a_key_of_another_model_is_an_error_naming_it(tmp_path, capsys, model, key, owners):
+    data = good_data(tmp_path)
+    argv = ["--model", model, "--dataset", "tiny", f"--data_path={data}", *FAST_POP, key]
+    name = key[2:].split("=")[0]
+    line = bad_input(tmp_path, argv, f"config key '{name}' is not a key of model {model}", capsys)
+    assert owners in line
+
+
+def test_a_key_of_the_model_itself_is_fine(tmp_path, capsys):
+    data = good_data(tmp_path)
+    code, _, err = run_main(["--model", "SASRec", "--dataset", "tiny", f"--data_path={data}",
+                             *FAST, "--n_layers=1"], capsys)
+    assert code == 0, err
+
+
+def test_a_yaml_key_of_another_model_is_an_error(tmp_path, capsys):
+    data = good_data(tmp_path)
+    (tmp_path / "c.yaml").write_text("num_layers: 2\n")
+    argv = ["--dataset", "tiny", f"--data_path={data}", *FAST,
+            "--config_files", str(tmp_path / "c.yaml")]
+    bad_input(tmp_path, argv, "config key 'num_layers' is not a key of model SASRec", capsys)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from _robust import FAST, bad_input, good_data, run_main
+import pytest
+from _robust import FAST, FAST_POP, bad_input, good_data, run_main
 
 
 def test_tensorboard_folders_are_never_shared(tmp_path, capsys):
@@ -13,7 +14,7 @@ def test_tensorboard_folders_are_never_shared(tmp_path, capsys):
     dirs = []
     for model in ("RecBole.Pop", "RecBole.Pop", "Pop"):
         code, out, err = run_main(["--model", model, "--dataset", "tiny.v1",
-                                   f"--data_path={data}", *FAST], capsys)
+                                   f"--data_path={data}", *FAST_POP], capsys)
         assert code == 0, err
         summary = json.loads(out.splitlines()[-1])
         stem = Path(summary["log_file"]).name[: -len(".log")]
@@ -40,3 +41,17 @@ def test_resume_of_a_finished_run_says_so_and_does_nothing(tmp_path, capsys):
     bad_input(tmp_path, [f"--resume={saved}"],
               f"--resume={saved}: this run finished (after 1 epochs): there is nothing to resume",
               capsys)
+
+
+def test_use_gpu_in_a_config_file_without_cuda_warns_where_it_runs(tmp_path, monkeypatch):
+    import torch
+
+    from recbole_sasrec_ext.config import Config
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    data = good_data(tmp_path)
+    (tmp_path / "c.yaml").write_text("use_gpu: True\n")
+    with pytest.warns(UserWarning, match="no CUDA device is available.*trains on the CPU"):
+        config = Config("SASRec", "tiny", config_file_list=[str(tmp_path / "c.yaml")],
+                        config_dict={"data_path": str(data)})
+    assert str(config["device"]) == "cpu"
