@@ -196,7 +196,7 @@ def model_yaml_chain(path: Path) -> list[Path]:
 
 def _eval_modes(eval_args) -> set[str]:
     """The evaluation modes of ``eval_args`` before RecBole normalises it (str or per phase)."""
-    mode = (eval_args or {}).get("mode", "full")
+    mode = (eval_args if isinstance(eval_args, dict) else {}).get("mode", "full")  # else: checked
     modes = mode.values() if isinstance(mode, dict) else [mode]
     return {str(m) for m in modes}
 
