@@ -100,7 +100,7 @@ def _log_warnings(caught: list) -> None:
 
 def _resume_inputs(resume: str, model: str | None, dataset: str | None, config_dict: dict | None):
     """Model, data set and config dict of a checkpoint's run (``config_dict`` on top)."""
-    saved = checkpoint.load(resume, map_location="cpu")["config"]
+    saved = checkpoint.run_config(resume, checkpoint.load(resume, map_location="cpu"))
     for given, key in ((model, "model"), (dataset, "dataset")):
         if given is not None and given != saved[key]:
             raise PluginError(

@@ -16,6 +16,7 @@ arguments, 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -24,7 +25,12 @@ from pathlib import Path
 from typing import Callable
 
 from recbole_sasrec_ext.benchmark.results import ResultsError
-from recbole_sasrec_ext.benchmark.runner import command_text, default_command_prefix, run_suite
+from recbole_sasrec_ext.benchmark.runner import (
+    RUN_CMD_ENV,
+    command_text,
+    default_command_prefix,
+    run_suite,
+)
 from recbole_sasrec_ext.benchmark.suite import (
     SuiteError,
     available_suites,
@@ -207,8 +213,9 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
     if args.dry_run:
         from recbole_sasrec_ext.benchmark.dry_run import check_plan
 
-        check_plan(plan, args.out if args.out.is_dir() else None)  # as each run would
         prefix = default_command_prefix()
+        if not os.environ.get(RUN_CMD_ENV, "").strip():  # the runs are the plugin's own
+            check_plan(plan, args.out if args.out.is_dir() else None)  # as each run would
         for spec in plan:
             print(command_text([*prefix, *spec.args()]))
         print(

@@ -55,3 +55,11 @@ def test_use_gpu_in_a_config_file_without_cuda_warns_where_it_runs(tmp_path, mon
         config = Config("SASRec", "tiny", config_file_list=[str(tmp_path / "c.yaml")],
                         config_dict={"data_path": str(data)})
     assert str(config["device"]) == "cpu"
+
+
+def test_resume_of_a_checkpoint_without_its_config_is_one_line(tmp_path, capsys):
+    import torch
+
+    path = tmp_path / "noconfig.pth"
+    torch.save({"format": "recbole_sasrec_ext/1", "state_dict": {}}, path)
+    bad_input(tmp_path, [f"--resume={path}"], "has no run configuration", capsys)
