@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
     args, overrides = parse_args(argv)
+    from recbole_sasrec_ext import lifetime
     from recbole_sasrec_ext.parallel import group as process_group
-    from recbole_sasrec_ext.parallel import lifetime
 
     lifetime.sigterm_as_interrupt()
     try:

@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from recbole_sasrec_ext import lifetime
 from recbole_sasrec_ext.benchmark.results import ResultsError
 from recbole_sasrec_ext.benchmark.runner import (
     RUN_CMD_ENV,
@@ -143,6 +144,7 @@ def _speed_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    lifetime.sigterm_as_interrupt()  # the running run is stopped as on Ctrl-C
     try:
         if argv and argv[0] == REPORT_COMMAND:
             return _report(_report_parser().parse_args(argv[1:]).out)
@@ -152,12 +154,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SuiteError, ResultsError, PluginError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (lifetime.Terminated)
+        terminated = isinstance(exc, lifetime.Terminated)
         print(
-            "interrupted: finished runs are saved; rerun the same command to resume",
+            f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: finished runs are saved; "
+            "rerun the same command to resume",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
+        return lifetime.EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
 
 
 def _check_out(out: Path) -> None:

@@ -97,3 +97,40 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path, nproc):
     while any(alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(alive(p) for p in workers)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_of_a_benchmark_runner_stops_its_run(tmp_path):
+    import shlex
+
+    from test_benchmark import REPO, kill_hung_fakes, make_fake, write_suite
+
+    from recbole_sasrec_ext.benchmark.runner import RUN_CMD_ENV
+
+    fake = make_fake(tmp_path / "fake")
+    path = write_suite(tmp_path / "s.yaml", ["Slow"], [1], timeout_s=120)
+    env = {**os.environ, RUN_CMD_ENV: shlex.join(fake["prefix"]),
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "recbole_sasrec_ext.benchmark", str(path), "--out",
+         str(tmp_path / "out")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (fake["pids"].exists() and fake["pids"].read_text().strip()):
+            assert time.monotonic() < deadline and bench.poll() is None
+            time.sleep(0.05)
+        child = int(fake["pids"].read_text().split()[0])
+        bench.send_signal(signal.SIGTERM)
+        _, err = bench.communicate(timeout=60)
+        assert bench.returncode == 128 + signal.SIGTERM
+        assert "terminated (SIGTERM): finished runs are saved" in err
+        assert "Traceback" not in err
+        deadline = time.monotonic() + 15
+        while alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(child)
+    finally:
+        kill_hung_fakes(fake)
+        if bench.poll() is None:
+            bench.kill()
