@@ -63,3 +63,21 @@ def test_resume_of_a_checkpoint_without_its_config_is_one_line(tmp_path, capsys)
     path = tmp_path / "noconfig.pth"
     torch.save({"format": "recbole_sasrec_ext/1", "state_dict": {}}, path)
     bad_input(tmp_path, [f"--resume={path}"], "has no run configuration", capsys)
+
+
+def test_a_huge_learning_rate_with_one_batch_per_epoch_diverges(tmp_path, capsys):
+    data = good_data(tmp_path)
+    argv = ["--dataset", "tiny", f"--data_path={data}", *FAST, "--learning_rate=1e6",
+            "--train_batch_size=4096"]  # one batch: the epoch's mean predates its only step
+    code, out, err = run_main(argv, capsys)
+    lines = [line for line in err.splitlines() if line.startswith("error")]
+    assert code == 3 and out == "", err[-2000:]
+    assert len(lines) == 1 and "training diverged at epoch 0" in lines[0]
+    assert not list(tmp_path.rglob("*.pth"))  # no checkpoint of a diverged run
+
+
+def test_a_normal_one_batch_run_is_not_affected(tmp_path, capsys):
+    data = good_data(tmp_path)
+    argv = ["--dataset", "tiny", f"--data_path={data}", *FAST, "--train_batch_size=4096"]
+    code, out, err = run_main(argv, capsys)
+    assert code == 0, err
