@@ -25,7 +25,6 @@ from pathlib import Path
 
 import yaml
 
-from recbole_sasrec_ext import strict_yaml
 from recbole_sasrec_ext.argv import model_and_dataset, parse_overrides
 from recbole_sasrec_ext.errors import PluginError, TrainingDivergedError
 from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED, EXIT_OK
@@ -55,16 +54,11 @@ class Dimension:
 
 def read_space(path: os.PathLike) -> list[Dimension]:
     """The search space of a yaml file; :class:`PluginError` naming the file and key when bad."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw = strict_yaml.safe_load(f)
-    except FileNotFoundError:
-        raise PluginError(f"search space file not found: {path}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise PluginError(f"{where}: not valid yaml ({problem})") from None
+    from recbole_sasrec_ext.config import load_yaml_mapping
+
+    if not os.path.isfile(path):
+        raise PluginError(f"search space file not found: {path}")
+    raw = load_yaml_mapping(str(path), yaml.SafeLoader)  # duplicate keys are errors too
     if not isinstance(raw, dict) or not raw:
         raise PluginError(f"{path}: expected a mapping of config keys to {{type: ...}}")
     dims = []

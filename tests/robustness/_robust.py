@@ -6,18 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import tiny_rows, write_inter
+from test_bad_input import FAST, HEADER  # noqa: F401 (re-exported)
 
-#: Arguments of a seconds-long training run on the tiny data set.
-FAST = [
-    "--epochs=1",
-    "--show_progress=False",
-    "--MAX_ITEM_LIST_LENGTH=10",
-    "--hidden_size=16",
-    "--inner_size=16",
-]
-#: The same for models without a sequence encoder (Pop): no transformer keys.
+#: A seconds-long run of a model without a sequence encoder (Pop): no transformer keys.
 FAST_POP = ["--epochs=1", "--show_progress=False"]
-HEADER = "user_id:token\titem_id:token\ttimestamp:float"
 
 
 def files(root: Path) -> set[Path]:
