@@ -30,3 +30,32 @@ def parse_overrides(parser: argparse.ArgumentParser, rest: Sequence[str]) -> dic
             parser.error(f"unrecognised argument {arg!r}: overrides are written --key=value")
         overrides[key] = value
     return overrides
+
+
+#: Model and data set of a command without ``--model`` / ``--dataset`` and without them in a
+#: config file.
+DEFAULT_MODEL, DEFAULT_DATASET = "SASRec", "ml-100k"
+
+
+def model_and_dataset(
+    model: str | None, dataset: str | None, config_files: Sequence[str] | None
+) -> tuple[str | None, str | None]:
+    """``--model`` / ``--dataset`` as given (an empty name stays empty: it is an error later); a
+    name not given is ``None`` when a config file sets it (``Config`` reads it from there), else
+    the default. Priority, as for every key: command line > config files > defaults."""
+    from recbole_sasrec_ext.strict_yaml import safe_load
+
+    in_files: set = set()
+    for file in config_files or []:
+        try:
+            with open(file, encoding="utf-8-sig") as f:
+                data = safe_load(f)
+        except Exception:  # noqa: BLE001 (Config reports a bad file with its line)
+            continue
+        if isinstance(data, dict):
+            in_files |= set(data)
+    if model is None and "model" not in in_files:
+        model = DEFAULT_MODEL
+    if dataset is None and "dataset" not in in_files:
+        dataset = DEFAULT_DATASET
+    return model, dataset

@@ -10,6 +10,7 @@ import os
 import pickle
 import random
 import uuid
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,9 @@ def load(
     if not path.is_file():
         raise PluginError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # the one-line error below says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
         # truncated, not a torch file, or pickled objects other than tensors
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0][:120]
@@ -77,12 +80,67 @@ def load(
     return state
 
 
-def load_weights(model: torch.nn.Module, state: dict) -> None:
+#: Key of a checkpoint whose run's training ended (early stopping or the epoch cap).
+FINISHED_KEY = "finished"
+
+
+def mark_finished(path: os.PathLike, epochs_run: int) -> None:
+    """Record in the checkpoint at ``path`` that its run's training ended after ``epochs_run``
+    epochs (rewritten atomically)."""
+    state = load(path, map_location="cpu")
+    state[FINISHED_KEY] = {"epochs_run": int(epochs_run)}
+    save_atomic(state, path)
+
+
+def check_resumable(path: os.PathLike, state: dict) -> None:
+    """Raise :class:`PluginError` when the checkpoint's run has finished (nothing to resume)."""
+    finished = state.get(FINISHED_KEY)
+    if finished:
+        raise PluginError(
+            f"--resume={path}: this run finished (after {finished.get('epochs_run', '?')} "
+            "epochs): there is nothing to resume; start a new run to train again"
+        )
+
+
+def external_config(saved: dict) -> dict:
+    """The user's settings of a checkpoint's run (``saved`` is its ``config``), a relative
+    ``data_path`` made absolute against the folder the run was started in, so the checkpoint
+    works from any folder."""
+    external = dict(saved["external"])
+    data_path, cwd = external.get("data_path"), saved.get("cwd")
+    if isinstance(data_path, str) and cwd and not Path(data_path).is_absolute():
+        external["data_path"] = str(Path(cwd) / data_path)
+    return external
+
+
+def run_config(path: os.PathLike, state: dict) -> dict:
+    """The checkpoint's ``config`` (model, data set, the user's settings); a checkpoint without
+    one is a :class:`PluginError`."""
+    saved = state.get("config")
+    if not isinstance(saved, dict) or not all(
+        isinstance(saved.get(key), want)
+        for key, want in (("model", str), ("dataset", str), ("external", dict))
+    ):
+        raise PluginError(
+            f"checkpoint {path} has no run configuration (model, dataset and settings): "
+            "not a complete checkpoint of this plugin"
+        )
+    return saved
+
+
+def load_weights(model: torch.nn.Module, state: dict, path: os.PathLike | None = None) -> None:
     """Put a checkpoint's weights (``state_dict``, RecBole's ``other_parameter`` as encoded by
-    :func:`recbole_sasrec_ext.recbole_checkpoints.encode_other_parameter`) into ``model``."""
+    :func:`recbole_sasrec_ext.recbole_checkpoints.encode_other_parameter`) into ``model``;
+    weights that do not fit the model are a :class:`PluginError` naming ``path``."""
     from recbole_sasrec_ext.recbole_checkpoints import decode_other_parameter
 
-    model.load_state_dict(state["state_dict"])
+    try:
+        model.load_state_dict(state["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise PluginError(
+            f"checkpoint {path or ''}: its weights do not fit the model ({detail})"
+        ) from None
     model.load_other_parameter(decode_other_parameter(state.get("other_parameter")))
 
 

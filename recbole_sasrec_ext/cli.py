@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from recbole_sasrec_ext.argv import parse_overrides
+from recbole_sasrec_ext.argv import model_and_dataset, parse_overrides
 from recbole_sasrec_ext.errors import PluginError, TrainingDivergedError
 from recbole_sasrec_ext.exit_codes import (  # noqa: F401 (re-exported)
     EXIT_BAD_INPUT,
@@ -78,10 +78,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
     args, overrides = parse_args(argv)
+    from recbole_sasrec_ext import lifetime
     from recbole_sasrec_ext.parallel import group as process_group
 
+    lifetime.sigterm_as_interrupt()
     try:
         group = process_group.from_env()
+        if group is not None:  # a launched worker: never outlive the launcher
+            lifetime.die_with_parent()
         nproc = process_group.parse_nproc(overrides.pop("nproc", 1))
         if group is not None:
             process_group.check_nproc(nproc, group)
@@ -101,17 +105,24 @@ def main(argv: list[str] | None = None) -> int:
         from recbole_sasrec_ext.quick_start import run
 
         if args.resume is None:
-            model, dataset = args.model or "SASRec", args.dataset or "ml-100k"
+            model, dataset = model_and_dataset(args.model, args.dataset, files)
         else:
             model, dataset = args.model, args.dataset
-        summary = run(
-            model,
-            dataset,
-            config_file_list=files,
-            config_dict=overrides,
-            resume=args.resume,
-            verbose=args.verbose,
-        )
+        from recbole_sasrec_ext.validation import strict_model_keys
+
+        with strict_model_keys():  # a key of another model would have no effect
+            summary = run(
+                model,
+                dataset,
+                config_file_list=files,
+                config_dict=overrides,
+                resume=args.resume,
+                verbose=args.verbose,
+            )
+    except lifetime.Terminated:
+        if group is None:  # a launched worker's launcher says it
+            _say("error: terminated (SIGTERM)", group, every_rank=False)
+        return lifetime.EXIT_TERMINATED
     except KeyboardInterrupt:
         _say("error: interrupted", group, every_rank=False)
         return EXIT_INTERRUPTED

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import importlib.abc
 import inspect
+import os
 import sys
 import textwrap
 import warnings
@@ -102,7 +103,9 @@ def _fill_nan(self) -> None:
 
 class _SeqFieldsFilledPandas:
     """A stand-in for the ``pd`` module inside ``recbole.data.dataset.dataset`` whose
-    ``read_csv`` fills missing sequence fields with ``""`` (what RecBole's no-op fillna meant)."""
+    ``read_csv`` fills missing sequence fields with ``""`` (what RecBole's no-op fillna meant),
+    reads without quoting and checks that it got one row per data line (atomic files have no
+    quoting: :data:`recbole_sasrec_ext.data.atomic.READ_CSV_STRICT`)."""
 
     _recbole_sasrec_ext_fix = "pandas_fillna"
 
@@ -115,7 +118,11 @@ class _SeqFieldsFilledPandas:
     def read_csv(*args, **kwargs):
         import pandas as pd
 
-        df = pd.read_csv(*args, **kwargs)
+        from recbole_sasrec_ext.data.atomic import READ_CSV_STRICT, check_rows_read
+
+        df = pd.read_csv(*args, **{**READ_CSV_STRICT, **kwargs})
+        if args and isinstance(args[0], (str, os.PathLike)):
+            check_rows_read(args[0], len(df))
         seq_columns = [c for c in df.columns if isinstance(c, str) and c.endswith("seq")]
         for column in seq_columns:
             df[column] = df[column].fillna("")

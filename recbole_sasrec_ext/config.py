@@ -180,13 +180,15 @@ def inter_header_fields(path: os.PathLike, separator: str = "\t") -> list[str]:
 
 
 def load_yaml_mapping(file: str, loader) -> dict:
-    """A config file's mapping; a yaml error or a non-mapping is a one-line error naming the file
-    (and line)."""
+    """A config file's mapping; a yaml error, a key given twice or a non-mapping is a one-line
+    error naming the file (and line)."""
     import yaml
+
+    from recbole_sasrec_ext.strict_yaml import unique_keys
 
     try:
         with open(file, encoding="utf-8-sig") as f:
-            data = yaml.load(f.read(), Loader=loader)
+            data = yaml.load(f.read(), Loader=unique_keys(loader))
     except UnicodeDecodeError as exc:
         raise PluginError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:

@@ -126,8 +126,11 @@ def setup(config, verbose: bool = False) -> RunLog:
     from recbole.utils.logger import RemoveColorFilter, log_colors_config
 
     model, dataset = config["model"], config["dataset"]
+    # RecBole names the TensorBoard folder after the log file's name up to its first ".": no "."
+    # before the suffix (``RecBole.SASRec``, data sets like ``ml-1m.v2``), or runs would share it
+    name_model, name_dataset = model.replace(".", "_"), dataset.replace(".", "_")
     log_file = checkpoint.unique_checkpoint_path(
-        str(LOG_ROOT / model), model, dataset
+        str(LOG_ROOT / model), name_model, name_dataset
     ).with_suffix(".log")
     log_file.parent.mkdir(parents=True, exist_ok=True)
     level = _level(config["state"])

@@ -20,7 +20,9 @@ import numpy as np
 import torch
 
 from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from recbole_sasrec_ext.recommend import Recommender
+from recbole_sasrec_ext.validation import check_output_dir
 
 #: History items shown in the per-user pictures.
 SHOWN_ITEMS = 20
@@ -188,13 +190,21 @@ def explain(checkpoint, out, user: str | None = None, max_users: int = 512,
     """Write the pictures of :mod:`recbole_sasrec_ext.explain` for ``checkpoint`` into ``out``;
     return their paths. ``user``: the user of the per-user pictures (default: the first user);
     ``max_users``: users averaged (the first ones by RecBole id)."""
+    if isinstance(max_users, bool) or not isinstance(max_users, int) or max_users < 1:
+        raise PluginError(f"--max-users {max_users} is not allowed: expected an int >= 1")
+    check_output_dir("--out", out)
     rec = Recommender.load(checkpoint)
+    if not hasattr(rec.model, "blocks") or not hasattr(rec.model, "encode"):
+        raise PluginError(
+            f"{checkpoint}: explain needs a model with attention blocks (SASRec, RKSA); "
+            f"this checkpoint is of {type(rec.model).__name__}"
+        )
     ds = rec.dataset
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     ids = sorted(rec.histories)[:max_users]
     user = user if user is not None else str(ds.id2token(ds.uid_field, ids[0]))
     uid = rec.user_ids([user])[0]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     name = type(rec.model).__name__
     max_len, n_blocks = rec.model.max_seq_length, len(rec.model.blocks)
     totals = [torch.zeros(max_len, max_len) for _ in range(n_blocks)]
@@ -230,8 +240,8 @@ def main(argv: list[str]) -> int:
     try:
         paths = explain(args.checkpoint, args.out, args.user, args.max_users)
     except PluginError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     for path in paths:
         print(path)
-    return 0
+    return EXIT_OK

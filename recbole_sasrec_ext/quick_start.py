@@ -100,13 +100,14 @@ def _log_warnings(caught: list) -> None:
 
 def _resume_inputs(resume: str, model: str | None, dataset: str | None, config_dict: dict | None):
     """Model, data set and config dict of a checkpoint's run (``config_dict`` on top)."""
-    saved = checkpoint.load(resume, map_location="cpu")["config"]
+    saved = checkpoint.run_config(resume, checkpoint.load(resume, map_location="cpu"))
     for given, key in ((model, "model"), (dataset, "dataset")):
         if given is not None and given != saved[key]:
             raise PluginError(
                 f"--resume={resume}: the checkpoint is of {key} '{saved[key]}', not '{given}'"
             )
-    return saved["model"], saved["dataset"], {**dict(saved["external"]), **(config_dict or {})}
+    external = checkpoint.external_config(saved)
+    return saved["model"], saved["dataset"], {**external, **(config_dict or {})}
 
 
 def run(
@@ -118,6 +119,7 @@ def run(
     read_argv: bool = False,
     resume: str | None = None,
     verbose: bool = False,
+    test: bool = True,
 ) -> RunSummary:
     """Train ``model`` on ``dataset``, evaluate the best checkpoint on the test set.
 
@@ -138,6 +140,9 @@ def run(
     resume : str, optional
         A checkpoint of this plugin: continue its run (its configuration, ``config_dict`` on top;
         weights, optimizer, early-stopping state and RNG states) on the same data.
+    test : bool
+        Evaluate on the test set (``tune`` passes False: its trials never see test results, and
+        the summary's ``test_result`` is empty).
     verbose : bool
         Print RecBole's whole log on the console (else one line per epoch, warnings and the test
         result; the log file always has everything, see :func:`recbole_sasrec_ext.console.setup`).
@@ -176,14 +181,16 @@ def run(
         data, train_data, valid_data, test_data, net = build(config)
         fingerprint = checkpoint.data_fingerprint(train_data._dataset)
         if resume is not None:
-            checkpoint.check_fingerprint(resume, checkpoint.load(resume)["data"], fingerprint)
+            state = checkpoint.load(resume)
+            checkpoint.check_fingerprint(resume, state["data"], fingerprint)
+            checkpoint.check_resumable(resume, state)
 
     started = False if group is None else process_group.start(group, config["device"])
     finished = False
     try:
         summary = _train_and_test(
             config, data, train_data, valid_data, test_data, net, caught, group,
-            saved=saved, resume=resume, verbose=verbose, fingerprint=fingerprint,
+            saved=saved, resume=resume, verbose=verbose, fingerprint=fingerprint, test=test,
         )
         finished = True
         return summary
@@ -221,7 +228,7 @@ def _start_logging_on(config, verbose: bool, group) -> console.RunLog:
 
 def _train_and_test(
     config, data, train_data, valid_data, test_data, net, caught, group, *, saved, resume,
-    verbose, fingerprint,
+    verbose, fingerprint, test=True,
 ) -> RunSummary:
     if group is not None:
         train_data = ShardedTrainLoader(train_data, group.rank, group.world_size, config["seed"])
@@ -248,11 +255,13 @@ def _train_and_test(
     wall = time.perf_counter() - start
     recorder = (  # only when asked for: it sees every test batch
         per_user.PerUserRecorder.attach(trainer, config["USER_ID_FIELD"])
-        if config["per_user_file"]
+        if config["per_user_file"] and test
         else None
     )
-    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=show)
-    logger.info(f"test result: { {k: float(v) for k, v in test_result.items()} }")
+    test_result = {}
+    if test:
+        test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=show)
+        logger.info(f"test result: { {k: float(v) for k, v in test_result.items()} }")
     if recorder is not None and group is not None:  # each rank recorded its share of the users
         recorder = gather_recorder(recorder, group.world_size)
     per_user_file = _write_per_user(config, recorder, test_data._dataset, group)
@@ -328,24 +337,27 @@ def _write_per_user(
     return str(per_user.save(path, values))
 
 
-def load_data_and_model(model_file: str):
-    """Rebuild the configuration, data and model of a plugin checkpoint and load its weights.
+def load_data_and_model(model_file: str, log: bool = True):
+    """Rebuild the configuration, data and model of a plugin checkpoint and load its weights;
+    ``log``: start a log file (``log/``) as a run does (``recommend`` and ``explain`` do not).
 
     Returns
     -------
     (config, model, dataset, train_data, valid_data, test_data)
     """
     state = checkpoint.load(model_file, map_location="cpu")
-    saved = state["config"]
+    saved = checkpoint.run_config(model_file, state)
     with warnings.catch_warnings(record=True) as caught:  # stderr stays clean until logging starts
         with swapped_argv(sys.argv[:1]):
             config = Config(
-                model=saved["model"], dataset=saved["dataset"], config_dict=dict(saved["external"])
+                model=saved["model"], dataset=saved["dataset"],
+                config_dict=checkpoint.external_config(saved),
             )
         dataset, train_data, valid_data, test_data, model = build(config)
         fingerprint = checkpoint.data_fingerprint(train_data._dataset)
         checkpoint.check_fingerprint(model_file, state.get("data"), fingerprint)
-    start_logging(config)
-    _log_warnings(caught)
-    checkpoint.load_weights(model, state)
+    if log:
+        start_logging(config)
+        _log_warnings(caught)
+    checkpoint.load_weights(model, state, model_file)
     return config, model, dataset, train_data, valid_data, test_data

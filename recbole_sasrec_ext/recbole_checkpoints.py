@@ -12,6 +12,7 @@ never turned off. The plugin's ``PluginTrainer`` overrides these methods and is 
 from __future__ import annotations
 
 import collections
+import os
 import sys
 
 import numpy as np
@@ -35,6 +36,7 @@ def plain_config(config) -> dict:
         "dataset": config["dataset"],
         "external": checkpoint.plain(config.external_config_dict),
         "final": checkpoint.plain(config.final_config_dict),
+        "cwd": os.getcwd(),  # base of relative paths (data_path) when the checkpoint is used
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from recbole_sasrec_ext.titles import item_file, read_titles
 
 
@@ -47,7 +49,7 @@ class Recommender:
 
         if not os.path.isfile(checkpoint):
             raise PluginError(f"checkpoint not found: {checkpoint}")
-        config, model, dataset, *_ = load_data_and_model(str(checkpoint))
+        config, model, dataset, *_ = load_data_and_model(str(checkpoint), log=False)
         pairs = getattr(dataset, "user_item_pairs", None)
         if pairs is None:
             raise PluginError(
@@ -100,17 +102,27 @@ class Recommender:
         for begin in range(0, len(ids), batch_size):
             chunk = ids[begin : begin + batch_size]
             scores = self.scores(chunk)  # (U, n_items)
-            scores[:, 0] = -torch.inf  # padding
+            candidate = torch.ones_like(scores, dtype=torch.bool)  # (U, n_items)
+            candidate[:, 0] = False  # padding
             if exclude_seen:
                 for row, uid in enumerate(chunk):
-                    scores[row, torch.from_numpy(self.histories[uid])] = -torch.inf
+                    candidate[row, torch.from_numpy(self.histories[uid])] = False
+            scores = scores.masked_fill(~candidate, -torch.inf)
             top = scores.topk(min(k, scores.shape[1] - 1), dim=1)
             for row, uid in enumerate(chunk):
-                tokens = [str(t) for t in ds.id2token(ds.iid_field, top.indices[row].numpy())]
+                n = min(k, int(candidate[row].sum()))  # k may exceed the candidates: all of them
+                items = top.indices[row, :n].numpy()
+                tokens = [str(t) for t in ds.id2token(ds.iid_field, items)] if n else []
                 titles = [self.titles.get(t) for t in tokens] if self.titles else None
+                values = [_finite(float(s)) for s in top.values[row, :n]]
                 out.append(Recommendation(str(ds.id2token(ds.uid_field, uid)), tokens,
-                                          [round(float(s), 6) for s in top.values[row]], titles))
+                                          values, titles))
         return out
+
+
+def _finite(score: float) -> float | None:
+    """A score for JSON: rounded, ``None`` (null) for a model's non-finite score."""
+    return round(score, 6) if math.isfinite(score) else None
 
 
 def recommend(checkpoint: os.PathLike, user_tokens: list[str], k: int = 10,
@@ -134,25 +146,39 @@ def main(argv: list[str]) -> int:
                         help="never recommend an item of the history")
     parser.add_argument("--batch-size", type=int, default=1024, help="users per forward pass")
     args = parser.parse_args(argv)
-    if args.k < 1:
-        parser.error("--k must be >= 1")
     try:
+        if args.k < 1:
+            raise PluginError(f"--k {args.k} is not allowed: expected an int >= 1")
+        if args.batch_size < 1:
+            raise PluginError(
+                f"--batch-size {args.batch_size} is not allowed: expected an int >= 1"
+            )
+        given = [u.strip() for u in args.users.split(",") if u.strip()]
+        if args.users != "all" and not given:
+            raise PluginError(f"--users {args.users!r}: no user token given (comma separated, "
+                              "or 'all')")
         rec = Recommender.load(args.checkpoint)
         ds = rec.dataset
         if args.users == "all":
             users = [str(ds.id2token(ds.uid_field, u)) for u in sorted(rec.histories)]
         else:
-            users = [u.strip() for u in args.users.split(",") if u.strip()]
+            users = given
         start = time.perf_counter()
         results = rec.recommend(users, args.k, args.exclude_seen, args.batch_size)
         seconds = time.perf_counter() - start
     except PluginError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     for result in results:
         row = {k: v for k, v in asdict(result).items() if v is not None}
-        sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
+    short = [r.user for r in results if len(r.items) < args.k]
+    if short:
+        print(f"note: --k {args.k} is more than the candidate items of {len(short)} user(s) "
+              f"(e.g. {short[0]}: {min(len(r.items) for r in results)} items"
+              f"{' not seen' if args.exclude_seen else ''}): all their candidates are returned",
+              file=sys.stderr)
     print(f"{len(results)} users in {seconds:.3f} s "
           f"({len(results) / max(seconds, 1e-9):.0f} users/s,"
           f" batch {args.batch_size}, device {rec.model.device})", file=sys.stderr)
-    return 0
+    return EXIT_OK

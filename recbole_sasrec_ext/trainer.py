@@ -118,17 +118,21 @@ class PluginTrainer(Trainer):
     ):
         """RecBole's ``fit``, restoring a resumed run's RNG states first; on
         :class:`TrainingDivergedError` the run's checkpoint is deleted
-        (no result of a diverged run)."""
+        (no result of a diverged run); at the end the checkpoint is marked finished (``--resume``
+        of it is refused)."""
         self._train_loader = train_data
         if self._resumed_rng is not None:  # restore last: nothing may draw between here and epoch 1
             checkpoint.set_rng_state(self._resumed_rng, self._loader_generator())
             self._resumed_rng = None
         try:
-            return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+            result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
         except TrainingDivergedError:
             if self.writes_files and os.path.exists(self.saved_model_file):
                 os.remove(self.saved_model_file)
             raise
+        if saved and self.writes_files and os.path.exists(self.saved_model_file):
+            checkpoint.mark_finished(self.saved_model_file, int(self.epochs_run))
+        return result
 
     def _loader_generator(self) -> torch.Generator | None:
         return getattr(self._train_loader, "generator", None)
@@ -300,7 +304,27 @@ class PluginTrainer(Trainer):
         values = values.tolist()  # the epoch's one sync
         sums, first_value = values[:-1], values[-1]
         self._check_divergence(epoch_idx, sum(sums) / n_batches, first_value)
+        if n_batches == 1 and self._group is None:  # the epoch's mean predates its only step
+            self._check_after_step(epoch_idx, loss_func, interaction)
         return tuple(sums) if isinstance(losses, tuple) else sums[0]
+
+    @torch.no_grad()
+    def _check_after_step(self, epoch_idx: int, loss_func, interaction) -> None:
+        """The divergence check on the loss of the epoch's only batch after its step (eval mode,
+        RNG states restored: training draws the same numbers as without the check)."""
+        cpu_state = torch.random.get_rng_state()
+        cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        self.model.eval()
+        try:
+            with torch.autocast(device_type=self.device.type, enabled=self.enable_amp):
+                losses = loss_func(interaction)
+        finally:
+            self.model.train()
+            torch.random.set_rng_state(cpu_state)
+            if cuda_state is not None:
+                torch.cuda.set_rng_state_all(cuda_state)
+        total = torch.stack(losses).sum() if isinstance(losses, tuple) else losses
+        self._check_divergence(epoch_idx, float(total.detach().double()), float("nan"))
 
     def _check_divergence(self, epoch_idx: int, mean_loss: float, first_batch_loss: float) -> None:
         """Raise :class:`TrainingDivergedError` if ``mean_loss`` is not finite or above

@@ -25,8 +25,10 @@ from pathlib import Path
 
 import yaml
 
-from recbole_sasrec_ext.argv import parse_overrides
-from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.argv import model_and_dataset, parse_overrides
+from recbole_sasrec_ext.errors import PluginError, TrainingDivergedError
+from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED, EXIT_OK
+from recbole_sasrec_ext.validation import check_output_dir, strict_model_keys
 
 #: Kinds of search dimension.
 KINDS = ("uniform", "loguniform", "int", "choice")
@@ -52,13 +54,11 @@ class Dimension:
 
 def read_space(path: os.PathLike) -> list[Dimension]:
     """The search space of a yaml file; :class:`PluginError` naming the file and key when bad."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f)
-    except FileNotFoundError:
-        raise PluginError(f"search space file not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise PluginError(f"{path}: not valid yaml ({str(exc).splitlines()[0]})") from None
+    from recbole_sasrec_ext.config import load_yaml_mapping
+
+    if not os.path.isfile(path):
+        raise PluginError(f"search space file not found: {path}")
+    raw = load_yaml_mapping(str(path), yaml.SafeLoader)  # duplicate keys are errors too
     if not isinstance(raw, dict) or not raw:
         raise PluginError(f"{path}: expected a mapping of config keys to {{type: ...}}")
     dims = []
@@ -84,6 +84,14 @@ def read_space(path: os.PathLike) -> list[Dimension]:
     return dims
 
 
+class AllTrialsDivergedError(Exception):
+    """Every trial's training diverged (exit code 3)."""
+
+
+class AllTrialsFailedError(Exception):
+    """Every trial failed (exit code 1: not the user's input)."""
+
+
 @dataclass
 class Trial:
     number: int
@@ -92,19 +100,27 @@ class Trial:
     epochs: int | None = None
     train_seconds: float | None = None
     error: str | None = None
+    diverged: bool = False
 
 
 @dataclass
 class TuneResult:
     trials: list[Trial] = field(default_factory=list)
     valid_metric: str = ""
+    bigger: bool = True  # ``valid_metric_bigger``: higher validation scores are better
 
     @property
     def best(self) -> Trial:
-        done = [t for t in self.trials if t.valid_score is not None]
+        done = [t for t in self.trials if t.valid_score is not None
+                and math.isfinite(t.valid_score)]
         if not done:
-            raise PluginError("every trial failed: see the table for the errors")
-        return max(done, key=lambda t: t.valid_score)
+            diverged = all(t.diverged for t in self.trials)
+            raise (AllTrialsDivergedError if diverged else AllTrialsFailedError)(
+                f"every trial {'diverged' if diverged else 'failed'} "
+                f"({len(self.trials)} trials): see the table for the errors"
+            )
+        pick = max if self.bigger else min
+        return pick(done, key=lambda t: t.valid_score)
 
     def table(self) -> str:
         """Markdown table of every trial (validation scores only)."""
@@ -123,15 +139,21 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _valid_metric(config_file_list: list[str] | None, config_dict: dict) -> str:
-    """The ``valid_metric`` the trials select on (for the table's header)."""
+def _selection(config_file_list: list[str] | None, config_dict: dict) -> tuple[str, bool]:
+    """The ``valid_metric`` the trials select on and ``valid_metric_bigger`` (whether higher is
+    better), as the runs resolve them: RecBole's and the plugin's defaults < files < overrides."""
+    import recbole
+
     from recbole_sasrec_ext.config import properties_dir
 
-    metric = None
-    for file in [str(properties_dir() / "overall.yaml"), *(config_file_list or [])]:
+    settings: dict = {}
+    recbole_overall = Path(recbole.__file__).resolve().parent / "properties" / "overall.yaml"
+    for file in [recbole_overall, properties_dir() / "overall.yaml", *(config_file_list or [])]:
         with open(file, encoding="utf-8") as f:
-            metric = (yaml.safe_load(f) or {}).get("valid_metric", metric)
-    return str(config_dict.get("valid_metric", metric))
+            settings.update(yaml.safe_load(f) or {})
+    settings.update(config_dict)
+    bigger = settings.get("valid_metric_bigger", True)
+    return str(settings.get("valid_metric")), bigger is not False
 
 
 def tune(model: str, dataset: str, space: list[Dimension], trials: int,
@@ -144,23 +166,28 @@ def tune(model: str, dataset: str, space: list[Dimension], trials: int,
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     fixed = dict(config_dict or {})
-    result = TuneResult(valid_metric=_valid_metric(config_file_list, fixed))
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    metric, bigger = _selection(config_file_list, fixed)
+    result = TuneResult(valid_metric=metric, bigger=bigger)
+    worst = float("-inf") if bigger else float("inf")
+    study = optuna.create_study(direction="maximize" if bigger else "minimize",
+                                sampler=optuna.samplers.TPESampler(seed=seed))
     for number in range(trials):
         trial = study.ask()
         params = {d.key: d.suggest(trial) for d in space}
-        try:
-            summary = run(model, dataset, config_file_list, {**fixed, **params}, saved=False)
+        try:  # validation only: the test set is never evaluated
+            summary = run(model, dataset, config_file_list, {**fixed, **params}, saved=False,
+                          test=False)
         except PluginError:
             raise  # a bad setting fails every trial alike: stop at the first
         except Exception as exc:  # noqa: BLE001 (one diverging trial does not end the search)
             result.trials.append(Trial(number, params, None,
-                                       error=f"{type(exc).__name__}: {exc}"[:120]))
+                                       error=f"{type(exc).__name__}: {exc}"[:120],
+                                       diverged=isinstance(exc, TrainingDivergedError)))
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             continue
         score = summary.best_valid_score
         result.trials.append(Trial(number, params, score, summary.epochs, summary.train_seconds))
-        study.tell(trial, score if score is not None and math.isfinite(score) else float("-inf"))
+        study.tell(trial, score if score is not None and math.isfinite(score) else worst)
     return result
 
 
@@ -173,6 +200,7 @@ def write(result: TuneResult, out: os.PathLike, model: str, dataset: str,
     table.write_text(f"# tune: {model} on {dataset}, "
                      f"selected on validation {result.valid_metric}\n\n"
                      f"{result.table()}\n", encoding="utf-8")
+    result.best  # noqa: B018 (every trial failed: the table is written, no best.yaml)
     best = out / "best.yaml"
     settings = {}
     for file in config_file_list or []:
@@ -192,8 +220,8 @@ def main(argv: list[str]) -> int:
                                      description="Search hyper-parameters on the validation set.",
                                      epilog="Any --key=value is a fixed config override "
                                      "for every trial.")
-    parser.add_argument("--model", "-m", default="SASRec")
-    parser.add_argument("--dataset", "-d", default="ml-100k")
+    parser.add_argument("--model", "-m", default=None, help="model name (default SASRec)")
+    parser.add_argument("--dataset", "-d", default=None, help="data set name (default ml-100k)")
     parser.add_argument("--space", required=True,
                         help="search space yaml (see the module docstring)")
     parser.add_argument("--trials", type=int, default=20)
@@ -209,12 +237,21 @@ def main(argv: list[str]) -> int:
         for file in files or []:
             if not os.path.isfile(file):
                 raise PluginError(f"config file not found: {file}")
+        check_output_dir("--out", args.out)
         space = read_space(args.space)
-        result = tune(args.model, args.dataset, space, args.trials, files, overrides, args.seed)
+        args.model, args.dataset = model_and_dataset(args.model, args.dataset, files)
+        with strict_model_keys():
+            result = tune(args.model, args.dataset, space, args.trials, files, overrides,
+                          args.seed)
         table, best = write(result, args.out, args.model, args.dataset, files, overrides)
     except PluginError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (AllTrialsDivergedError, AllTrialsFailedError) as exc:
+        print(result.table())
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        diverged = isinstance(exc, AllTrialsDivergedError)
+        return EXIT_DIVERGED if diverged else EXIT_FAILED
     print(result.table())
     print(f"best: trial {result.best.number} -> {best} (table: {table})")
-    return 0
+    return EXIT_OK

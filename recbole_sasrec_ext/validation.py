@@ -12,7 +12,10 @@ import difflib
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -117,6 +120,92 @@ def plugin_keys() -> frozenset[str]:
     return frozenset(keys | _code_keys(Path(__file__).resolve().parent))
 
 
+def _model_yaml_keys(folder: Path) -> dict[str, set[str]]:
+    """Model name -> keys of its yaml in ``folder`` (with the keys of the yamls it ``extends``);
+    yamls only extended (no model of that name) are left out by the caller."""
+    raw = {}
+    for file in sorted(folder.glob("*.yaml")):
+        try:
+            data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        raw[file.stem] = data if isinstance(data, dict) else {}
+    keys = {}
+    for name, data in raw.items():
+        found, parent, seen = set(data), data.get("extends"), {name}
+        while isinstance(parent, str) and parent.removesuffix(".yaml") in raw:
+            parent = parent.removesuffix(".yaml")
+            if parent in seen:
+                break
+            seen.add(parent)
+            found |= set(raw[parent])
+            parent = raw[parent].get("extends")
+        keys[name] = found - {"extends"}
+    return keys
+
+
+@lru_cache(maxsize=1)
+def model_owned_keys() -> dict[str, tuple[str, ...]]:
+    """Keys that belong to particular models -> those models: keys of RecBole's and the
+    plugin's model yamls that no general source (the overall and data set yamls, the code outside
+    the models) has."""
+    import recbole
+
+    root = Path(recbole.__file__).resolve().parent
+    plugin = Path(__file__).resolve().parent
+    general = set(_yaml_keys(root / "properties" / "dataset")) | set(
+        _yaml_keys(properties_dir() / "dataset")
+    )
+    for overall in (root / "properties" / "overall.yaml", properties_dir() / "overall.yaml"):
+        data = yaml.safe_load(overall.read_text(encoding="utf-8")) if overall.is_file() else {}
+        general |= set(data or {})
+    for folder, skip in ((root, ("model",)), (plugin, ("models", "layers"))):
+        for file in folder.rglob("*.py"):
+            if file.relative_to(folder).parts[0] not in skip:
+                general |= set(_CONFIG_LOOKUP.findall(file.read_text(encoding="utf-8",
+                                                                      errors="replace")))
+    general |= set(_EXTRA_KEYS)
+    owners: dict[str, list[str]] = {}
+    models = {**_model_yaml_keys(root / "properties" / "model")}
+    for name, keys in _model_yaml_keys(properties_dir() / "model").items():
+        if name != "transformer":  # only extended (SASRec, RKSA)
+            models[name] = models.get(name, set()) | keys
+    for name, keys in sorted(models.items()):
+        for key in keys - general:
+            owners.setdefault(key, []).append(name)
+    return {key: tuple(names) for key, names in owners.items()}
+
+
+#: Whether keys of other models are an error (the command-line tools: one run, one model);
+#: library calls may pass shared settings (e.g. one config dict for several models).
+_STRICT_MODEL_KEYS: ContextVar[bool] = ContextVar("strict_model_keys", default=False)
+
+
+@contextmanager
+def strict_model_keys() -> Iterator[None]:
+    """Inside the block a key that belongs to other models only is an error
+    (:func:`check_model_keys`)."""
+    token = _STRICT_MODEL_KEYS.set(True)
+    try:
+        yield
+    finally:
+        _STRICT_MODEL_KEYS.reset(token)
+
+
+def check_model_keys(given: Iterable[str], model: str, own: Iterable[str]) -> None:
+    """Raise on the first key of ``given`` that belongs to other models only (``own``: every key
+    this run's model reads: its yamls' keys and its ``CONFIG_KEYS``)."""
+    owners, own = model_owned_keys(), set(own)
+    for key in given:
+        if key in owners and key not in own:
+            names = owners[key]
+            shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+            raise PluginError(
+                f"config key '{key}' is not a key of model {model}: it belongs to {shown} "
+                f"(it would have no effect; remove it)"
+            )
+
+
 def known_keys(extra: Iterable[str] = ()) -> frozenset[str]:
     """RecBole's keys, the plugin's keys and ``extra`` (the data set's fields)."""
     return recbole_keys() | plugin_keys() | frozenset(extra)
@@ -205,6 +294,27 @@ def check_eval_args(eval_args: Any) -> None:
             raise _bad("eval_args.mode", mode, "'full', 'labeled', 'uniN' or 'popN' (N >= 1)")
 
 
+def check_gpu(given: Mapping[str, Any], from_file_only: bool = False) -> None:
+    """``use_gpu: True`` given by the user on a machine without CUDA is an error (RecBole would
+    train on the CPU without a word); set only in a config file (which may spell out RecBole's
+    defaults) it is a warning that says the run trains on the CPU."""
+    if given.get("use_gpu") is True:
+        import torch
+
+        if torch.cuda.is_available():
+            return
+        if from_file_only:
+            warnings.warn(
+                "use_gpu: True (config file) but no CUDA device is available on this machine: "
+                "the run trains on the CPU", stacklevel=2,
+            )
+            return
+        raise PluginError(
+            "config key 'use_gpu' = True is not allowed: no CUDA device is available on this "
+            "machine (set --use_gpu=False to train on the CPU)"
+        )
+
+
 def check_model_constraints(config: Mapping[str, Any]) -> None:
     """Cross-key rules that hold for every transformer model, RecBole's included (the plugin's
     models declare the same rule in ``CONFIG_RULES``)."""
@@ -220,19 +330,25 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
+def _what(key: str) -> str:
+    """``config key 'k'``, or the option itself (``--out``)."""
+    return key if key.startswith("--") else f"config key '{key}'"
+
+
 def check_output_dir(key: str, folder: Any) -> None:
-    """``folder`` is a folder (or can be created) and is writable."""
+    """``folder`` is a folder (or can be created) and is writable (``key``: a config key, or a
+    command-line option such as ``--out``)."""
     path = Path(str(folder))
     if path.exists() and not path.is_dir():
         raise PluginError(
-            f"config key '{key}' = {str(folder)!r} is not allowed: it is a file, not a folder"
+            f"{_what(key)} = {str(folder)!r} is not allowed: it is a file, not a folder"
         )
     base = _nearest_existing(path)
     if not base.is_dir():
-        raise PluginError(f"config key '{key}' = {str(folder)!r} is not allowed: {base} is a file")
+        raise PluginError(f"{_what(key)} = {str(folder)!r} is not allowed: {base} is a file")
     if not os.access(base, os.W_OK | os.X_OK):
         raise PluginError(
-            f"config key '{key}' = {str(folder)!r} is not allowed: {base} is not writable"
+            f"{_what(key)} = {str(folder)!r} is not allowed: {base} is not writable"
         )
 
 
@@ -242,12 +358,12 @@ def check_output_file(key: str, file: Any) -> None:
     path = Path(str(file))
     if path.is_dir():
         raise PluginError(
-            f"config key '{key}' = {str(file)!r} is not allowed: it is a folder, not a file"
+            f"{_what(key)} = {str(file)!r} is not allowed: it is a folder, not a file"
         )
     base = _nearest_existing(path.parent)
     if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
         raise PluginError(
-            f"config key '{key}' = {str(file)!r} is not allowed: {base} is not a writable folder"
+            f"{_what(key)} = {str(file)!r} is not allowed: {base} is not a writable folder"
         )
 
 
@@ -272,9 +388,15 @@ def validate_config(config, fields: Iterable[str] = ()) -> None:
     model_class = getattr(config, "model_class", None)  # a user's model declares its own keys
     model_keys = [key.name for key in getattr(model_class, "CONFIG_KEYS", ())]
     check_known_keys(given, known_keys([*fields, *model_keys]))
+    if _STRICT_MODEL_KEYS.get():
+        own = [*getattr(config, "internal_config_dict", {}), *model_keys]
+        check_model_keys(given, str(getattr(config, "model", "")), own)
     for key, value in given.items():
         _check_finite(key, value)
     check_keys(final, CORE_KEYS)
+    not_files = {**(getattr(config, "variable_config_dict", None) or {}),
+                 **(getattr(config, "cmd_config_dict", None) or {})}
+    check_gpu(given, from_file_only="use_gpu" not in not_files)
     check_metrics(final)
     check_eval_args(final.get("eval_args"))
     check_model_constraints(final)

@@ -579,11 +579,16 @@ def test_killed_benchmark_leaves_a_whole_csv_and_resumes(tmp_path: Path, fake: d
     assert (out / "results.md").is_file()
 
 
-def test_only_datasets_restricts_the_plan_and_rejects_unknown_names(capsys):
+def test_only_datasets_restricts_the_plan_and_rejects_unknown_names(capsys, tmp_path):
+    from conftest import tiny_rows, write_inter
+
     from recbole_sasrec_ext.benchmark.cli import main as bench_main
 
+    # the dry-run checks each run's data (issue 22): a small games data set under --data-root
+    write_inter(tmp_path / "datasets", "games", tiny_rows(),
+                header="user_id:token\titem_id:token\ttimestamp:float")
     assert bench_main(["paper-sasrec", "--profile", "cpu", "--out", "x", "--only-datasets", "games",
-                       "--only-models", "Pop", "--dry-run"]) == 0
+                       "--only-models", "Pop", "--dry-run", "--data-root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "--dataset games" in out and "--dataset ml-1m" not in out
     assert bench_main(["paper-sasrec", "--profile", "cpu", "--out", "x", "--only-datasets", "nope",

@@ -163,14 +163,20 @@ def test_divergence_exits_3_without_result_or_checkpoint(tiny_data, tmp_path, ca
 
 
 def test_divergence_after_a_saved_checkpoint_deletes_it(tiny_data):
-    """One batch per epoch: epoch 0 (the initial loss) validates and saves; epoch 1 diverges."""
-    config, _, train, valid, _, model = _build(tiny_data, train_batch_size=1000,
-                                               learning_rate=1e30, epochs=3)
+    """One batch per epoch: epoch 0 validates and saves, then the learning rate becomes 1e30 and
+    epoch 1 diverges. (Since issue 22 a one-batch epoch is also checked after its step, so a
+    learning rate of 1e30 from the start now stops epoch 0.)"""
+    config, _, train, valid, _, model = _build(tiny_data, train_batch_size=1000, epochs=3)
     trainer = PluginTrainer(config, model)
     saved = []
+
+    def after_epoch(epoch, score):
+        saved.append(Path(trainer.saved_model_file).exists())
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = 1e30
+
     with pytest.raises(TrainingDivergedError) as info:
-        trainer.fit(train, valid, saved=True,
-                    callback_fn=lambda e, s: saved.append(Path(trainer.saved_model_file).exists()))
+        trainer.fit(train, valid, saved=True, callback_fn=after_epoch)
     assert saved == [True] and info.value.epoch == 1
     assert not Path(trainer.saved_model_file).exists()
 

@@ -296,8 +296,10 @@ def test_speed_without_a_valid_reference_or_candidate_exits_2(
 
 
 def test_plain_benchmark_accepts_and_ignores_reference_and_candidate(
-    tmp_path: Path, capsys: pytest.CaptureFixture
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the fake models run with a fake command: the dry-run checks only the plugin's own runs
+    monkeypatch.setenv(RUN_CMD_ENV, f"{sys.executable} fake_run.py")
     suite = write_speed_suite(tmp_path / "s.yaml")
     assert cli.main([str(suite), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3 * 3  # every model, Other included

@@ -16,6 +16,7 @@ arguments, 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -23,14 +24,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from recbole_sasrec_ext import lifetime
 from recbole_sasrec_ext.benchmark.results import ResultsError
-from recbole_sasrec_ext.benchmark.runner import command_text, default_command_prefix, run_suite
+from recbole_sasrec_ext.benchmark.runner import (
+    RUN_CMD_ENV,
+    command_text,
+    default_command_prefix,
+    run_suite,
+)
 from recbole_sasrec_ext.benchmark.suite import (
     SuiteError,
     available_suites,
     load_suite,
     plan_summary,
 )
+from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
 
 PROG = "python -m recbole_sasrec_ext.benchmark"
@@ -136,25 +144,37 @@ def _speed_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    lifetime.sigterm_as_interrupt()  # the running run is stopped as on Ctrl-C
     try:
         if argv and argv[0] == REPORT_COMMAND:
             return _report(_report_parser().parse_args(argv[1:]).out)
         if argv and argv[0] == SPEED_COMMAND:
             return _speed(_speed_parser().parse_args(argv[1:]), f"{PROG} {shlex.join(argv)}")
         return _run(_run_parser().parse_args(argv), f"{PROG} {shlex.join(argv)}")
-    except (SuiteError, ResultsError, FileNotFoundError) as exc:
+    except (SuiteError, ResultsError, PluginError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (lifetime.Terminated)
+        terminated = isinstance(exc, lifetime.Terminated)
         print(
-            "interrupted: finished runs are saved; rerun the same command to resume",
+            f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: finished runs are saved; "
+            "rerun the same command to resume",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
+        return lifetime.EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+
+
+def _check_out(out: Path) -> None:
+    """``--out`` (or the report's folder) is a folder, or can be created, and is writable."""
+    from recbole_sasrec_ext.validation import check_output_dir
+
+    check_output_dir("--out", out)
 
 
 def _report(out: Path) -> int:
     from recbole_sasrec_ext.benchmark.report import write_report
+
+    _check_out(out)
 
     for path in write_report(out):
         print(path)
@@ -164,6 +184,7 @@ def _report(out: Path) -> int:
 def _speed(args: argparse.Namespace, command_line: str) -> int:
     from recbole_sasrec_ext.benchmark.speed import run_speed
 
+    _check_out(args.out)
     suite = load_suite(args.suite).with_profile(None)
     if args.timeout is not None:
         suite = replace(suite, timeout_s=args.timeout)
@@ -180,6 +201,8 @@ def _speed(args: argparse.Namespace, command_line: str) -> int:
 
 
 def _run(args: argparse.Namespace, command_line: str) -> int:
+    if not args.dry_run:
+        _check_out(args.out)
     suite = load_suite(args.suite).with_profile(args.profile)
     if args.timeout is not None:
         suite = replace(suite, timeout_s=args.timeout)
@@ -192,7 +215,11 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
         suite = replace(suite, datasets={d: suite.datasets[d] for d in args.only_datasets})
     plan = suite.runs(seeds=args.seeds, models=args.only_models, data_root=args.data_root)
     if args.dry_run:
+        from recbole_sasrec_ext.benchmark.dry_run import check_plan
+
         prefix = default_command_prefix()
+        if not os.environ.get(RUN_CMD_ENV, "").strip():  # the runs are the plugin's own
+            check_plan(plan, args.out if args.out.is_dir() else None)  # as each run would
         for spec in plan:
             print(command_text([*prefix, *spec.args()]))
         print(

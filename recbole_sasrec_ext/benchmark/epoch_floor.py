@@ -82,8 +82,8 @@ def floor_epochs(floor: Path, data: Path, epochs: int, max_len: int) -> dict:
          "0.2", "ce"], capture_output=True, text=True, check=True, env=_one_thread_env(),
     ).stdout.strip().splitlines()[-1]
     fields = dict(part.split("=", 1) for part in out.split())
-    return {"median": float(fields["median"].rstrip("s")), "first": float(fields["first"].rstrip("s")),
-            "line": out}
+    median, first = (float(fields[k].rstrip("s")) for k in ("median", "first"))
+    return {"median": median, "first": first, "line": out}
 
 
 def _one_thread_env() -> dict:

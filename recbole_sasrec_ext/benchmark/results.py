@@ -16,10 +16,13 @@ Every file is rewritten whole to a temporary file and moved into place
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -33,6 +36,9 @@ HISTORIES_NAME = "histories.jsonl"
 SUITE_META_NAME = "suite.json"
 LOGS_DIR = "logs"
 METRIC_PREFIX = "test_"
+
+#: Column holding :func:`row_checksum` (the last one: a cut inside any cell changes it).
+CHECK_COLUMN = "check"
 
 LEAD_COLUMNS = (
     "model", "implementation", "dataset", "seed", "protocol", "profile", "status", "stopped_by",
@@ -58,6 +64,7 @@ TAIL_COLUMNS = (
     "checkpoint",
     "log",
     "per_user",  # the run's per-user test metrics (.npz), relative to the output folder
+    CHECK_COLUMN,  # checksum of the row's other cells, last: a row cut short never counts
 )
 # Fields of the run summary copied as they are into the column of the same name.
 SUMMARY_SCALAR_FIELDS = ("implementation", *_COST_FIELDS, "checkpoint")
@@ -192,8 +199,9 @@ def read_rows(path: Path) -> list[Row]:
     """Rows of a ``results.csv`` (empty list when it does not exist).
 
     A row that does not parse completely (fewer or more cells than columns, a seed that is not an
-    integer, or a last line without its line end: a write cut short) is left out, so the runner
-    runs it again.
+    integer, a last line without its line end, or cells that do not match the row's ``check``
+    column: a write cut short or an edited row) is left out, so the runner runs it again. Files
+    written before the ``check`` column existed are read without it.
 
     Raises
     ------
@@ -202,7 +210,15 @@ def read_rows(path: Path) -> list[Row]:
     """
     if not path.is_file():
         return []
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResultsError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}): not a benchmark "
+            "results file"
+        ) from None
+    if "\x00" in text:
+        raise ResultsError(f"{path}: contains NUL bytes: not a benchmark results file")
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]  # the last line was cut short
     reader = csv.DictReader(io.StringIO(text, newline=""))
@@ -210,6 +226,7 @@ def read_rows(path: Path) -> list[Row]:
     if missing:
         raise ResultsError(f"{path}: not a benchmark results file (no column {sorted(missing)})")
     migrate = "stopped_by" not in (reader.fieldnames or [])
+    checked = CHECK_COLUMN in (reader.fieldnames or [])
     rows = []
     for row in reader:
         if None in row or None in row.values():
@@ -217,6 +234,8 @@ def read_rows(path: Path) -> list[Row]:
         if not row["seed"].lstrip("-").isdigit():
             continue
         row = {k: v or "" for k, v in row.items()}
+        if checked and row[CHECK_COLUMN] != row_checksum(row):
+            continue
         if migrate:
             row.setdefault("profile", "")
             row["stopped_by"] = inferred_stopped_by(row)
@@ -247,7 +266,17 @@ def is_complete(row: Mapping[str, str]) -> bool:
         return False
 
 
+def row_checksum(row: Mapping[str, str]) -> str:
+    """Checksum of a row's non-empty cells other than ``check`` (column order and empty columns
+    added later do not change it)."""
+    cells = {k: v for k, v in row.items() if k != CHECK_COLUMN and v not in ("", None)}
+    text = json.dumps(cells, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
 def write_rows(path: Path, rows: list[Row]) -> None:
+    for row in rows:
+        row[CHECK_COLUMN] = row_checksum(row)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns_for(rows), restval="", lineterminator="\n")
     writer.writeheader()
@@ -319,6 +348,38 @@ def upsert_history(entries: list[HistoryEntry], entry: HistoryEntry) -> None:
 def write_histories(path: Path, entries: Iterable[HistoryEntry]) -> None:
     lines = (json.dumps(e.to_dict(), sort_keys=True) + "\n" for e in entries)
     atomic_write_text(path, "".join(lines))
+
+
+#: Lock file of an output folder: one runner writes into a folder at a time.
+LOCK_NAME = ".lock"
+
+
+@contextmanager
+def folder_lock(out_dir: Path) -> Iterator[None]:
+    """Hold the output folder's lock (``fcntl.flock``, released when the process ends, however
+    it ends) while writing into it; another holder is a :class:`ResultsError` naming its pid."""
+    import fcntl
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / LOCK_NAME
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held until the block ends)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise ResultsError(
+                f"{out_dir}: another benchmark runner (pid {holder}) is writing into this folder; "
+                "wait for it to finish or choose another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
 
 
 def read_meta(out_dir: Path) -> dict[str, Any]:

@@ -266,10 +266,18 @@ def run_suite(
     stream
         Where progress lines go (default stderr).
     """
+    out_dir = out_dir.resolve()
+    with results.folder_lock(out_dir):  # two runners on one folder would lose rows
+        return _run_suite_locked(suite, out_dir, seeds, models, max_runs, command_prefix,
+                                 data_root, command_line, stream)
+
+
+def _run_suite_locked(
+    suite, out_dir, seeds, models, max_runs, command_prefix, data_root, command_line, stream
+) -> SuiteSummary:
     stream = stream or sys.stderr
     prefix = list(command_prefix) if command_prefix else default_command_prefix()
     plan = suite.runs(seeds=seeds, models=models, data_root=data_root)
-    out_dir = out_dir.resolve()
     (out_dir / results.LOGS_DIR).mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / results.CSV_NAME
     histories_path = out_dir / results.HISTORIES_NAME

@@ -52,6 +52,7 @@ import yaml
 from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.evaluation import FULL_SEEN_REMOVED
 from recbole_sasrec_ext.paths import REPO_ROOT
+from recbole_sasrec_ext.strict_yaml import UniqueKeysMixin
 from recbole_sasrec_ext.validation import check_overrides
 
 COMPARISON_KEYS = ("reference", "candidate")  # read only by the ``speed`` command
@@ -89,22 +90,9 @@ class SuiteError(ValueError):
     """A suite file that cannot be used; the message names the file and the key."""
 
 
-class _SuiteLoader(yaml.SafeLoader):
+class _SuiteLoader(UniqueKeysMixin, yaml.SafeLoader):
     """Safe yaml loader that reads ``1e-3`` as a float (as RecBole does) and rejects duplicate
     keys."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=True)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 _SuiteLoader.add_implicit_resolver(

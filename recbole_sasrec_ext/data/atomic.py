@@ -4,6 +4,7 @@ that names the file and line instead of a pandas traceback or silently shifted c
 from __future__ import annotations
 
 import codecs
+import csv
 import difflib
 import re
 from collections.abc import Iterable, Iterator
@@ -27,6 +28,9 @@ BOM = "\ufeff"
 UTF8_BOM = BOM.encode()
 #: Bytes of an atomic file checked at a time (whole lines).
 BLOCK_BYTES = 1 << 23
+#: Data lines (non-blank, after the header) of each file :func:`check_atomic_file` passed, by
+#: resolved path: the reader's row count is checked against it (:func:`check_rows_read`).
+_DATA_LINES: dict[str, int] = {}
 
 
 def reading_encoding(encoding: str | None) -> str:
@@ -117,14 +121,17 @@ def check_atomic_file(
     separator: str = "\t",
     encoding: str | None = "utf-8",
     required: Iterable[tuple[str, str]] = (),
-) -> None:
-    """Raise :class:`PluginError` naming ``path`` and the line if the file is malformed.
+) -> int:
+    """Raise :class:`PluginError` naming ``path`` and the line if the file is malformed; return
+    the number of data lines (non-blank lines after the header).
 
     Checked: the encoding (a UTF-8 BOM is allowed), a ``name:type`` header with RecBole's types and
     distinct names, the ``required`` ``(field, config key)`` columns, the same number of columns on
-    every non-blank line, no NUL characters, and numbers (or nothing) in ``float`` fields, in that
-    order of precedence (each at its first line). The file is read in blocks of whole lines of
-    :data:`BLOCK_BYTES` (memory does not grow with the file), once to decode it and once to check.
+    every non-blank line, no NUL characters, and finite numbers (or nothing) in ``float`` fields,
+    in that order of precedence (each at its first line). Quotes are plain characters (RecBole's
+    files have no quoting; the readers are told so, see :data:`READ_CSV_STRICT`). The file is read
+    in blocks of whole lines of :data:`BLOCK_BYTES` (memory does not grow with the file), once to
+    decode it and once to check.
     """
     if not separator:
         raise PluginError("config key 'field_separator' = '' is not allowed: expected a character")
@@ -172,7 +179,8 @@ def check_atomic_file(
             raw = pd.Series([row.split(separator)[column] for row in rows],
                             dtype=object).str.strip()
             parsed = pd.to_numeric(raw, errors="coerce")
-            invalid = np.flatnonzero(parsed.isna().to_numpy() & (raw != "").to_numpy())
+            finite = np.isfinite(parsed.to_numpy(dtype=float, na_value=np.nan))
+            invalid = np.flatnonzero(~finite & (raw != "").to_numpy())
             if invalid.size:
                 bad_float[column] = (int(line_numbers[invalid[0]]), raw.iloc[invalid[0]])
     if names is None:
@@ -189,9 +197,28 @@ def check_atomic_file(
     for column in float_columns:
         if column in bad_float:
             line, value = bad_float[column]
+            kind = "number" if pd.isna(pd.to_numeric(value, errors="coerce")) else "finite number"
             raise PluginError(
-                f"{path}:{line}: field '{names[column]}' (float) is not a number: {value!r}"
+                f"{path}:{line}: field '{names[column]}' (float) is not a {kind}: {value!r}"
             )
+    _DATA_LINES[str(Path(path).resolve())] = n_rows
+    return n_rows
+
+
+#: ``pandas.read_csv`` options of every atomic-file reader: no quoting (a ``"`` is a character of
+#: its token, never the start of a field spanning lines).
+READ_CSV_STRICT = {"quoting": csv.QUOTE_NONE}
+
+
+def check_rows_read(path, rows: int) -> None:
+    """Raise unless a reader got one row per data line of ``path`` (as counted when it was
+    checked; files never checked are not compared)."""
+    expected = _DATA_LINES.get(str(Path(path).resolve()))
+    if expected is not None and rows != expected:
+        raise PluginError(
+            f"{path}: read {rows} rows but the file has {expected} data lines "
+            "(a quote or separator the reader treats differently?)"
+        )
 
 
 def _check_required(path: Path, names: list[str], required: Iterable[tuple[str, str]]) -> None:

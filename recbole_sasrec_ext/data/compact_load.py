@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from recbole.utils import FeatureSource, FeatureType
 
+from recbole_sasrec_ext.data.atomic import READ_CSV_STRICT, check_rows_read
+
 
 class CompactLoadMixin:
     """Mix into a RecBole ``Dataset`` subclass (before it in the bases)."""
@@ -62,6 +64,8 @@ class CompactLoadMixin:
             encoding=encoding,
             engine="c",
             float_precision="round_trip",
+            **READ_CSV_STRICT,
         )
+        check_rows_read(filepath, len(df))
         df.columns = columns
         return df

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 from recbole_sasrec_ext.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED
+from recbole_sasrec_ext.lifetime import EXIT_TERMINATED, Terminated
 
 #: The launcher's own log (process start and stop notices); the processes' errors are printed
 #: by the processes themselves.
@@ -55,7 +57,10 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     except ChildFailedError as exc:
         _, failure = exc.get_first_failure()
         return failure.exitcode if failure.exitcode > 0 else EXIT_FAILED
-    except (KeyboardInterrupt, SignalException):  # the launcher has stopped the processes
+    except (KeyboardInterrupt, SignalException) as exc:  # the launcher stopped the processes
+        if isinstance(exc, Terminated) or getattr(exc, "sigval", None) == signal.SIGTERM:
+            print("error: terminated (SIGTERM)", file=sys.stderr)
+            return EXIT_TERMINATED
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
