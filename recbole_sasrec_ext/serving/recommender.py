@@ -172,8 +172,8 @@ class BundleRecommender:
                               "(exported with --no-histories)")
         for begin in range(0, len(hist), chunk_size):
             rows = range(begin, min(begin + chunk_size, len(hist)))
-            seqs = [np.asarray(hist.of(u)[-self.max_len :], dtype=np.int64) for u in rows]
-            order = np.argsort([len(s) for s in seqs], kind="stable")
+            seqs = [np.asarray(hist.of(u), dtype=np.int64) for u in rows]  # whole: all excluded
+            order = np.argsort([min(len(s), self.max_len) for s in seqs], kind="stable")
             requests = [Request(seqs[i], [], None) for i in order]
             results = self.answer(requests, k, exclude_seen)
             by_row = [None] * len(seqs)
