@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from recbole_sasrec_ext import checkpoint as ckpt
+from recbole_sasrec_ext.atomic_write import _umask
 from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from recbole_sasrec_ext.serving import bundle as bundle_io
@@ -189,6 +190,7 @@ def export(checkpoint: os.PathLike, out: os.PathLike, with_histories: bool = Tru
             np.save(tmp / bundle_io.HISTORY_ITEMS, items)
         bundle_io.write_json(tmp / bundle_io.CARD,
                              model_card(state, config, dataset, checkpoint, check))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp made it private
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)

@@ -70,9 +70,7 @@ class BundleRecommender:
         self.max_len = int(bundle.settings["max_seq_length"])
         self.n_items = len(bundle.items)
         self.token_id = {t: i for i, t in enumerate(bundle.items) if i > 0}
-        pop = bundle.popularity.astype(np.float64).copy()  # (n_items,)
-        pop[0] = -np.inf  # never the padding item
-        self.popularity = pop
+        self.popularity = bundle.popularity.astype(np.float32)  # (n_items,)
 
     # --- requests --------------------------------------------------------------------------
     def request(self, tokens: Sequence, candidates: Sequence | None = None) -> Request:
@@ -110,28 +108,25 @@ class BundleRecommender:
         """Top-``k`` for already-parsed requests (one forward pass per ``batch_size``)."""
         if k < 1:
             raise PluginError(f"k must be >= 1, got {k}")
-        scored = [r for r in requests if len(r.sequence)]
-        rows = iter(self.scores([r.sequence for r in scored])) if scored else iter(())
-        masked = []
-        for r in requests:
-            model_scores = next(rows) if len(r.sequence) else None
-            masked.append(self._mask(r, model_scores, exclude_seen))
-        if not masked:
+        if not requests:
             return []
-        indices, counts = top_k_rows(np.stack(masked), k)  # (B, k), (B,)
+        scored = [i for i, r in enumerate(requests) if len(r.sequence)]
+        matrix = np.empty((len(requests), self.n_items), dtype=np.float32)  # (B, n_items)
+        matrix[:] = self.popularity  # rows of empty sequences keep it
+        if scored:
+            matrix[scored] = self.scores([requests[i].sequence for i in scored])
+        matrix[:, 0] = -np.inf  # never the padding item
+        if exclude_seen and scored:
+            rows = np.repeat(scored, [len(requests[i].sequence) for i in scored])  # (N,)
+            matrix[rows, np.concatenate([requests[i].sequence for i in scored])] = -np.inf
+        for row, r in enumerate(requests):
+            if r.candidates is not None:
+                allowed = np.zeros(self.n_items, dtype=bool)  # (n_items,)
+                allowed[r.candidates] = True
+                matrix[row, ~allowed] = -np.inf
+        indices, counts = top_k_rows(matrix, k)  # (B, k), (B,)
         return [self._result(r, s, idx[:c], k)
-                for r, s, idx, c in zip(requests, masked, indices, counts)]
-
-    def _mask(self, r: Request, scores: np.ndarray | None, exclude_seen: bool) -> np.ndarray:
-        row = self.popularity.copy() if scores is None else scores.astype(np.float64)  # (n,)
-        row[0] = -np.inf  # never the padding item
-        if exclude_seen and len(r.sequence):
-            row[r.sequence] = -np.inf
-        if r.candidates is not None:
-            allowed = np.full(self.n_items, -np.inf)  # (n,)
-            allowed[r.candidates] = 0.0
-            row = row + allowed
-        return row
+                for r, s, idx, c in zip(requests, matrix, indices, counts)]
 
     def _result(self, r: Request, row: np.ndarray, idx: np.ndarray, k: int) -> Recommendation:
         items = [self.bundle.items[i] for i in idx]
