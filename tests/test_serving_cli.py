@@ -89,3 +89,21 @@ def test_bundle_loads_and_recommends_without_recbole(tiny_bundle, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     onnx_row, torch_row = (json.loads(line) for line in proc.stdout.splitlines())
     assert onnx_row["items"] == torch_row["items"] and len(onnx_row["items"]) == 3
+
+
+def test_inference_benchmark_reports_every_runtime(tiny_bundle, tmp_path):
+    from recbole_sasrec_ext.benchmark.inference import main
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "recbole_sasrec_ext.benchmark.inference", "--bundle",
+         str(tiny_bundle[1]), "--batch-sizes", "8", "--clients", "2", "--seconds", "1"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout.splitlines()[-1])
+    assert [(r["backend"], r["users"]) for r in report["all_users"]] == [("onnx", 40),
+                                                                         ("torch", 40)]
+    assert report["parity"]["top10_differ"] == 0
+    assert report["parity"]["max_abs_score_diff"] <= 1e-4
+    assert report["server"]["errors"] == 0 and report["server"]["requests"] > 0
+    assert main(["--bundle", str(tmp_path / "none")]) == 2
