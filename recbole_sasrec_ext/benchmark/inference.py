@@ -95,6 +95,40 @@ async def _client(port: int, bodies: list[bytes], until: float, latencies: list[
         writer.close()
 
 
+#: Malformed bodies of the load test's second phase (each must be answered with a 4xx).
+MALFORMED = (
+    b"{not json", b'{"sequence": "1,2"}', b'{"sequence": ["1"], "k": 1000000000}',
+    b'{"sequence": ["1"], "k": "ten"}', b'{"sequence": [1.5]}', b'{"seq": []}', b"[]]",
+    json.dumps({"sequence": ["1"] * 10**6}).encode(),  # a 10^6-item sequence (body too large)
+)
+
+
+async def _malformed(port: int, count: int) -> dict[str, int]:
+    """``count`` malformed requests, each on its own connection: status code -> how many."""
+    statuses: dict[str, int] = {}
+    for i in range(count):
+        body = MALFORMED[i % len(MALFORMED)]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write((f"POST /recommend HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: "
+                      f"{len(body)}\r\nConnection: close\r\n\r\n").encode())
+        line = b""
+        if len(body) > 1 << 20:  # the server answers a too-large body from its headers alone
+            try:
+                line = await asyncio.wait_for(reader.readline(), 2.0)
+            except asyncio.TimeoutError:
+                pass
+        try:
+            if not line:
+                writer.write(body)
+                line = await reader.readline()
+            key = line.split()[1].decode() if line else "closed"
+        except ConnectionError:
+            key = "reset"
+        statuses[key] = statuses.get(key, 0) + 1
+        writer.close()
+    return statuses
+
+
 def load_test(bundle: str, clients: int, seconds: float, backend: str, threads: int | None,
               max_wait_ms: float) -> dict:
     """Start ``serve``, hit it with ``clients`` connections for ``seconds``, stop it."""
@@ -130,6 +164,9 @@ def load_test(bundle: str, clients: int, seconds: float, backend: str, threads: 
         start = time.perf_counter()
         asyncio.run(run(seconds))
         elapsed = time.perf_counter() - start
+        malformed = asyncio.run(_malformed(port, 1000))
+        up = server.poll() is None
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
@@ -138,7 +175,8 @@ def load_test(bundle: str, clients: int, seconds: float, backend: str, threads: 
             "requests_per_s": round(len(latencies) / elapsed, 1),
             "p50_ms": round(float(np.percentile(ms, 50)), 2),
             "p99_ms": round(float(np.percentile(ms, 99)), 2), "errors": len(errors),
-            "backend": backend, "max_wait_ms": max_wait_ms}
+            "backend": backend, "max_wait_ms": max_wait_ms,
+            "malformed": {"sent": 1000, "statuses": malformed, "server_up_after": up}}
 
 
 def _child(bundle: str, backend: str, batch_size: int, threads: int | None) -> dict:
@@ -164,7 +202,9 @@ def table(rows: list[dict], check: dict, server: dict | None) -> str:
                   "|---|---|---|---|---|---|---|---|",
                   f"| {server['backend']}, wait {server['max_wait_ms']} ms | {server['clients']} | "
                   f"{server['seconds']} | {server['requests']} | {server['requests_per_s']:.0f} | "
-                  f"{server['p50_ms']} | {server['p99_ms']} | {server['errors']} |"]
+                  f"{server['p50_ms']} | {server['p99_ms']} | {server['errors']} |",
+                  "", f"Then 1,000 malformed requests: answers {server['malformed']['statuses']}"
+                  f", server still up: {server['malformed']['server_up_after']}."]
     return "\n".join(lines)
 
 
