@@ -54,6 +54,10 @@ class OnnxScorer:
             options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # no busy-waiting between operators: on a machine shared with other work (or with the
+        # server's event loop) spinning threads take the cores from it (measured: about twice
+        # the users/s of all-users scoring on the 2-core benchmark machine under load)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path / ONNX_MODEL), options,
                                             providers=["CPUExecutionProvider"])
 
