@@ -181,6 +181,59 @@ def load_test(bundle: str, clients: int, seconds: float, backend: str, threads: 
             "malformed": {"sent": 1000, "statuses": malformed, "server_up_after": up}}
 
 
+def scale_bundle(bundle: str, folder: str, users: int, interactions: int, seed: int = 0) -> str:
+    """A copy of ``bundle`` (its files linked) whose histories are ``interactions`` synthetic
+    interactions of ``users`` users: lengths >= 20 plus a log-normal share (ML-20M-like), items
+    Zipf-like over the bundle's vocabulary. Returns the new bundle folder."""
+    from pathlib import Path
+
+    from recbole_sasrec_ext.serving import bundle as bundle_io
+
+    src, out = Path(bundle), Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in bundle_io.REQUIRED:
+        if not (out / name).exists():
+            os.symlink((src / name).resolve(), out / name)
+    rng = np.random.default_rng(seed)
+    share = rng.lognormal(0.0, 1.2, users)
+    lengths = 20 + np.floor(share / share.sum() * (interactions - 20 * users)).astype(np.int64)
+    lengths[: interactions - int(lengths.sum())] += 1  # (U,) summing to interactions
+    n_items = len(json.loads((src / bundle_io.ITEMS).read_text()))
+    weights = 1.0 / np.arange(1, n_items) ** 0.9
+    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)  # (U+1,)
+    items = np.lib.format.open_memmap(out / bundle_io.HISTORY_ITEMS, "w+", np.int32,
+                                      (int(offsets[-1]),))  # (N,)
+    step = 1 << 22
+    for begin in range(0, len(items), step):
+        end = min(begin + step, len(items))
+        items[begin:end] = 1 + rng.choice(n_items - 1, end - begin, p=weights / weights.sum())
+    items.flush()
+    np.save(out / bundle_io.HISTORY_OFFSETS, offsets)
+    (out / bundle_io.USERS).write_text(json.dumps([str(u) for u in range(1, users + 1)]))
+    return str(out)
+
+
+#: Runs ``recommend --bundle`` and prints its peak RSS (KiB) last.
+_PEAK = ("import resource, sys\n"
+         "from recbole_sasrec_ext.serving.cli import recommend_main\n"
+         "rc = recommend_main(sys.argv[1:])\n"
+         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+         "sys.exit(rc)\n")
+
+
+def scale_child(bundle: str, out: str, threads: int | None) -> dict:
+    """``recommend --bundle B --all-users --out F`` in a child process: its users/s line, peak
+    RSS and the output's size."""
+    command = [sys.executable, "-c", _PEAK, "--bundle", bundle, "--all-users", "--out", out]
+    if threads:
+        command += ["--threads", str(threads)]
+    proc = subprocess.run(command, capture_output=True, text=True, check=True)
+    with open(out, "rb") as f:
+        lines = sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+    return {"users_written": lines, "peak_rss_mb": round(int(proc.stdout.split()[-1]) / 1024, 1),
+            "report": proc.stderr.strip().splitlines()[-1]}
+
+
 def _child(bundle: str, backend: str, batch_size: int, threads: int | None) -> dict:
     command = [sys.executable, "-m", "recbole_sasrec_ext.benchmark.inference", "--bundle", bundle,
                "--child", backend, str(batch_size)]
@@ -215,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recbole_sasrec_ext.benchmark.inference",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", required=True, help="a folder written by export")
-    parser.add_argument("--batch-sizes", default="256,1024", help="comma separated")
+    parser.add_argument("--batch-sizes", default="64,256,1024", help="comma separated")
     parser.add_argument("--backends", default="onnx,torch", help="comma separated")
     parser.add_argument("--threads", type=int, default=None, help="runtime threads")
     parser.add_argument("--clients", type=int, default=16, help="server load test clients")
@@ -223,6 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-wait-ms", type=float, default=2.0, help="server batching wait")
     parser.add_argument("--server-backend", default="onnx", help="runtime of the server")
     parser.add_argument("--no-server", action="store_true", help="skip the load test")
+    parser.add_argument("--scale", default=None, metavar="USERS,INTERACTIONS",
+                        help="also score synthetic histories of this size to a file (e.g. "
+                        "138000,20000000): peak RSS of --all-users at scale")
+    parser.add_argument("--scale-dir", default="saved/inference-scale",
+                        help="where the synthetic bundle and its output go")
     parser.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not os.path.isdir(args.bundle):
@@ -238,11 +296,21 @@ def main(argv: list[str] | None = None) -> int:
     server = None if args.no_server else load_test(
         args.bundle, args.clients, args.seconds, args.server_backend, args.threads,
         args.max_wait_ms)
+    scale = None
+    if args.scale:
+        users, interactions = (int(v) for v in args.scale.split(","))
+        big = scale_bundle(args.bundle, os.path.join(args.scale_dir, "bundle"), users,
+                           interactions)
+        scale = {"users": users, "interactions": interactions,
+                 **scale_child(big, os.path.join(args.scale_dir, "all.jsonl"), args.threads)}
     print(table(rows, check, server))
+    if scale:
+        print(f"\nAt scale ({scale['users']} users, {scale['interactions']} interactions): "
+              f"{scale['report']}; peak RSS {scale['peak_rss_mb']:.0f} MB.")
     print(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                       "machine": f"{platform.processor() or platform.machine()}, "
                                  f"{os.cpu_count()} CPUs", "all_users": rows, "parity": check,
-                      "server": server}))
+                      "server": server, "scale": scale}))
     return 0
 
 
