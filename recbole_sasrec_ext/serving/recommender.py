@@ -182,14 +182,14 @@ class BundleRecommender:
         item = self.token_id.get(str(token))
         if item is None:
             raise PluginError(f"unknown item token: {token!r}")
+        if k < 1:
+            raise PluginError(f"k must be >= 1, got {k}")
         emb = self.bundle.item_embeddings.astype(np.float64)  # (n, d)
         norms = np.linalg.norm(emb, axis=1)  # (n,)
         cosine = emb @ emb[item] / np.maximum(norms * norms[item], 1e-12)  # (n,)
         cosine[[0, item]] = -np.inf
         idx, count = top_k_rows(cosine[None, :], k)  # (1, k), (1,)
-        r = Request(np.asarray([item]), [], None)
-        res = self._result(r, cosine, idx[0, : count[0]], k)
-        return res
+        return self._result(Request(np.asarray([item]), [], None), cosine, idx[0, : count[0]], k)
 
 
 def load(path: os.PathLike | str, backend: str = "auto", threads: int | None = None,
