@@ -142,3 +142,16 @@ def test_missing_bundle_is_one_line(tmp_path):
     (tmp_path / "b").mkdir()
     with pytest.raises(PluginError, match="settings.json is missing"):
         serving.load(tmp_path / "b")
+
+
+def test_titles_come_with_the_items_when_the_bundle_has_them(tiny_bundle, tmp_path):
+    import shutil
+
+    bundle = tmp_path / "with-titles"
+    shutil.copytree(tiny_bundle[1], bundle)
+    (bundle / "titles.json").write_text(json.dumps({"3": "Three", "7": "Seven"}))
+    rec = serving.load(bundle, "onnx")
+    [res] = rec.recommend([["1"]], k=30, candidates=["3", "7", "9"])
+    assert res.titles == [{"3": "Three", "7": "Seven"}.get(t) for t in res.items]
+    without = serving.load(tiny_bundle[1], "onnx").recommend([["1"]], k=2)[0].to_dict()
+    assert "titles" not in without

@@ -6,12 +6,13 @@ A bundle is one folder::
                          order) and the encoder's hyper-parameters
     card.json            the model card: data set, metrics, protocol, versions, date
     items.json           item vocabulary: original token of every internal id (0 = padding)
-    popularity.npy       (n_items,) int64 training interactions per item (empty sequences)
+    popularity.npy       (n_items,) int64 interactions per item in the data set (empty sequences)
     item_embeddings.npy  (n_items, d) float32 (similar items)
     model.onnx           the network (encoder and scoring) for onnxruntime
     weights.pt           weights-only state dict of the pure-PyTorch fallback encoder
     users.json, history_offsets.npy, history_items.npy
                          optional: each user's history (CSR), for ``--all-users``
+    titles.json          optional: item token -> title (when the data set has a .item file)
 
 Only numpy and the standard library are imported here.
 """
@@ -35,6 +36,7 @@ SETTINGS, CARD, ITEMS, POPULARITY, EMBEDDINGS = (
 )
 ONNX_MODEL, TORCH_WEIGHTS = "model.onnx", "weights.pt"
 USERS, HISTORY_OFFSETS, HISTORY_ITEMS = "users.json", "history_offsets.npy", "history_items.npy"
+TITLES = "titles.json"
 REQUIRED = (SETTINGS, CARD, ITEMS, POPULARITY, EMBEDDINGS, ONNX_MODEL, TORCH_WEIGHTS)
 
 
@@ -65,6 +67,7 @@ class Bundle:
     popularity: np.ndarray  # (n_items,) int64
     item_embeddings: np.ndarray  # (n_items, d) float32
     histories: Histories | None
+    titles: dict[str, str]  # item token -> title ({} without titles)
 
 
 def _json(path: Path) -> object:
@@ -97,7 +100,9 @@ def read(path: os.PathLike | str) -> Bundle:
     if (path / USERS).is_file():
         histories = Histories(_json(path / USERS), np.load(path / HISTORY_OFFSETS, mmap_mode="r"),
                               np.load(path / HISTORY_ITEMS, mmap_mode="r"))
-    return Bundle(path, settings, _json(path / CARD), items, popularity, embeddings, histories)
+    titles = _json(path / TITLES) if (path / TITLES).is_file() else {}
+    return Bundle(path, settings, _json(path / CARD), items, popularity, embeddings, histories,
+                  titles)
 
 
 def write_json(path: Path, value: object) -> None:

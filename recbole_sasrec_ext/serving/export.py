@@ -30,6 +30,7 @@ from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from recbole_sasrec_ext.serving import bundle as bundle_io
 from recbole_sasrec_ext.serving.encoder import ENCODER_KEYS, LastPositionEncoder
 from recbole_sasrec_ext.serving.padding import pad_right
+from recbole_sasrec_ext.titles import item_file, read_titles
 
 #: Implementations ``export`` accepts.
 EXPORTABLE = ("recbole_sasrec_ext.models.sasrec.SASRec",)
@@ -184,6 +185,10 @@ def export(checkpoint: os.PathLike, out: os.PathLike, with_histories: bool = Tru
         sample = [items[offsets[u] : offsets[u + 1]][-max_len:].astype(np.int64)
                   for u in range(min(CHECK_USERS, len(users)))]
         check = check_onnx(encoder, tmp / bundle_io.ONNX_MODEL, sample, max_len)
+        titles = read_titles(item_file(config["data_path"], config["dataset"]))
+        titles = {t: titles[t] for t in tokens[1:] if t in titles}
+        if titles:
+            bundle_io.write_json(tmp / bundle_io.TITLES, titles)
         if with_histories:
             bundle_io.write_json(tmp / bundle_io.USERS, users)
             np.save(tmp / bundle_io.HISTORY_OFFSETS, offsets)

@@ -28,8 +28,9 @@ class Recommendation:
 
     ``unknown`` lists the request's tokens the model does not know (left out of the sequence, or
     of the candidates); ``fallback`` is ``"popular"`` when no known item remained and the most
-    popular items (``scores``: training interactions) were returned; ``note`` says when fewer
-    than ``k`` items could be returned.
+    popular items (``scores``: their interactions in the data set) were returned; ``note`` says
+    when fewer than ``k`` items could be returned; ``titles`` (when the bundle has them) is each
+    item's title.
     """
 
     items: list[str]
@@ -38,12 +39,13 @@ class Recommendation:
     fallback: str | None = None
     note: str | None = None
     user: str | None = None
+    titles: list[str | None] | None = None  # when the bundle has titles
 
     def to_dict(self) -> dict:
         """JSON-ready (finite floats only), without empty optional fields (built by hand:
         ``dataclasses.asdict`` deep-copies, a fifth of all-users time)."""
         out = {"items": self.items, "scores": self.scores, "unknown": self.unknown}
-        for key in ("fallback", "note", "user"):
+        for key in ("fallback", "note", "user", "titles"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -139,8 +141,9 @@ class BundleRecommender:
         note = None
         if len(idx) < k:
             note = f"k={k} but only {len(idx)} items can be recommended: all returned"
+        titles = [self.bundle.titles.get(t) for t in items] if self.bundle.titles else None
         return Recommendation(items, [round(float(row[i]), 6) for i in idx], r.unknown,
-                              None if len(r.sequence) else POPULAR, note)
+                              None if len(r.sequence) else POPULAR, note, titles=titles)
 
     # --- public API --------------------------------------------------------------------------
     def recommend(self, sequences: Sequence[Sequence], k: int = 10, exclude_seen: bool = True,
