@@ -3,11 +3,12 @@
 ``--model``, ``--dataset``, ``--config_files "a.yaml b.yaml"``, ``--resume=CHECKPOINT``,
 ``--verbose`` and any ``--key=value`` override; ``--nproc=N`` trains in N processes on this
 machine (as ``torchrun --nproc_per_node=N -m recbole_sasrec_ext`` does; docs/scaling.md).
-Subcommands: ``recommend``, ``explain``, ``tune`` (``python -m recbole_sasrec_ext recommend
---help``); without one, a training run. The last line of stdout is one JSON object (the run
-summary); errors are one line on stderr (set ``RECBOLE_SASREC_EXT_DEBUG=1`` for the traceback) and
-an :class:`ExitCode`. In a multi-process run only rank 0 prints the summary; bad input is reported
-once per machine, any other error by the rank that met it (``rank R: error: ...``).
+Subcommands: ``recommend`` (``--checkpoint``, or ``--bundle``), ``explain``, ``tune``, ``export``,
+``similar``, ``serve`` (``python -m recbole_sasrec_ext recommend --help``); without one, a
+training run. The last line of stdout is one JSON object (the run summary); errors are one line
+on stderr (set ``RECBOLE_SASREC_EXT_DEBUG=1`` for the traceback) and an :class:`ExitCode`. In a
+multi-process run only rank 0 prints the summary; bad input is reported once per machine, any
+other error by the rank that met it (``rank R: error: ...``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ SUBCOMMANDS = {
     "recommend": "recbole_sasrec_ext.recommend",
     "explain": "recbole_sasrec_ext.explain",
     "tune": "recbole_sasrec_ext.tune",
+    "export": "recbole_sasrec_ext.serving.export",
+    "similar": "recbole_sasrec_ext.serving.similar_command",
+    "serve": "recbole_sasrec_ext.serving.server",
 }
 
 

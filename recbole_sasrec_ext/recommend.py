@@ -4,6 +4,8 @@ Each user's history is the whole sequence of the data set (training, validation 
 the model is asked what comes after everything it knows), its last ``MAX_ITEM_LIST_LENGTH`` items.
 Output: one JSON object per user on stdout (``user``, ``items``, ``scores``, and ``titles`` when
 the data set has a ``.item`` file with titles, see :mod:`recbole_sasrec_ext.titles`).
+With ``--bundle DIR`` (a folder written by ``export``) the bundle's commands run instead, without
+RecBole: :mod:`recbole_sasrec_ext.serving.cli`.
 """
 
 from __future__ import annotations
@@ -135,6 +137,10 @@ def recommend(checkpoint: os.PathLike, user_tokens: list[str], k: int = 10,
 
 
 def main(argv: list[str]) -> int:
+    if any(a == "--bundle" or a.startswith("--bundle=") for a in argv):
+        from recbole_sasrec_ext.serving.cli import recommend_main
+
+        return recommend_main(argv)
     parser = argparse.ArgumentParser(
         prog="python -m recbole_sasrec_ext recommend",
         description="Top-k items for users from a checkpoint (JSON lines).",

@@ -66,3 +66,11 @@ def fast_config(data_path: Path, **extra) -> dict:
     }
     base.update(extra)
     return base
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> tuple[Path, Path]:
+    """(checkpoint, bundle folder) of a tiny SASRec trained 1 epoch (tests/serving_bundle.py)."""
+    from serving_bundle import tiny_bundle as make
+
+    return make(tmp_path_factory.mktemp("serving"))

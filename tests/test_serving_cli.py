@@ -1,0 +1,109 @@
+"""Command lines over a bundle, RKSA's refusal, and loading a bundle with RecBole blocked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+from conftest import ROOT
+from serving_bundle import train_tiny
+
+from recbole_sasrec_ext.serving.export import RKSA_REFUSAL
+
+
+def _cli(args, cwd, stdin=None):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "recbole_sasrec_ext", *args], cwd=cwd, env=env,
+                          input=stdin, capture_output=True, text=True, check=False, timeout=300)
+
+
+def test_rksa_export_is_refused_with_exit_code_2(tmp_path):
+    checkpoint = train_tiny(tmp_path, "RKSA")
+    out = tmp_path / "bundle"
+    proc = _cli(["export", "--checkpoint", str(checkpoint), "--out", str(out)], tmp_path)
+    assert proc.returncode == 2 and proc.stdout == "" and not out.exists()
+    assert proc.stderr.strip().splitlines() == [f"error: {checkpoint}: {RKSA_REFUSAL}"]
+
+
+def test_export_into_a_non_empty_folder_is_refused(tiny_bundle, tmp_path):
+    checkpoint, bundle = tiny_bundle
+    proc = _cli(["export", "--checkpoint", str(checkpoint), "--out", str(bundle)], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: --out {bundle} exists and is not an empty folder"
+
+
+def test_recommend_sequence_stdin_all_users_and_similar(tiny_bundle, tmp_path):
+    _, bundle = tiny_bundle
+    one = _cli(["recommend", "--bundle", str(bundle), "--sequence", "1,2,zz", "--k", "3"],
+               tmp_path)
+    assert one.returncode == 0, one.stderr
+    row = json.loads(one.stdout)
+    assert len(row["items"]) == 3 and row["unknown"] == ["zz"] and "1" not in row["items"]
+    lines = "\n".join(['{"sequence": ["1", "2", "zz"], "k": 3}', "not json", '["5"]',
+                       '{"sequence": [], "k": 2}', '{"sequence": ["1"], "k": 0}'])
+    many = _cli(["recommend", "--bundle", str(bundle)], tmp_path, stdin=lines)
+    rows = [json.loads(line) for line in many.stdout.splitlines()]
+    assert many.returncode == 2 and len(rows) == 5 and rows[0] == row
+    assert rows[1]["line"] == 2 and rows[1]["error"].startswith("stdin line 2: Expecting value")
+    assert len(rows[2]["items"]) == 10 and rows[3]["fallback"] == "popular"
+    assert rows[4] == {"line": 5, "error": "stdin line 5: 'k' must be in [1, 1000], got 0"}
+    assert many.stderr.count("error: stdin line") == 2
+    out = tmp_path / "all.jsonl"
+    every = _cli(["recommend", "--bundle", str(bundle), "--all-users", "--out", str(out),
+                  "--chunk", "16", "--backend", "torch"], tmp_path)
+    assert every.returncode == 0, every.stderr
+    users = [json.loads(line)["user"] for line in out.read_text().splitlines()]
+    assert users == json.loads((bundle / "users.json").read_text())
+    similar = _cli(["similar", "--bundle", str(bundle), "--item", "3", "--k", "4"], tmp_path)
+    assert similar.returncode == 0 and len(json.loads(similar.stdout)["items"]) == 4
+    bad = _cli(["similar", "--bundle", str(bundle), "--item", "zz"], tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: unknown item token: 'zz'"
+    missing = _cli(["recommend", "--bundle", str(tmp_path / "no"), "--sequence", "1"], tmp_path)
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.strip() == f"error: bundle not found: {tmp_path / 'no'}"
+
+
+BLOCK_RECBOLE = textwrap.dedent("""
+    import importlib.abc, json, sys
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "recbole" or name.startswith("recbole."):
+                raise ImportError("recbole is blocked in this test")
+    sys.meta_path.insert(0, Block())
+    from recbole_sasrec_ext import serving
+    for backend in ("onnx", "torch"):
+        rec = serving.load(sys.argv[1], backend)
+        print(json.dumps(rec.recommend([["1", "2"], []], k=3)[0].to_dict()))
+    assert not [m for m in sys.modules if m == "recbole" or m.startswith("recbole.")]
+""")
+
+
+def test_bundle_loads_and_recommends_without_recbole(tiny_bundle, tmp_path):
+    _, bundle = tiny_bundle
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", BLOCK_RECBOLE, str(bundle)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    onnx_row, torch_row = (json.loads(line) for line in proc.stdout.splitlines())
+    assert onnx_row["items"] == torch_row["items"] and len(onnx_row["items"]) == 3
+
+
+def test_inference_benchmark_reports_every_runtime(tiny_bundle, tmp_path):
+    from recbole_sasrec_ext.benchmark.inference import main
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "recbole_sasrec_ext.benchmark.inference", "--bundle",
+         str(tiny_bundle[1]), "--batch-sizes", "8", "--clients", "2", "--seconds", "1"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout.splitlines()[-1])
+    assert [(r["backend"], r["users"]) for r in report["all_users"]] == [("onnx", 40),
+                                                                         ("torch", 40)]
+    assert report["parity"]["top10_differ"] == 0
+    assert report["parity"]["max_abs_score_diff"] <= 1e-4
+    assert report["server"]["errors"] == 0 and report["server"]["requests"] > 0
+    assert main(["--bundle", str(tmp_path / "none")]) == 2
