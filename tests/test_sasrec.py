@@ -139,8 +139,8 @@ def test_bf16_autocast_stays_close_to_float32(tiny_data):
 )
 def test_exact_first_loss_for_a_seed(tiny_data, model_name, options, expected):
     """Pinned on torch 2.13.0 CPU: the data pipeline, initialisation and loss are deterministic."""
-    # the paper's loss and rows
-    cfg = fast_config(tiny_data, seed=7, loss_type="BCE", train_stride=0, **options)
+    # the paper's model, loss and rows
+    cfg = fast_config(tiny_data, seed=7, loss_type="BCE", train_stride=0, recipe="paper", **options)
     _, train, _, _, model = build(Config(model_name, "tiny", config_dict=cfg))
     torch.manual_seed(0)
     assert model.calculate_loss(next(iter(train))).item() == pytest.approx(expected, rel=1e-5)
