@@ -103,6 +103,12 @@ def eval_modes(eval_args) -> set[str]:
 
 def resolved_recipe(recipe: str | None, eval_args) -> Recipe:
     """``recipe`` with ``auto`` decided: full ranking in every phase gives ``full_ranking``."""
+    allowed = [r.value for r in Recipe]
+    if recipe is not None and recipe not in allowed:
+        from recbole_sasrec_ext.errors import PluginError
+
+        raise PluginError(f"config key 'recipe' = {recipe!r} is not allowed: expected one of "
+                          + ", ".join(repr(r) for r in allowed))
     chosen = Recipe(recipe or Recipe.AUTO.value)
     if chosen is Recipe.AUTO:
         full = eval_modes(eval_args) == {"full"}

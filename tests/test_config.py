@@ -35,6 +35,12 @@ def test_recipe_yields_to_every_user_key_and_to_sampled_ranking(tiny_data):
     assert (config["hidden_size"], config["loss_type"], config["train_stride"]) == (50, "BCE", 0)
 
 
+def test_unknown_recipe_names_the_key(tiny_data):
+    with pytest.raises(PluginError, match="config key 'recipe' = 'bogus' is not allowed: expected "
+                                          "one of 'auto', 'paper', 'full_ranking'"):
+        Config("SASRec", "tiny", config_dict={"data_path": str(tiny_data), "recipe": "bogus"})
+
+
 def test_rksa_takes_the_recipe_but_its_own_block(tiny_data):
     config = Config("RKSA", "tiny", config_dict={"data_path": str(tiny_data)})
     assert (config["hidden_size"], config["n_layers"], config["loss_type"]) == (64, 1, "CE")
