@@ -2,7 +2,7 @@
 
 ``python -m recbole_sasrec_ext recommend --bundle DIR`` with ``--sequence "t1,t2"`` (one
 sequence), ``--all-users --out FILE`` (every user of the bundle's histories, streamed to FILE
-chunk by chunk) or neither (JSON lines on stdin: ``{"sequence": [...], "k": 10, "candidates":
+chunk by chunk: Parquet when FILE ends with ``.parquet``, JSON lines otherwise) or neither (JSON lines on stdin: ``{"sequence": [...], "k": 10, "candidates":
 [...]}`` or a bare list of tokens). ``python -m recbole_sasrec_ext similar --bundle DIR --item T``.
 """
 
@@ -83,14 +83,68 @@ def _flush(rec: BundleRecommender, batch: list, bad: list, errors: list[str]
             yield answers[n]
 
 
+def write_jsonl(chunks: Iterable[list[Recommendation]], f: TextIO) -> int:
+    """One JSON object per recommendation, one line each, a chunk at a time; the count."""
+    count = 0
+    for chunk in chunks:
+        f.write("".join(_dumps(res.to_dict()) + "\n" for res in chunk))
+        count += len(chunk)
+    return count
+
+
+def parquet_schema(titles: bool):
+    """The Parquet columns of ``--all-users``: user, items (best first), scores, note, and
+    titles when the bundle has them."""
+    import pyarrow as pa
+
+    fields = [("user", pa.string()), ("items", pa.list_(pa.string())),
+              ("scores", pa.list_(pa.float64())), ("note", pa.string())]
+    if titles:
+        fields.append(("titles", pa.list_(pa.string())))
+    return pa.schema(fields)
+
+
+def write_parquet(chunks: Iterable[list[Recommendation]], path: str, titles: bool) -> int:
+    """The recommendations as a Parquet file, one row group per chunk (a ``ParquetWriter``:
+    memory bounded by the chunk); the count."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = parquet_schema(titles)
+    count = 0
+    with pq.ParquetWriter(path, schema) as writer:
+        for chunk in chunks:
+            columns = {"user": [r.user for r in chunk], "items": [r.items for r in chunk],
+                       "scores": [r.scores for r in chunk], "note": [r.note for r in chunk]}
+            if titles:
+                columns["titles"] = [r.titles for r in chunk]
+            writer.write_table(pa.table(columns, schema=schema))
+            count += len(chunk)
+    return count
+
+
+def _needs_pyarrow() -> None:
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise PluginError("--out *.parquet needs pyarrow: pip install 'recbole_sasrec_ext[parquet]' "
+                          "(or pyarrow), or write JSON lines (any other suffix)") from None
+
+
 def _write_all_users(rec: BundleRecommender, out: str, k: int, exclude_seen: bool,
                      chunk: int) -> int:
-    count = 0
-    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        for res in rec.recommend_all(k, exclude_seen, chunk):
-            f.write(_dumps(res.to_dict()) + "\n")
-            count += 1
-    return count
+    """Every user's top-``k`` to ``out``: Parquet when it ends with ``.parquet``, else JSON
+    lines; written atomically, chunk by chunk."""
+    parquet = out.lower().endswith(".parquet")
+    if parquet:
+        _needs_pyarrow()
+    chunks = rec.recommend_all_chunks(k, exclude_seen, chunk)
+    with atomic_path(out) as tmp:
+        if parquet:
+            return write_parquet(chunks, str(tmp), bool(rec.bundle.titles))
+        with open(tmp, "w", encoding="utf-8") as f:
+            return write_jsonl(chunks, f)
 
 
 def recommend_main(argv: list[str], stdin: TextIO | None = None) -> int:
@@ -103,7 +157,9 @@ def recommend_main(argv: list[str], stdin: TextIO | None = None) -> int:
     parser.add_argument("--candidates", default=None, help='recommend only among "c1,c2,..."')
     parser.add_argument("--all-users", action="store_true",
                         help="every user of the bundle's histories (needs --out)")
-    parser.add_argument("--out", default=None, help="JSON-lines file for --all-users")
+    parser.add_argument("--out", default=None,
+                        help="file for --all-users: Parquet if it ends with .parquet (needs "
+                        "pyarrow: the [parquet] extra), JSON lines otherwise")
     parser.add_argument("--chunk", type=int, default=4096, help="users per chunk (--all-users)")
     parser.add_argument("--include-seen", action="store_true",
                         help="allow items of the sequence (excluded by default)")

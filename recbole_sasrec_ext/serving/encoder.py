@@ -102,10 +102,15 @@ class LastPositionEncoder(nn.Module):
     ----------
     settings : dict
         The :data:`ENCODER_KEYS` of a bundle's ``settings.json``.
+    last_only : bool
+        True (inference): the last block at each sequence's last position only. False: every
+        block at every position, then the last position read (the plain forward; the reference
+        of the parity tests and the "before" of the inference benchmark's steps).
     """
 
-    def __init__(self, settings: dict):
+    def __init__(self, settings: dict, last_only: bool = True):
         super().__init__()
+        self.last_only = last_only
         d = settings["hidden_size"]
         self.embedding = SequenceEmbedding(
             settings["n_items"], settings["max_seq_length"], d, 0.0,
@@ -126,9 +131,14 @@ class LastPositionEncoder(nn.Module):
         """Representation (B, d) of right-padded sequences (B, L) with ``lengths`` (B,) >= 1."""
         x, _ = self.embedding(item_seq, lengths)  # (B, L, d)
         valid = item_seq > 0  # (B, L)
+        last = lengths - 1  # (B,)
+        if not self.last_only:
+            for block in self.blocks:
+                x, _ = block(x, valid=valid)  # (B, L, d)
+            rows = torch.arange(x.size(0), device=x.device)  # (B,)
+            return self.final_norm(x[rows, last])  # (B, d)
         for block in self.blocks[:-1]:
             x, _ = block(x, valid=valid)  # (B, L, d)
-        last = lengths - 1  # (B,)
         return self.final_norm(last_position_block(self.blocks[-1], x, last, valid))  # (B, d)
 
     def forward(self, item_seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

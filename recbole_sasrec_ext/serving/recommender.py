@@ -170,10 +170,19 @@ class BundleRecommender:
         """Top-``k`` for every user of the bundle's histories, in user order, computed
         ``chunk_size`` users at a time (memory bounded by the chunk); within a chunk users are
         scored in order of length, so that each batch is only as long as it needs."""
+        for chunk in self.recommend_all_chunks(k, exclude_seen, chunk_size):
+            yield from chunk
+
+    def recommend_all_chunks(self, k: int = 10, exclude_seen: bool = True,
+                             chunk_size: int = 4096) -> Iterator[list[Recommendation]]:
+        """:meth:`recommend_all` one chunk (a list of up to ``chunk_size`` users, in user order)
+        at a time, for writers that write a chunk at once (Parquet row groups)."""
         hist = self.bundle.histories
         if hist is None:
             raise PluginError(f"bundle {self.bundle.path} has no user histories "
                               "(exported with --no-histories)")
+        if chunk_size < 1:
+            raise PluginError(f"chunk size must be >= 1, got {chunk_size}")
         for begin in range(0, len(hist), chunk_size):
             rows = range(begin, min(begin + chunk_size, len(hist)))
             seqs = [np.asarray(hist.of(u), dtype=np.int64) for u in rows]  # whole: all excluded
@@ -184,7 +193,7 @@ class BundleRecommender:
             for i, res in zip(order, results):
                 res.user = hist.users[rows[i]]
                 by_row[i] = res
-            yield from by_row
+            yield by_row
 
     def similar_items(self, token: str, k: int = 10) -> Recommendation:
         """The ``k`` items whose embeddings have the largest cosine with ``token``'s."""
