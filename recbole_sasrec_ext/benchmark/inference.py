@@ -33,21 +33,122 @@ import numpy as np
 
 from recbole_sasrec_ext.serving import load
 
+#: The cumulative steps of ``--steps`` (docs/serving.md, "Where the speed comes from"): each adds
+#: one change to the one before; the last is the serving default.
+STEPS = {
+    "plain": "the plain forward (every block at every position) exported to ONNX, every batch "
+             "padded to max_seq_length, users in file order, onnxruntime on all cores, numpy "
+             "top-k",
+    "cut": "+ users sorted by length (per chunk), each batch cut to its longest sequence",
+    "last": "+ the last block at each sequence's last position only (the bundle's graph)",
+    "session": "+ session options: 1 intra-op thread (sequential execution, memory pattern and "
+               "full graph optimisation were already on)",
+    "topk": "+ top-k on onnxruntime's TopK instead of numpy's argpartition (the default)",
+}
 
-def all_users_child(bundle: str, backend: str, batch_size: int, threads: int | None) -> dict:
-    """Users/s of ``recommend_all`` (after one warm-up batch) and this process's peak RSS."""
-    rec = load(bundle, backend, threads, batch_size)
+
+class _PadToMax:
+    """A scorer wrapper that pads every batch to ``max_len`` (the ``plain`` step)."""
+
+    def __init__(self, scorer, max_len: int):
+        self.scorer, self.max_len, self.name = scorer, max_len, scorer.name
+
+    def __call__(self, item_seq: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        full = np.zeros((len(item_seq), self.max_len), dtype=np.int64)  # (B, max_len)
+        full[:, : item_seq.shape[1]] = item_seq
+        return self.scorer(full, lengths)
+
+    def top_k(self, scores: np.ndarray, k: int):
+        return self.scorer.top_k(scores, k)
+
+
+def _in_file_order(rec, k: int, chunk_size: int = 4096):
+    """``recommend_all_chunks`` without the sort by length (the ``plain`` step)."""
+    from recbole_sasrec_ext.serving.recommender import Request
+
+    hist = rec.bundle.histories
+    for begin in range(0, len(hist), chunk_size):
+        rows = range(begin, min(begin + chunk_size, len(hist)))
+        results = rec.answer([Request(np.asarray(hist.of(u), dtype=np.int64), [], None)
+                              for u in rows], k)
+        for u, res in zip(rows, results):
+            res.user = hist.users[u]
+        yield results
+
+
+def all_users_child(bundle: str, backend: str, batch_size: int, threads: int | None,
+                    step: str | None = None) -> dict:
+    """Users/s of ``recommend_all`` written as JSON lines to ``os.devnull`` (after one warm-up
+    batch) and this process's peak RSS; ``step``: one of :data:`STEPS` (``bundle`` is then the
+    plain graph's bundle for ``plain`` and ``cut``)."""
+    from recbole_sasrec_ext.serving.cli import write_jsonl
+    from recbole_sasrec_ext.serving.topk import top_k_rows
+
+    names = list(STEPS)
+    session = {"intra_op_threads": None} if step and names.index(step) < 3 else None
+    rec = load(bundle, backend, threads, batch_size, session)
+    if step and names.index(step) < 4:
+        rec.scorer.top_k = top_k_rows
+    if step == "plain":
+        rec.scorer = _PadToMax(rec.scorer, rec.max_len)
     hist = rec.bundle.histories
     rec.answer([rec.request([rec.bundle.items[i] for i in hist.of(0)])], 10)  # warm-up
     start, cpu = time.perf_counter(), time.process_time()
+    chunks = (_in_file_order(rec, 10) if step == "plain"
+              else rec.recommend_all_chunks(k=10, exclude_seen=True))
     with open(os.devnull, "w", encoding="utf-8") as sink:
-        for res in rec.recommend_all(k=10, exclude_seen=True):
-            sink.write(json.dumps(res.to_dict(), allow_nan=False) + "\n")
+        write_jsonl(chunks, sink)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return {"backend": backend, "batch_size": batch_size, "users": len(hist),
+    return {"backend": backend, "batch_size": batch_size, "step": step, "users": len(hist),
             "seconds": round(seconds, 3), "users_per_s": round(len(hist) / seconds, 1),
             "cpu_seconds": round(cpu, 3), "users_per_cpu_s": round(len(hist) / cpu, 1),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def plain_bundle(bundle: str, out: str) -> str:
+    """A copy of ``bundle`` (links) whose ``model.onnx`` is the plain forward: every block at
+    every position, then the last position read (needs torch and onnx)."""
+    import shutil
+
+    import torch
+
+    from recbole_sasrec_ext.serving import bundle as bundle_io
+    from recbole_sasrec_ext.serving.encoder import LastPositionEncoder
+    from recbole_sasrec_ext.serving.export import export_onnx
+
+    src = os.path.abspath(bundle)
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    for name in os.listdir(src):
+        if name != bundle_io.ONNX_MODEL:
+            os.symlink(os.path.join(src, name), os.path.join(out, name))
+    settings = json.loads(open(os.path.join(src, bundle_io.SETTINGS), encoding="utf-8").read())
+    encoder = LastPositionEncoder(settings["encoder"], last_only=False).eval()
+    encoder.load_state_dict(torch.load(os.path.join(src, bundle_io.TORCH_WEIGHTS),
+                                       map_location="cpu", weights_only=True))
+    export_onnx(encoder, __import__("pathlib").Path(out) / bundle_io.ONNX_MODEL)
+    return out
+
+
+def steps(bundle: str, batch_sizes: list[int], rounds: int, threads: int | None,
+          work: str) -> list[dict]:
+    """Every step of :data:`STEPS` (at the first batch size) and the serving default at every
+    batch size, each a fresh process, alternated over ``rounds`` rounds; the median round."""
+    plain = plain_bundle(bundle, os.path.join(work, "plain-bundle"))
+    configs = [(step, batch_sizes[0]) for step in STEPS]
+    configs += [("topk", b) for b in batch_sizes[1:]]
+    runs: dict[tuple, list[dict]] = {c: [] for c in configs}
+    for _ in range(rounds):
+        for step, batch in configs:
+            path = plain if step in ("plain", "cut") else bundle
+            runs[(step, batch)].append(_child(path, "onnx", batch, threads, step))
+    out = []
+    for results in runs.values():
+        results.sort(key=lambda r: r["users_per_s"])
+        median = dict(results[len(results) // 2])
+        median["all_users_per_s"] = [r["users_per_s"] for r in results]
+        out.append(median)
+    return out
 
 
 def parity(bundle: str, chunk: int = 1024) -> dict:
@@ -234,11 +335,14 @@ def scale_child(bundle: str, out: str, threads: int | None) -> dict:
             "report": proc.stderr.strip().splitlines()[-1]}
 
 
-def _child(bundle: str, backend: str, batch_size: int, threads: int | None) -> dict:
+def _child(bundle: str, backend: str, batch_size: int, threads: int | None,
+           step: str | None = None) -> dict:
     command = [sys.executable, "-m", "recbole_sasrec_ext.benchmark.inference", "--bundle", bundle,
                "--child", backend, str(batch_size)]
     if threads:
         command += ["--threads", str(threads)]
+    if step:
+        command += ["--step", step]
     out = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -264,6 +368,26 @@ def table(rows: list[dict], check: dict, server: dict | None) -> str:
     return "\n".join(lines)
 
 
+def _print_steps(args: argparse.Namespace) -> int:
+    import tempfile
+
+    load1 = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as work:
+        rows = steps(args.bundle, [int(b) for b in args.batch_sizes.split(",")], args.rounds,
+                     args.threads, work)
+    load2 = os.getloadavg()[0]
+    lines = ["| step | batch | users/s (median) | all rounds | users per CPU-second |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['step']}: {STEPS[r['step']]} | {r['batch_size']} | {r['users_per_s']:.0f} | "
+              f"{', '.join(f'{v:.0f}' for v in r['all_users_per_s'])} | "
+              f"{r['users_per_cpu_s']:.0f} |" for r in rows]
+    print("\n".join(lines))
+    print(f"\nload average (1 min) {load1:.2f} before, {load2:.2f} after")
+    print(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                      "load_1min": [load1, load2], "steps": rows}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recbole_sasrec_ext.benchmark.inference",
                                      description=__doc__.split("\n\n")[0])
@@ -281,15 +405,23 @@ def main(argv: list[str] | None = None) -> int:
                         "138000,20000000): peak RSS of --all-users at scale")
     parser.add_argument("--scale-dir", default="saved/inference-scale",
                         help="where the synthetic bundle and its output go")
+    parser.add_argument("--steps", action="store_true",
+                        help="only the all-users steps of docs/serving.md (ONNX): each "
+                        "engineering step and the batch sizes, alternated over --rounds rounds")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --steps (median)")
     parser.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--step", default=None, choices=list(STEPS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not os.path.isdir(args.bundle):
         print(f"error: bundle not found: {args.bundle}", file=sys.stderr)
         return 2
     if args.child:
-        result = all_users_child(args.bundle, args.child[0], int(args.child[1]), args.threads)
+        result = all_users_child(args.bundle, args.child[0], int(args.child[1]), args.threads,
+                                 args.step)
         print(json.dumps(result))
         return 0
+    if args.steps:
+        return _print_steps(args)
     rows = [_child(args.bundle, b, int(s), args.threads)
             for s in args.batch_sizes.split(",") for b in args.backends.split(",")]
     check = parity(args.bundle)

@@ -14,6 +14,7 @@ import numpy as np
 
 from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.serving.bundle import ONNX_MODEL, TORCH_WEIGHTS
+from recbole_sasrec_ext.serving.topk import top_k_rows
 
 #: Names of the runtimes ``serving.load(backend=...)`` accepts.
 BACKENDS = ("onnx", "torch")
@@ -28,6 +29,44 @@ class Scorer(Protocol):
         """Scores (B, n_items) float32 for item ids (B, L) and lengths (B,)."""
         ...
 
+    def top_k(self, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`~recbole_sasrec_ext.serving.topk.top_k_rows` of ``scores``."""
+        ...
+
+
+#: onnxruntime session settings (``OnnxScorer(session=...)`` overrides any of them). Measured one
+#: by one with ``python -m recbole_sasrec_ext.benchmark.inference --steps`` (docs/serving.md).
+SESSION_DEFAULTS = {
+    "optimization": "all",  # graph optimisation level: disable | basic | extended | all
+    "intra_op_threads": 1,  # threads of one run (None: one per core); the `threads` argument wins
+    "sequential": True,  # operators one after another (the graph is a chain: nothing to overlap)
+    "memory_pattern": True,  # reuse the allocation plan of the previous run of the same shapes
+    "spinning": False,  # worker threads sleep between operators instead of spinning
+}
+_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
+           "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+
+
+def _topk_graph() -> bytes | None:
+    """A one-operator ONNX graph: ``TopK`` (largest, sorted; equal scores: smaller index first,
+    as :func:`top_k_rows`) of ``scores`` (B, n) float32, ``k`` (1,) int64; None without the
+    ``onnx`` package (then top-k runs in numpy)."""
+    try:
+        from onnx import TensorProto, helper
+    except ImportError:
+        return None
+    node = helper.make_node("TopK", ["scores", "k"], ["values", "indices"], axis=1, largest=1,
+                            sorted=1)
+    graph = helper.make_graph(
+        [node], "top_k",
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["B", "n"]),
+         helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
+        [helper.make_tensor_value_info("values", TensorProto.FLOAT, ["B", "k"]),
+         helper.make_tensor_value_info("indices", TensorProto.INT64, ["B", "k"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # onnxruntime >= 1.14
+    return model.SerializeToString()
+
 
 class OnnxScorer:
     """The bundle's ``model.onnx`` on onnxruntime's CPU provider.
@@ -37,34 +76,61 @@ class OnnxScorer:
     path : Path
         The bundle folder.
     threads : int or None
-        Intra-op threads (None: onnxruntime's default, one per core).
+        Intra-op threads (None: ``SESSION_DEFAULTS``).
+    session : dict or None
+        Overrides of :data:`SESSION_DEFAULTS`.
     """
 
     name = "onnx"
 
-    def __init__(self, path: Path, threads: int | None = None):
+    def __init__(self, path: Path, threads: int | None = None, session: dict | None = None):
         try:
             import onnxruntime as ort
         except ImportError:
             raise PluginError("backend 'onnx' needs onnxruntime: pip install onnxruntime "
                               "(or use backend 'torch')") from None
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.settings = {**SESSION_DEFAULTS, **(session or {})}
         if threads:
-            options.intra_op_num_threads = threads
+            self.settings["intra_op_threads"] = threads
+        self.session = ort.InferenceSession(str(path / ONNX_MODEL), self._options(ort),
+                                            providers=["CPUExecutionProvider"])
+        graph = _topk_graph()
+        self.topk_session = None if graph is None else ort.InferenceSession(
+            graph, self._options(ort), providers=["CPUExecutionProvider"])
+
+    def _options(self, ort):
+        s = self.settings
+        options = ort.SessionOptions()
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
+                                                   _LEVELS[s["optimization"]])
+        if s["intra_op_threads"]:
+            options.intra_op_num_threads = s["intra_op_threads"]
         options.inter_op_num_threads = 1
+        options.execution_mode = (ort.ExecutionMode.ORT_SEQUENTIAL if s["sequential"]
+                                  else ort.ExecutionMode.ORT_PARALLEL)
+        options.enable_mem_pattern = bool(s["memory_pattern"])
         options.log_severity_level = 3
         # no busy-waiting between operators: on a machine shared with other work (or with the
         # server's event loop) spinning threads take the cores from it (measured: about twice
         # the users/s of all-users scoring on the 2-core benchmark machine under load)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path / ONNX_MODEL), options,
-                                            providers=["CPUExecutionProvider"])
+        options.add_session_config_entry("session.intra_op.allow_spinning",
+                                         "1" if s["spinning"] else "0")
+        return options
 
     def __call__(self, item_seq: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         feed = {"item_seq": np.ascontiguousarray(item_seq, dtype=np.int64),
                 "lengths": np.ascontiguousarray(lengths, dtype=np.int64)}
         return self.session.run(["scores"], feed)[0]  # (B, n_items)
+
+    def top_k(self, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`top_k_rows` on onnxruntime's ``TopK`` (about 4x numpy's argpartition)."""
+        if self.topk_session is None:
+            return top_k_rows(scores, k)
+        k = min(k, scores.shape[1])
+        values, indices = self.topk_session.run(
+            None, {"scores": np.ascontiguousarray(scores, dtype=np.float32),
+                   "k": np.asarray([k], dtype=np.int64)})  # (B, k) each
+        return indices, np.isfinite(values).sum(1)
 
 
 class TorchScorer:
@@ -92,9 +158,12 @@ class TorchScorer:
                                 torch.from_numpy(np.asarray(lengths, dtype=np.int64)))
         return scores.numpy()  # (B, n_items)
 
+    def top_k(self, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return top_k_rows(scores, k)
+
 
 def make_scorer(path: Path, settings: dict, backend: str = "auto",
-                threads: int | None = None) -> Scorer:
+                threads: int | None = None, session: dict | None = None) -> Scorer:
     """The runtime named ``backend`` (``auto``: onnx when onnxruntime is installed, else torch)."""
     if backend == "auto":
         try:
@@ -103,7 +172,7 @@ def make_scorer(path: Path, settings: dict, backend: str = "auto",
         except ImportError:
             backend = "torch"
     if backend == "onnx":
-        return OnnxScorer(path, threads)
+        return OnnxScorer(path, threads, session)
     if backend == "torch":
         return TorchScorer(path, settings["encoder"], threads)
     raise PluginError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")

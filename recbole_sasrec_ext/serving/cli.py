@@ -2,8 +2,9 @@
 
 ``python -m recbole_sasrec_ext recommend --bundle DIR`` with ``--sequence "t1,t2"`` (one
 sequence), ``--all-users --out FILE`` (every user of the bundle's histories, streamed to FILE
-chunk by chunk: Parquet when FILE ends with ``.parquet``, JSON lines otherwise) or neither (JSON lines on stdin: ``{"sequence": [...], "k": 10, "candidates":
-[...]}`` or a bare list of tokens). ``python -m recbole_sasrec_ext similar --bundle DIR --item T``.
+chunk by chunk: Parquet when FILE ends with ``.parquet``, JSON lines otherwise) or neither
+(JSON lines on stdin: ``{"sequence": [...], "k": 10, "candidates": [...]}`` or a bare list of
+tokens). ``python -m recbole_sasrec_ext similar --bundle DIR --item T``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ from recbole_sasrec_ext.atomic_write import atomic_path
 from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from recbole_sasrec_ext.serving.backends import BACKENDS
-from recbole_sasrec_ext.serving.recommender import BundleRecommender, Recommendation, load
+from recbole_sasrec_ext.serving.recommender import (
+    BATCH_SIZE,
+    BundleRecommender,
+    Recommendation,
+    load,
+)
 from recbole_sasrec_ext.serving.requests import LIMITS, parse_request
 
 #: JSON lines read from stdin per forward pass.
@@ -31,7 +37,9 @@ def _dumps(row: dict) -> str:
 
 
 def _load(args: argparse.Namespace) -> BundleRecommender:
-    return load(args.bundle, args.backend, args.threads, args.batch_size)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise PluginError(f"--batch-size must be >= 1, got {args.batch_size}")
+    return load(args.bundle, args.backend, args.threads, args.batch_size or BATCH_SIZE)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +48,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="auto", choices=("auto", *BACKENDS),
                         help="runtime: onnx (onnxruntime), torch, or auto (onnx if installed)")
     parser.add_argument("--threads", type=int, default=None, help="runtime threads")
-    parser.add_argument("--batch-size", type=int, default=256, help="sequences per forward pass")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"sequences per forward pass (default {BATCH_SIZE})")
 
 
 def _stdin_answers(rec: BundleRecommender, lines: Iterable[str], k: int, exclude_seen: bool,
@@ -128,8 +137,9 @@ def _needs_pyarrow() -> None:
         import pyarrow  # noqa: F401
         import pyarrow.parquet  # noqa: F401
     except ImportError:
-        raise PluginError("--out *.parquet needs pyarrow: pip install 'recbole_sasrec_ext[parquet]' "
-                          "(or pyarrow), or write JSON lines (any other suffix)") from None
+        raise PluginError("--out *.parquet needs pyarrow: pip install "
+                          "'recbole_sasrec_ext[parquet]' (or pyarrow), or write JSON lines "
+                          "(any other suffix)") from None
 
 
 def _write_all_users(rec: BundleRecommender, out: str, k: int, exclude_seen: bool,

@@ -18,6 +18,9 @@ from recbole_sasrec_ext.serving.backends import Scorer, make_scorer
 from recbole_sasrec_ext.serving.padding import pad_right
 from recbole_sasrec_ext.serving.topk import top_k_rows
 
+#: Sequences per forward pass by default (the batch-size sweep of docs/serving.md: users sorted
+#: by length, smaller batches pad less).
+BATCH_SIZE = 32
 #: The ``fallback`` of a recommendation for a sequence without any known item.
 POPULAR = "popular"
 
@@ -73,7 +76,7 @@ class BundleRecommender:
         Sequences per forward pass.
     """
 
-    def __init__(self, bundle: bundle_io.Bundle, scorer: Scorer, batch_size: int = 256):
+    def __init__(self, bundle: bundle_io.Bundle, scorer: Scorer, batch_size: int = BATCH_SIZE):
         self.bundle, self.scorer, self.batch_size = bundle, scorer, batch_size
         self.max_len = int(bundle.settings["max_seq_length"])
         self.n_items = len(bundle.items)
@@ -132,18 +135,20 @@ class BundleRecommender:
                 allowed = np.zeros(self.n_items, dtype=bool)  # (n_items,)
                 allowed[r.candidates] = True
                 matrix[row, ~allowed] = -np.inf
-        indices, counts = top_k_rows(matrix, k)  # (B, k), (B,)
-        return [self._result(r, s, idx[:c], k)
-                for r, s, idx, c in zip(requests, matrix, indices, counts)]
+        indices, counts = self.scorer.top_k(matrix, k)  # (B, k), (B,)
+        top = np.take_along_axis(matrix, indices, axis=1).astype(np.float64).round(6)  # (B, k)
+        return [self._result(r, idx[:c], values[:c], k) for r, idx, values, c
+                in zip(requests, indices.tolist(), top.tolist(), counts.tolist())]
 
-    def _result(self, r: Request, row: np.ndarray, idx: np.ndarray, k: int) -> Recommendation:
+    def _result(self, r: Request, idx: list[int], scores: list[float], k: int
+                ) -> Recommendation:
         items = [self.bundle.items[i] for i in idx]
         note = None
         if len(idx) < k:
             note = f"k={k} but only {len(idx)} items can be recommended: all returned"
         titles = [self.bundle.titles.get(t) for t in items] if self.bundle.titles else None
-        return Recommendation(items, [round(float(row[i]), 6) for i in idx], r.unknown,
-                              None if len(r.sequence) else POPULAR, note, titles=titles)
+        return Recommendation(items, scores, r.unknown, None if len(r.sequence) else POPULAR,
+                              note, titles=titles)
 
     # --- public API --------------------------------------------------------------------------
     def recommend(self, sequences: Sequence[Sequence], k: int = 10, exclude_seen: bool = True,
@@ -207,11 +212,13 @@ class BundleRecommender:
         cosine = emb @ emb[item] / np.maximum(norms * norms[item], 1e-12)  # (n,)
         cosine[[0, item]] = -np.inf
         idx, count = top_k_rows(cosine[None, :], k)  # (1, k), (1,)
-        return self._result(Request(np.asarray([item]), [], None), cosine, idx[0, : count[0]], k)
+        idx = idx[0, : count[0]]  # (c,)
+        return self._result(Request(np.asarray([item]), [], None), idx.tolist(),
+                            cosine[idx].round(6).tolist(), k)
 
 
 def load(path: os.PathLike | str, backend: str = "auto", threads: int | None = None,
-         batch_size: int = 256) -> BundleRecommender:
+         batch_size: int = BATCH_SIZE, session: dict | None = None) -> BundleRecommender:
     """Load a bundle folder written by ``python -m recbole_sasrec_ext export``.
 
     Parameters
@@ -220,7 +227,8 @@ def load(path: os.PathLike | str, backend: str = "auto", threads: int | None = N
     backend : ``auto`` (onnxruntime if installed, else torch), ``onnx`` or ``torch``
     threads : intra-op threads of the runtime (None: its default)
     batch_size : sequences per forward pass
+    session : overrides of the onnxruntime session settings (``backends.SESSION_DEFAULTS``)
     """
     data = bundle_io.read(path)
-    return BundleRecommender(data, make_scorer(data.path, data.settings, backend, threads),
-                             batch_size)
+    return BundleRecommender(
+        data, make_scorer(data.path, data.settings, backend, threads, session), batch_size)
