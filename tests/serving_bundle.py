@@ -13,7 +13,8 @@ from recbole_sasrec_ext.serving.export import export
 
 
 def train_tiny(folder: Path, model: str = "SASRec", **extra) -> Path:
-    """Checkpoint of ``model`` trained 1 epoch on the tiny data set, in ``folder``."""
+    """Checkpoint of ``model`` trained 1 epoch on the tiny data set, in ``folder`` (the run's
+    summary beside it: ``folder / "summary.json"``)."""
     data = write_inter(folder / "data", "tiny", tiny_rows())
     cwd = os.getcwd()
     os.chdir(folder)
@@ -21,6 +22,7 @@ def train_tiny(folder: Path, model: str = "SASRec", **extra) -> Path:
         summary = run(model, "tiny", config_dict=fast_config(data, epochs=1, **extra))
     finally:
         os.chdir(cwd)
+    (folder / "summary.json").write_text("run output\n" + summary.to_json() + "\n")
     return folder / summary.checkpoint
 
 
@@ -30,7 +32,7 @@ def tiny_bundle(folder: Path) -> tuple[Path, Path]:
     cwd = os.getcwd()
     os.chdir(folder)  # the checkpoint's data_path is relative to where it was trained
     try:
-        bundle = export(checkpoint, folder / "bundle")
+        bundle = export(checkpoint, folder / "bundle", summary=folder / "summary.json")
     finally:
         os.chdir(cwd)
     return checkpoint, bundle

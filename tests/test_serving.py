@@ -4,6 +4,7 @@ exclusion, candidates, huge k, similar items."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,10 +13,14 @@ from conftest import fast_config
 from recbole.data.interaction import Interaction
 
 from recbole_sasrec_ext import Config, serving
+from recbole_sasrec_ext import checkpoint as ckpt
 from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.quick_start import build, load_data_and_model
-from recbole_sasrec_ext.serving.export import build_encoder
+from recbole_sasrec_ext.serving.encoder import LastPositionEncoder
+from recbole_sasrec_ext.serving.export import TEST_UNKNOWN, build_encoder, run_metrics
 from recbole_sasrec_ext.serving.padding import pad_right
+from recbole_sasrec_ext.serving.topk import top_k_rows
+from recbole_sasrec_ext.summary import RunSummary
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +54,68 @@ def test_onnx_matches_pytorch_and_the_trained_model(tiny_bundle, models):
     card = json.loads((tiny_bundle[1] / "card.json").read_text())
     assert card["dataset"]["name"] == "tiny" and card["protocol"] == "full"
     assert card["export_check"]["top10_identical"] == card["export_check"]["users"] == 40
-    assert set(card["versions"]) >= {"recbole", "torch", "onnx", "python"}
+    assert set(card["versions"]) >= {"recbole", "torch", "onnx", "onnxruntime", "python"}
+    assert card["protocol_details"]["mode"] and card["protocol_details"]["topk"]
+
+
+def test_model_card_metrics_from_the_checkpoint_and_the_summary(tiny_bundle, tmp_path):
+    checkpoint, bundle = tiny_bundle
+    card = json.loads((bundle / "card.json").read_text())
+    summary = RunSummary.from_json(
+        (bundle.parent / "summary.json").read_text().splitlines()[-1])
+    metrics = card["metrics"]
+    assert metrics["test"] == summary.test_result and metrics["test"]
+    assert metrics["validation"] == summary.best_valid_result and metrics["validation"]
+    assert "summary.json" in metrics["test_source"]
+    state = ckpt.load(checkpoint, map_location="cpu")
+    alone = run_metrics(state, checkpoint, None)  # no summary: the test metrics are unknown
+    assert alone["test"] is None and alone["test_source"] == TEST_UNKNOWN
+    assert alone["validation"] == state["progress"]["best_valid_result"]
+    other = tmp_path / "other.json"
+    other.write_text(summary.to_json().replace(Path(summary.checkpoint).name, "x.pth"))
+    with pytest.raises(PluginError, match="is the summary of checkpoint"):
+        run_metrics(state, checkpoint, other)
+    (tmp_path / "junk.json").write_text("no summary here\n")
+    with pytest.raises(PluginError, match="not a run summary"):
+        run_metrics(state, checkpoint, tmp_path / "junk.json")
+
+
+def test_last_position_graph_equals_the_full_forward(tiny_bundle, tmp_path):
+    """The bundle's encoder and graph (last block at the last position only) against the plain
+    forward (every block at every position), PyTorch and ONNX."""
+    from recbole_sasrec_ext.benchmark.inference import plain_bundle
+
+    _, bundle = tiny_bundle
+    settings = json.loads((bundle / "settings.json").read_text())["encoder"]
+    state = torch.load(bundle / "weights.pt", weights_only=True)
+    full, last = (LastPositionEncoder(settings, last_only=flag).eval() for flag in (False, True))
+    full.load_state_dict(state)
+    last.load_state_dict(state)
+    rec = serving.load(bundle, "onnx")
+    seqs = _histories(rec)
+    item_seq, lengths = pad_right(seqs, settings["max_seq_length"])
+    with torch.inference_mode():
+        want = full(torch.from_numpy(item_seq), torch.from_numpy(lengths)).numpy()
+        got = last(torch.from_numpy(item_seq), torch.from_numpy(lengths)).numpy()
+    assert np.abs(got - want).max() <= 1e-5
+    plain = serving.load(plain_bundle(str(bundle), str(tmp_path / "plain")), "onnx")
+    assert np.abs(plain.scores(seqs) - want).max() <= 1e-4
+    assert np.abs(rec.scores(seqs) - want).max() <= 1e-4
+
+
+def test_onnx_top_k_equals_numpy_top_k(models):
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 5, (50, 40)).astype(np.float32)  # (50, 40) many ties
+    scores[rng.random((50, 40)) < 0.3] = -np.inf
+    scores[3] = -np.inf
+    onnx_scorer = models[0].scorer
+    assert onnx_scorer.topk_session is not None
+    for k in (1, 7, 40, 1000):
+        want_idx, want_counts = top_k_rows(scores, k)
+        got_idx, got_counts = onnx_scorer.top_k(scores, k)
+        assert (got_counts == want_counts).all()
+        for g, w, c in zip(got_idx, want_idx, want_counts):
+            assert list(g[:c]) == list(w[:c])
 
 
 @pytest.mark.parametrize("options", [

@@ -107,3 +107,39 @@ def test_inference_benchmark_reports_every_runtime(tiny_bundle, tmp_path):
     assert report["parity"]["max_abs_score_diff"] <= 1e-4
     assert report["server"]["errors"] == 0 and report["server"]["requests"] > 0
     assert main(["--bundle", str(tmp_path / "none")]) == 2
+
+
+def test_all_users_to_parquet_and_json_lines(tiny_bundle, tmp_path):
+    """--all-users --out: JSON lines by default, Parquet by the suffix (one row group per chunk);
+    both hold the same recommendations."""
+    import pyarrow.parquet as pq
+
+    _, bundle = tiny_bundle
+    rows = {}
+    for name in ("all.jsonl", "all.parquet"):
+        proc = _cli(["recommend", "--bundle", str(bundle), "--all-users", "--out",
+                     str(tmp_path / name), "--chunk", "16", "--k", "5"], tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.startswith("40 users in ")
+    jsonl = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
+    parquet = pq.ParquetFile(tmp_path / "all.parquet")
+    assert parquet.metadata.num_row_groups == 3  # 16 + 16 + 8 users
+    assert parquet.schema_arrow.names == ["user", "items", "scores", "note"]
+    rows = parquet.read().to_pylist()
+    assert [r["user"] for r in rows] == [r["user"] for r in jsonl]
+    assert [r["items"] for r in rows] == [r["items"] for r in jsonl]
+    for got, want in zip(rows, jsonl):
+        assert got["scores"] == want["scores"] and got["note"] is None
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".all.")]
+
+
+def test_parquet_without_pyarrow_is_one_line(tiny_bundle, tmp_path, monkeypatch, capsys):
+    from recbole_sasrec_ext.serving.cli import recommend_main
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow -> ImportError
+    out = tmp_path / "all.parquet"
+    assert recommend_main(["--bundle", str(tiny_bundle[1]), "--all-users", "--out",
+                           str(out), "--backend", "torch"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --out *.parquet needs pyarrow")
+    assert not out.exists() and not list(tmp_path.iterdir())

@@ -123,13 +123,26 @@ class OnnxScorer:
         return self.session.run(["scores"], feed)[0]  # (B, n_items)
 
     def top_k(self, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`top_k_rows` on onnxruntime's ``TopK`` (about 4x numpy's argpartition)."""
+        """:func:`top_k_rows` on onnxruntime's ``TopK`` (about 4x numpy's argpartition).
+
+        ``TopK`` does not promise which of equal scores it keeps, so the k returned are ordered
+        by (score desc, id asc), and the rare rows with more items equal to their k-th score than
+        it kept are redone by :func:`top_k_rows`: the result is exactly :func:`top_k_rows`'s.
+        """
         if self.topk_session is None:
             return top_k_rows(scores, k)
+        scores = np.ascontiguousarray(scores, dtype=np.float32)  # (B, n)
         k = min(k, scores.shape[1])
         values, indices = self.topk_session.run(
-            None, {"scores": np.ascontiguousarray(scores, dtype=np.float32),
-                   "k": np.asarray([k], dtype=np.int64)})  # (B, k) each
+            None, {"scores": scores, "k": np.asarray([k], dtype=np.int64)})  # (B, k) each
+        order = np.lexsort((indices, -values), axis=1)  # (B, k) score desc, then id
+        values = np.take_along_axis(values, order, axis=1)  # (B, k)
+        indices = np.take_along_axis(indices, order, axis=1)  # (B, k)
+        kth = values[:, -1:]  # (B, 1)
+        ties = np.isfinite(kth[:, 0]) & ((scores == kth).sum(1) > (values == kth).sum(1))  # (B,)
+        if ties.any():
+            rows = np.flatnonzero(ties)
+            indices[rows] = top_k_rows(scores[rows], k)[0]
         return indices, np.isfinite(values).sum(1)
 
 

@@ -111,13 +111,64 @@ def histories(dataset) -> tuple[list[str], np.ndarray, np.ndarray]:
     return tokens, starts.astype(np.int64), np.asarray(items, dtype=np.int32)
 
 
-def model_card(state: dict, config, dataset, path: os.PathLike, check: dict) -> dict:
+#: The card's words for test metrics the checkpoint does not hold.
+TEST_UNKNOWN = ("unknown: the checkpoint holds only validation metrics (a run prints its test "
+                "metrics in its summary, the last line of its output); export with --summary "
+                "FILE to record them")
+
+
+def run_metrics(state: dict, checkpoint: os.PathLike, summary: os.PathLike | None) -> dict:
+    """Validation and test metrics of the run that wrote ``checkpoint``: from the checkpoint
+    (best validation) and, when given, the run's summary (a file whose last line is the JSON
+    summary a run prints); test metrics without a summary are unknown and the card says so."""
+    progress = state.get("progress", {})
+    valid = progress.get("best_valid_result") or None
+    metrics = {"validation": valid,
+               "validation_source": (f"the checkpoint: best validation, epoch "
+                                     f"{progress.get('best_epoch')} of {progress.get('epochs_run')}"
+                                     " run" if valid else "unknown: not in the checkpoint"),
+               "test": None, "test_source": TEST_UNKNOWN,
+               "best_epoch": progress.get("best_epoch"), "epochs_run": progress.get("epochs_run")}
+    if summary is None:
+        return metrics
+    from recbole_sasrec_ext.summary import RunSummary, SummaryError
+
+    try:
+        lines = [line for line in Path(summary).read_text(encoding="utf-8").splitlines()
+                 if line.strip()]
+        run = RunSummary.from_json(lines[-1] if lines else "")
+    except (OSError, SummaryError) as exc:
+        raise PluginError(f"--summary {summary}: not a run summary "
+                          f"({' '.join(str(exc).split())})") from None
+    if run.checkpoint is None or Path(run.checkpoint).name != Path(checkpoint).name:
+        raise PluginError(f"--summary {summary} is the summary of checkpoint {run.checkpoint}, "
+                          f"not of {Path(checkpoint).name}")
+    metrics.update(validation=run.best_valid_result or valid,
+                   validation_source=f"the run's summary ({Path(summary).name}): best validation",
+                   test=run.test_result or None,
+                   test_source=(f"the run's summary ({Path(summary).name}): the best "
+                                "checkpoint on the test split" if run.test_result else
+                                "unknown: the run did not evaluate the test split"))
+    return metrics
+
+
+def protocol_details(config) -> dict:
+    """How the metrics were computed: split, order, candidates, metrics, cut-offs."""
+    args = config["eval_args"]
+    return {"split": args.get("split"), "order": args.get("order"),
+            "group_by": args.get("group_by"), "mode": args.get("mode"),
+            "metrics": list(config["metrics"]), "topk": list(config["topk"]),
+            "valid_metric": config["valid_metric"], "filter_seen": bool(config["filter_seen"])}
+
+
+def model_card(state: dict, config, dataset, path: os.PathLike, check: dict,
+               summary: os.PathLike | None = None) -> dict:
     """Data set, metrics, protocol, versions and date of the exported model."""
     import onnx
+    import onnxruntime
 
     from recbole_sasrec_ext.quick_start import _protocol, _versions
 
-    progress = state.get("progress", {})
     return {
         "model": "SASRec",
         "checkpoint": os.path.basename(str(path)),
@@ -126,10 +177,10 @@ def model_card(state: dict, config, dataset, path: os.PathLike, check: dict) -> 
                     "interactions": int(len(dataset.inter_feat)),
                     "fingerprint": state.get("data")},
         "protocol": _protocol(config),
-        "metrics": {"best_valid_result": progress.get("best_valid_result", {}),
-                    "best_epoch": progress.get("best_epoch"),
-                    "epochs_run": progress.get("epochs_run")},
-        "versions": {**_versions(), "onnx": onnx.__version__},
+        "protocol_details": protocol_details(config),
+        "metrics": run_metrics(state, path, summary),
+        "versions": {**_versions(), "onnx": onnx.__version__,
+                     "onnxruntime": onnxruntime.__version__},
         "exported_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "export_check": check,
     }
@@ -153,11 +204,14 @@ def check_onnx(encoder: LastPositionEncoder, onnx_path: Path, seqs: list[np.ndar
     return {"users": len(seqs), "max_abs_score_diff": diff, "top10_identical": same}
 
 
-def export(checkpoint: os.PathLike, out: os.PathLike, with_histories: bool = True) -> Path:
-    """Write the bundle of a SASRec ``checkpoint`` to the new folder ``out``."""
+def export(checkpoint: os.PathLike, out: os.PathLike, with_histories: bool = True,
+           summary: os.PathLike | None = None) -> Path:
+    """Write the bundle of a SASRec ``checkpoint`` to the new folder ``out`` (``summary``: the
+    run's summary, for the card's test metrics)."""
     out = Path(out)
     state = ckpt.load(checkpoint, map_location="cpu")
     check_exportable(state, checkpoint)
+    run_metrics(state, checkpoint, summary)  # a wrong --summary fails before the slow part
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PluginError(f"--out {out} exists and is not an empty folder")
     if not out.parent.is_dir():
@@ -194,7 +248,7 @@ def export(checkpoint: os.PathLike, out: os.PathLike, with_histories: bool = Tru
             np.save(tmp / bundle_io.HISTORY_OFFSETS, offsets)
             np.save(tmp / bundle_io.HISTORY_ITEMS, items)
         bundle_io.write_json(tmp / bundle_io.CARD,
-                             model_card(state, config, dataset, checkpoint, check))
+                             model_card(state, config, dataset, checkpoint, check, summary))
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp made it private
         if out.exists():
             out.rmdir()
@@ -214,9 +268,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", required=True, help="the bundle folder to create (new or empty)")
     parser.add_argument("--no-histories", action="store_true",
                         help="leave out the users' histories (no --all-users from the bundle)")
+    parser.add_argument("--summary", default=None,
+                        help="the run's summary (a file whose last line is the JSON a run prints "
+                        "last): its test metrics go into the model card")
     args = parser.parse_args(argv)
     try:
-        path = export(args.checkpoint, args.out, not args.no_histories)
+        path = export(args.checkpoint, args.out, not args.no_histories, args.summary)
     except PluginError as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)
         return EXIT_BAD_INPUT
