@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from conftest import ROOT
 from serving_bundle import train_tiny
@@ -143,3 +144,46 @@ def test_parquet_without_pyarrow_is_one_line(tiny_bundle, tmp_path, monkeypatch,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --out *.parquet needs pyarrow")
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+FRESH = textwrap.dedent("""
+    import json, sys
+    from recbole_sasrec_ext import serving
+    rec = serving.load(sys.argv[1])  # auto: onnxruntime
+    [res] = rec.recommend([["1", "2", "zz"]], k=3)
+    print(json.dumps({"backend": rec.scorer.name, "items": res.items, "unknown": res.unknown,
+                      "loaded": sorted({m.split(".")[0] for m in sys.modules})}))
+""")
+
+
+def test_bundle_recommends_in_a_fresh_venv_without_recbole(tiny_bundle, tmp_path):
+    """A new virtual environment (no pip, no site packages) that sees only numpy, onnxruntime
+    and the plugin's source: the bundle loads and recommends, nothing else is imported."""
+    import venv
+
+    import numpy
+    import onnxruntime
+
+    env_dir, deps = tmp_path / "venv", tmp_path / "deps"
+    venv.create(env_dir, with_pip=False)
+    deps.mkdir()
+    for module in (numpy, onnxruntime):
+        package = os.path.dirname(module.__file__)
+        os.symlink(package, deps / os.path.basename(package))
+        libs = package + ".libs"  # the wheel's bundled shared libraries, when it has them
+        if os.path.isdir(libs):
+            os.symlink(libs, deps / os.path.basename(libs))
+    python = env_dir / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (Path(site) / "deps.pth").write_text(str(deps) + "\n")
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([str(python), "-c", FRESH, str(tiny_bundle[1])], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = json.loads(proc.stdout)
+    assert row["backend"] == "onnx" and len(row["items"]) == 3 and row["unknown"] == ["zz"]
+    assert not {"recbole", "torch", "pandas", "scipy"} & set(row["loaded"])
+    missing = subprocess.run([str(python), "-c", "import recbole"], env=env, capture_output=True,
+                             check=False)
+    assert missing.returncode != 0  # the venv really has no recbole
