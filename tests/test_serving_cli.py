@@ -187,3 +187,21 @@ def test_bundle_recommends_in_a_fresh_venv_without_recbole(tiny_bundle, tmp_path
     missing = subprocess.run([str(python), "-c", "import recbole"], env=env, capture_output=True,
                              check=False)
     assert missing.returncode != 0  # the venv really has no recbole
+
+
+def test_inference_benchmark_steps(tiny_bundle, tmp_path):
+    """--steps: every engineering step of docs/serving.md's table, then the batch sizes and
+    2 threads, each with its users/s."""
+    from recbole_sasrec_ext.benchmark.inference import STEPS
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "recbole_sasrec_ext.benchmark.inference", "--bundle",
+         str(tiny_bundle[1]), "--steps", "--rounds", "1", "--batch-sizes", "8,16"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout.splitlines()[-1])
+    rows = [(r["step"], r["batch_size"], r["threads"]) for r in report["steps"]]
+    assert rows == [(s, 8, None) for s in STEPS] + [("topk", 16, None), ("topk", 8, 2)]
+    assert all(r["users"] == 40 and r["users_per_s"] > 0 for r in report["steps"])
+    assert "| plain: " in proc.stdout and "load average" in proc.stdout

@@ -132,16 +132,20 @@ def plain_bundle(bundle: str, out: str) -> str:
 
 def steps(bundle: str, batch_sizes: list[int], rounds: int, threads: int | None,
           work: str) -> list[dict]:
-    """Every step of :data:`STEPS` (at the first batch size) and the serving default at every
-    batch size, each a fresh process, alternated over ``rounds`` rounds; the median round."""
+    """Every step of :data:`STEPS` (at the first batch size), the serving default at every
+    batch size and with 2 intra-op threads, each a fresh process, alternated over ``rounds``
+    rounds; the median round of each."""
     plain = plain_bundle(bundle, os.path.join(work, "plain-bundle"))
-    configs = [(step, batch_sizes[0]) for step in STEPS]
-    configs += [("topk", b) for b in batch_sizes[1:]]
+    configs = [(step, batch_sizes[0], threads) for step in STEPS]
+    configs += [("topk", b, threads) for b in batch_sizes[1:]]
+    configs += [("topk", batch_sizes[0], 2)] if threads != 2 else []
     runs: dict[tuple, list[dict]] = {c: [] for c in configs}
     for _ in range(rounds):
-        for step, batch in configs:
+        for step, batch, n in configs:
             path = plain if step in ("plain", "cut") else bundle
-            runs[(step, batch)].append(_child(path, "onnx", batch, threads, step))
+            result = _child(path, "onnx", batch, n, step)
+            result["threads"] = n
+            runs[(step, batch, n)].append(result)
     out = []
     for results in runs.values():
         results.sort(key=lambda r: r["users_per_s"])
@@ -376,9 +380,10 @@ def _print_steps(args: argparse.Namespace) -> int:
         rows = steps(args.bundle, [int(b) for b in args.batch_sizes.split(",")], args.rounds,
                      args.threads, work)
     load2 = os.getloadavg()[0]
-    lines = ["| step | batch | users/s (median) | all rounds | users per CPU-second |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {r['step']}: {STEPS[r['step']]} | {r['batch_size']} | {r['users_per_s']:.0f} | "
+    lines = ["| step | batch | threads | users/s (median) | all rounds | users per CPU-second |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {r['step']}: {STEPS[r['step']]} | {r['batch_size']} | "
+              f"{r['threads'] or 'default'} | {r['users_per_s']:.0f} | "
               f"{', '.join(f'{v:.0f}' for v in r['all_users_per_s'])} | "
               f"{r['users_per_cpu_s']:.0f} |" for r in rows]
     print("\n".join(lines))
@@ -392,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recbole_sasrec_ext.benchmark.inference",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", required=True, help="a folder written by export")
-    parser.add_argument("--batch-sizes", default="64,256,1024", help="comma separated")
+    parser.add_argument("--batch-sizes", default="16,64,256,1024",
+                        help="comma separated (--steps: the first is the steps' batch size)")
     parser.add_argument("--backends", default="onnx,torch", help="comma separated")
     parser.add_argument("--threads", type=int, default=None, help="runtime threads")
     parser.add_argument("--clients", type=int, default=16, help="server load test clients")

@@ -20,7 +20,7 @@ from recbole_sasrec_ext.serving.topk import top_k_rows
 
 #: Sequences per forward pass by default (the batch-size sweep of docs/serving.md: users sorted
 #: by length, smaller batches pad less).
-BATCH_SIZE = 32
+BATCH_SIZE = 16
 #: The ``fallback`` of a recommendation for a sequence without any known item.
 POPULAR = "popular"
 
