@@ -12,6 +12,12 @@ One run reports, side by side:
   latency, errors (non-200 answers).
 
 Prints a Markdown table and, last, one JSON object with every number.
+
+``--steps`` instead measures only all-users scoring on onnxruntime, once per engineering step of
+:data:`STEPS` (from the plain forward padded to the full window up to the serving default), then
+the default at the other ``--batch-sizes`` and with 2 intra-op threads, the configurations
+alternated over ``--rounds`` rounds (median and every round, with the load average): the table
+of docs/serving.md.
 """
 
 from __future__ import annotations
