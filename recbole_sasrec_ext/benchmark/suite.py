@@ -134,9 +134,14 @@ class RunSpec:
         return f"{self.model}-{self.dataset}-{self.seed}{profile}.log"
 
     @property
+    def run_name(self) -> str:
+        """``<model>-<data set>-<seed>-<config hash>``: names the run's files and folders."""
+        return f"{self.model}-{self.dataset}-{self.seed}-{self.config_hash}"
+
+    @property
     def per_user_name(self) -> str:
         """Where the run writes its per-user test metrics, relative to the output folder."""
-        return f"{PER_USER_DIR}/{self.model}-{self.dataset}-{self.seed}-{self.config_hash}.npz"
+        return f"{PER_USER_DIR}/{self.run_name}.npz"
 
     @property
     def protocol(self) -> str:
