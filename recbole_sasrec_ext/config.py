@@ -14,6 +14,7 @@ from recbole.utils import ModelType
 from recbole_sasrec_ext import compat
 from recbole_sasrec_ext.argv import swapped_argv
 from recbole_sasrec_ext.config_keys import COMMON_KEYS, check_keys
+from recbole_sasrec_ext.data.device_loader import check_length_buckets
 from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.evaluation.seen_items import check_filter_seen
 from recbole_sasrec_ext.layers.losses import LossType
@@ -158,6 +159,7 @@ class Config(RecBoleConfig):
             getattr(self.model_class, "CONFIG_RULES", ()),
         )
         check_filter_seen(self.final_config_dict)
+        check_length_buckets(self.final_config_dict, self.model_class)
 
     def _load_time_field(self) -> None:
         """Add the time field to ``load_col`` when the ``.inter`` file has one."""

@@ -104,6 +104,7 @@ COMMON_KEYS: tuple[Key, ...] = (
     Key("warmup_epochs", float, low=0.0),
     Key("torch_compile", bool),
     Key("filter_seen", bool),
+    Key("length_buckets", int, low=0),
     Key("per_user_file", str, optional=True),
 )
 

@@ -114,8 +114,8 @@ def data_preparation(config, dataset):
             test_sampler = fixed[num].set_phase(phase)
 
     train_loader = get_dataloader(config, "train")
-    if isinstance(train_ds, FullSequenceDataset) and device_loader_applies(config, train_ds):
-        train_loader = DeviceTrainDataLoader  # the plugin's models: batches built on the device
+    if device_loader_applies(config, train_ds):
+        train_loader = DeviceTrainDataLoader  # batches built on the device (length_buckets)
     train_data = train_loader(config, train_ds, train_sampler, shuffle=config["shuffle"])
     valid_data = get_dataloader(config, "valid")(config, valid_ds, valid_sampler, shuffle=False)
     test_data = get_dataloader(config, "test")(config, test_ds, test_sampler, shuffle=False)

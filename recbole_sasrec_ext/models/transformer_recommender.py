@@ -47,7 +47,6 @@ TRANSFORMER_KEYS: tuple[Key, ...] = (
     Key("bf16", bool),
     Key("train_stride", int, low=0),
     Key("recipe", str, choices=tuple(r.value for r in Recipe)),
-    Key("length_buckets", int, low=0),
 )
 
 
