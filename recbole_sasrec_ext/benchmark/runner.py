@@ -402,6 +402,7 @@ def _write_suite_meta(out_dir: Path, suite: Suite, command_line: str) -> None:
             "profile": suite.profile,
             "models": list(dict.fromkeys([*meta.get("models", []), *suite.models])),
             "commands": [c for c in commands if c],
+            "anchors": {d: dict(block) for d, block in suite.anchors.items()},
         },
     )
 

@@ -18,6 +18,10 @@ key is an error that names it:
     sub-key ``per_dataset: {dataset: {overrides}}`` holds overrides for one model on one data set.
 ``notes`` (list of str)
     Printed below every table of ``results.md`` (epoch caps, settings that differ and why).
+``anchors`` (mapping, optional)
+    ``data set: {model: text}``: published numbers under the same protocol, shown in a column
+    ``published`` beside the model's row of that data set's table (e.g. ``"0.0531 / 0.0921
+    (SASRec+ with sampled softmax)"``).
 ``profiles`` (mapping, optional)
     ``name: {budget}``: run budgets chosen with ``--profile NAME`` (required when the suite has
     profiles). A budget may hold ``timeout_s``, ``notes`` (added to the suite's), ``common``,
@@ -57,7 +61,8 @@ from recbole_sasrec_ext.validation import check_overrides
 
 COMPARISON_KEYS = ("reference", "candidate")  # read only by the ``speed`` command
 BENCHMARK_KEYS = (
-    "description", "timeout_s", "seeds", "common", "datasets", "models", "notes", "profiles"
+    "description", "timeout_s", "seeds", "common", "datasets", "models", "notes", "profiles",
+    "anchors",
 )
 PROFILE_KEYS = ("timeout_s", "notes", "common", "datasets", "models")
 SUITE_KEYS = BENCHMARK_KEYS + COMPARISON_KEYS
@@ -195,6 +200,8 @@ class Suite:
     profiles: Mapping[str, Profile] = field(default_factory=dict)
     profile: str = ""  # the chosen profile (see with_profile)
     model_classes: Mapping[str, str] = field(default_factory=dict)  # label -> import path
+    # data set -> model -> published numbers
+    anchors: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def with_profile(self, name: str | None) -> Suite:
         """This suite under profile ``name``: its layers merged last, its ``timeout_s`` and its
@@ -393,6 +400,7 @@ def _validate(path: Path, raw: Any) -> Suite:
     if "reference" in raw and raw.get("reference") == raw.get("candidate"):
         raise fail("candidate", "must differ from reference")
     profiles = _profiles(fail, raw.get("profiles"), datasets, models, model_keys)
+    anchors = _anchors(fail, raw.get("anchors"), datasets, models)
     return Suite(
         name=path.stem,
         source=path,
@@ -408,7 +416,31 @@ def _validate(path: Path, raw: Any) -> Suite:
         candidate=raw.get("candidate"),
         profiles=profiles,
         model_classes=model_classes,
+        anchors=anchors,
     )
+
+
+def _anchors(fail: Any, value: Any, datasets: Mapping, models: Mapping) -> dict:
+    """``anchors``: data set of the suite -> model of the suite -> a non-empty string."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise fail("anchors", "must be a mapping of data set -> {model: published numbers}")
+    checked = {}
+    for dataset, block in value.items():
+        if dataset not in datasets:
+            raise fail(f"anchors.{dataset}",
+                       f"not a data set of this suite ({', '.join(datasets)})")
+        if not isinstance(block, dict):
+            raise fail(f"anchors.{dataset}", "must be a mapping of model -> published numbers")
+        for model, text in block.items():
+            if model not in models:
+                raise fail(f"anchors.{dataset}.{model}",
+                           f"not a model of this suite ({', '.join(models)})")
+            if not isinstance(text, str) or not text.strip():
+                raise fail(f"anchors.{dataset}.{model}", "must be a non-empty string")
+        checked[dataset] = {m: t.strip() for m, t in block.items()}
+    return checked
 
 
 def _timeout(fail: Any, where: str, value: Any) -> float:
