@@ -82,30 +82,19 @@ def test_prefix_sample_loss_is_the_last_position_loss(tiny_data, caplog):
 
 
 def test_apply_defaults_replaces_recbole_values_but_never_user_keys():
-    from recbole_sasrec_ext.model_defaults import apply_defaults
-
-    class FakeConfig:
-        def __init__(self, values, user):
-            self.final_config_dict = dict(values)
-            self.external_config_dict = dict(user)
-
-        def __getitem__(self, key):
-            return self.final_config_dict.get(key)
-
-        def __setitem__(self, key, value):
-            self.final_config_dict[key] = value
+    from recbole_sasrec_ext.models.defaults import apply_defaults
 
     recbole = {"dataset": "tiny", "hidden_size": 64, "inner_size": 256, "hidden_act": "gelu",
                "adam_betas": None, "eval_args": {"mode": {"valid": "full", "test": "full"}},
                "MAX_ITEM_LIST_LENGTH": 50}
-    config = FakeConfig(recbole, {"hidden_act": "gelu"})
-    changed = apply_defaults(config, "SASRec")
-    assert config.final_config_dict["inner_size"] == 64 and "inner_size" in changed  # RecBole's 256
-    assert config.final_config_dict["hidden_act"] == "gelu"  # the user's value kept
-    assert config.final_config_dict["train_stride"] == 25  # the full-ranking window rule
+    final, user = dict(recbole), {"hidden_act": "gelu"}
+    changed = apply_defaults(final, user, "SASRec", "tiny")
+    assert final["inner_size"] == 64 and "inner_size" in changed  # RecBole's 256
+    assert final["hidden_act"] == "gelu"  # the user's value kept
+    assert final["train_stride"] == 25  # the full-ranking window rule
     assert "hidden_size" not in changed  # already the recipe's 64
-    assert apply_defaults(config, "SASRec") == []  # applied once
-    assert apply_defaults(FakeConfig({"dataset": "tiny"}, {}), "NoSuchModel") == []
+    assert apply_defaults(final, user, "SASRec", "tiny") == {}  # applied once
+    assert apply_defaults({"dataset": "tiny"}, {}, "NoSuchModel", "tiny") == {}
 
 @pytest.mark.parametrize("model_name", ["SASRec", "RKSA"])
 def test_both_config_routes_give_the_same_settings_windows_and_first_loss(model_name, tiny_data):

@@ -1,6 +1,6 @@
 """Hyper-parameter search: ``python -m recbole_sasrec_ext tune``.
 
-Each trial is one plugin run (:func:`recbole_sasrec_ext.quick_start.run`, no ray); optuna's TPE
+Each trial is one plugin run (:func:`recbole_sasrec_ext.apps.quick_start.run`, no ray); optuna's TPE
 sampler proposes the values; trials are compared on the validation score (``valid_metric``) only:
 the test result of a trial is never read. Writes ``<out>/trials.md`` (a table of every trial) and
 ``<out>/best.yaml`` (the fixed settings plus the best trial's values: pass it to ``run_recbole.py
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import yaml
 
-from recbole_sasrec_ext.argv import model_and_dataset, parse_overrides
-from recbole_sasrec_ext.errors import PluginError, TrainingDivergedError
-from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED, EXIT_OK
-from recbole_sasrec_ext.validation import check_output_dir, strict_model_keys
+from recbole_sasrec_ext.common.argv import model_and_dataset, parse_overrides
+from recbole_sasrec_ext.common.errors import PluginError, TrainingDivergedError
+from recbole_sasrec_ext.common.exit_codes import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED, EXIT_OK
+from recbole_sasrec_ext.config.validation import check_output_dir, strict_model_keys
 
 #: Kinds of search dimension.
 KINDS = ("uniform", "loguniform", "int", "choice")
@@ -54,7 +54,7 @@ class Dimension:
 
 def read_space(path: os.PathLike) -> list[Dimension]:
     """The search space of a yaml file; :class:`PluginError` naming the file and key when bad."""
-    from recbole_sasrec_ext.config import load_yaml_mapping
+    from recbole_sasrec_ext.config.plugin_config import load_yaml_mapping
 
     if not os.path.isfile(path):
         raise PluginError(f"search space file not found: {path}")
@@ -144,7 +144,7 @@ def _selection(config_file_list: list[str] | None, config_dict: dict) -> tuple[s
     better), as the runs resolve them: RecBole's and the plugin's defaults < files < overrides."""
     import recbole
 
-    from recbole_sasrec_ext.config import properties_dir
+    from recbole_sasrec_ext.config.plugin_config import properties_dir
 
     settings: dict = {}
     recbole_overall = Path(recbole.__file__).resolve().parent / "properties" / "overall.yaml"
@@ -162,7 +162,7 @@ def tune(model: str, dataset: str, space: list[Dimension], trials: int,
     """Run ``trials`` plugin runs with values from ``space``; the best by validation score."""
     import optuna
 
-    from recbole_sasrec_ext.quick_start import run
+    from recbole_sasrec_ext.apps.quick_start import run
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     fixed = dict(config_dict or {})

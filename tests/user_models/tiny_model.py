@@ -10,7 +10,7 @@ from recbole.utils import InputType
 from torch import nn
 from torch.nn import functional as F
 
-from recbole_sasrec_ext.config_keys import Key
+from recbole_sasrec_ext.contract.keys import Key
 
 
 class TinyModel(SequentialRecommender):
