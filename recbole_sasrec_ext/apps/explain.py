@@ -194,7 +194,9 @@ def explain(checkpoint, out, user: str | None = None, max_users: int = 512,
         raise PluginError(f"--max-users {max_users} is not allowed: expected an int >= 1")
     check_output_dir("--out", out)
     rec = Recommender.load(checkpoint)
-    if not hasattr(rec.model, "blocks") or not hasattr(rec.model, "encode"):
+    from recbole_sasrec_ext.models.transformer_recommender import TransformerRecommender
+
+    if not isinstance(rec.model, TransformerRecommender):  # attention blocks, ``encode``
         raise PluginError(
             f"{checkpoint}: explain needs a model with attention blocks (SASRec, RKSA); "
             f"this checkpoint is of {type(rec.model).__name__}"

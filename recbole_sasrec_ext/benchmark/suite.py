@@ -460,13 +460,14 @@ def _model_class(fail: Any, where: str, value: Any) -> tuple[str, tuple[str, ...
     path and the names of the class's ``CONFIG_KEYS``."""
     if not isinstance(value, str) or not _CLASS_PATH_RE.fullmatch(value):
         raise fail(where, f"must be an import path 'package.module:Class', got {value!r}")
+    from recbole_sasrec_ext.contract.model import declarations
     from recbole_sasrec_ext.models.registry import import_model_class  # imports torch and RecBole
 
     try:
         model_class = import_model_class(value)
     except PluginError as exc:
         raise fail(where, str(exc)) from None
-    return value, tuple(key.name for key in getattr(model_class, "CONFIG_KEYS", ()))
+    return value, tuple(key.name for key in declarations(model_class).config_keys)
 
 
 def _profiles(
