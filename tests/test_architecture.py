@@ -162,7 +162,7 @@ def test_every_package_is_on_a_floor_and_in_the_architecture_doc():
     on_floors = {entry for _, entries in FLOORS for entry in entries}
     assert set(packages) <= on_floors
     doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
-    for name, entries in FLOORS:
+    for _, entries in FLOORS:
         for entry in entries:
             if entry in packages:
                 assert f"`{entry}/`" in doc, f"docs/architecture.md does not list {entry}/"
@@ -185,8 +185,8 @@ def _contract_models() -> list[type]:
 
 
 def test_every_registered_model_and_the_user_model_example_keep_the_model_contract():
-    from recbole_sasrec_ext.contract.model import PluginModel, declarations
     from recbole_sasrec_ext.contract.keys import Key
+    from recbole_sasrec_ext.contract.model import PluginModel, declarations
 
     for model_class in _contract_models():
         assert isinstance(model_class, PluginModel), model_class.__name__

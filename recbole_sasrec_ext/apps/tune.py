@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from recbole_sasrec_ext.common.argv import model_and_dataset, parse_overrides
+from recbole_sasrec_ext.common.argv import model_and_dataset, parse_overrides, swapped_argv
 from recbole_sasrec_ext.common.errors import PluginError, TrainingDivergedError
 from recbole_sasrec_ext.common.exit_codes import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED, EXIT_OK
 from recbole_sasrec_ext.config.validation import check_output_dir, strict_model_keys
@@ -139,21 +139,28 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _selection(config_file_list: list[str] | None, config_dict: dict) -> tuple[str, bool]:
+def _selection(
+    model: str, dataset: str, config_file_list: list[str] | None, config_dict: dict
+) -> tuple[str, bool]:
     """The ``valid_metric`` the trials select on and ``valid_metric_bigger`` (whether higher is
-    better), as the runs resolve them: RecBole's and the plugin's defaults < files < overrides."""
-    import recbole
+    better), read from the config the runs resolve (RecBole's and the plugin's defaults < files <
+    overrides, the model's yamls included)."""
+    import warnings
 
-    from recbole_sasrec_ext.config.plugin_config import properties_dir
+    from recbole_sasrec_ext.config.plugin_config import Config
 
-    settings: dict = {}
-    recbole_overall = Path(recbole.__file__).resolve().parent / "properties" / "overall.yaml"
-    for file in [recbole_overall, properties_dir() / "overall.yaml", *(config_file_list or [])]:
-        with open(file, encoding="utf-8") as f:
-            settings.update(yaml.safe_load(f) or {})
-    settings.update(config_dict)
-    bigger = settings.get("valid_metric_bigger", True)
-    return str(settings.get("valid_metric")), bigger is not False
+    with warnings.catch_warnings(), swapped_argv(sys.argv[:1]):
+        warnings.simplefilter("ignore")  # each trial's run reports them
+        try:
+            config = Config(model=model, dataset=dataset, config_file_list=config_file_list,
+                            config_dict=dict(config_dict))
+        except (ValueError, NotImplementedError) as exc:  # as run() reports RecBole's checks
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise PluginError(f"bad configuration: {first}") from exc
+    # RecBole derives valid_metric_bigger from the metric; a value the user set is kept (tune has
+    # always honoured it)
+    bigger = config.external_config_dict.get("valid_metric_bigger", config["valid_metric_bigger"])
+    return str(config["valid_metric"]), bigger is not False
 
 
 def tune(model: str, dataset: str, space: list[Dimension], trials: int,
@@ -166,7 +173,7 @@ def tune(model: str, dataset: str, space: list[Dimension], trials: int,
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     fixed = dict(config_dict or {})
-    metric, bigger = _selection(config_file_list, fixed)
+    metric, bigger = _selection(model, dataset, config_file_list, fixed)
     result = TuneResult(valid_metric=metric, bigger=bigger)
     worst = float("-inf") if bigger else float("inf")
     study = optuna.create_study(direction="maximize" if bigger else "minimize",

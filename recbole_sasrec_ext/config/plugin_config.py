@@ -148,7 +148,8 @@ class Config(RecBoleConfig):
         declared = declarations(self.model_class)
         check_keys(self.final_config_dict, declared.config_keys, declared.config_rules)
         check_filter_seen(self.final_config_dict)
-        self.final_config_dict["encoding"] = reading_encoding(self.final_config_dict.get("encoding"))
+        encoding = self.final_config_dict.get("encoding")
+        self.final_config_dict["encoding"] = reading_encoding(encoding)  # what RecBole reads with
 
     def _init_device(self):
         super()._init_device()

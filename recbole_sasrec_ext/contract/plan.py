@@ -62,6 +62,12 @@ def is_leave_one_out(split: Any) -> bool:
     return isinstance(split, Mapping) and list(split) == ["LS"]
 
 
+def loss_type_name(value: Any) -> str | None:
+    """``loss_type`` as every comparison reads it: upper-cased (RecBole's ``CE``, ``BPR``, the
+    plugin's ``LossType`` values); None when unset."""
+    return None if value is None else str(value).upper()
+
+
 def effective_filter_seen(flag: Any, sequential: bool) -> bool:
     """``filter_seen`` as the trainer applies it: the flag, for sequential models only."""
     return bool(flag) and sequential
@@ -129,7 +135,7 @@ class RunPlan:
             split=tuple((str(k), _frozen(v)) for k, v in dict(split).items()),
             leave_one_out=is_leave_one_out(split),
             filter_seen=effective_filter_seen(settings.get("filter_seen"), sequential),
-            loss_type=None if loss_type is None else str(loss_type).upper(),
+            loss_type=loss_type_name(loss_type),
             train_stride=stride if isinstance(stride, int) else None,
             needs_training_negatives=_draws_negatives(negatives),
             device=str(settings.get("device")),

@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from recbole_sasrec_ext.common.paths import properties_dir
-from recbole_sasrec_ext.contract.plan import phase_modes
+from recbole_sasrec_ext.contract.plan import loss_type_name, phase_modes
 
 #: Key of a model yaml naming the yaml (same folder) whose keys it inherits and may override.
 EXTENDS_KEY = "extends"
@@ -174,6 +174,6 @@ def settle_training_negatives(
         from recbole_sasrec_ext.layers.losses import LossType  # torch: only while a config resolves
 
         self_sampling = {t.value for t in LossType}  # the plugin's losses, CE among them
-        needs_negatives = str(final.get("loss_type", "")).upper() not in self_sampling
+        needs_negatives = loss_type_name(final.get("loss_type")) not in self_sampling
     if sequential and not needs_negatives and "train_neg_sample_args" not in user:
         final["train_neg_sample_args"] = None
