@@ -64,9 +64,10 @@ def create_dataset(config):
     required = [(config[key], key) for key in ("USER_ID_FIELD", "ITEM_ID_FIELD") if config[key]]
     if config["MODEL_TYPE"] == ModelType.SEQUENTIAL and config["TIME_FIELD"]:
         required.append((config["TIME_FIELD"], "TIME_FIELD"))
+    declared = config.external_config_dict.get("encoding")  # the user's name for messages
     encoding = check_dataset_files(
         config["data_path"], config["dataset"], config["load_col"],
-        config["field_separator"], config["encoding"], required,
+        config["field_separator"], declared, required,
     )
     if config["encoding"] != encoding:  # RecBole's own Config of a model that is not the plugin's
         config["encoding"] = encoding  # (the plugin's Config and plugin models resolve it)

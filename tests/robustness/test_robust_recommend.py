@@ -32,7 +32,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 def _main(module: str, argv: list[str], capsys) -> tuple[int, str, str]:
     from importlib import import_module
 
-    code = import_module(f"recbole_sasrec_ext.{module}").main(argv)
+    code = import_module(f"recbole_sasrec_ext.apps.{module}").main(argv)
     out, err = capsys.readouterr()
     return code, out, err
 
