@@ -6,6 +6,7 @@ than the validity mask, the attention inputs (:meth:`attention_inputs`).
 
 from __future__ import annotations
 
+from functools import cache
 from logging import getLogger
 
 import torch
@@ -52,22 +53,17 @@ TRANSFORMER_KEYS: tuple[Key, ...] = (
 )
 
 
-_prefix_noted = False
-
-
+@cache
 def _note_prefix_samples() -> None:
-    """Say once per process that the model trains on RecBole's prefix samples,
+    """Say once per process (cached) that the model trains on RecBole's prefix samples,
     and the faster way."""
-    global _prefix_noted
-    if not _prefix_noted:
-        _prefix_noted = True
-        getLogger().warning(
-            "training on RecBole's prefix samples (one loss per sample, at its last position); the "
-            "plugin's full-sequence data trains about MAX_ITEM_LIST_LENGTH times less work "
-            "per epoch: "
-            "build the data with recbole_sasrec_ext.create_dataset/data_preparation (or run "
-            "`python -m recbole_sasrec_ext --model ...`)"
-        )
+    getLogger().warning(
+        "training on RecBole's prefix samples (one loss per sample, at its last position); the "
+        "plugin's full-sequence data trains about MAX_ITEM_LIST_LENGTH times less work "
+        "per epoch: "
+        "build the data with recbole_sasrec_ext.create_dataset/data_preparation (or run "
+        "`python -m recbole_sasrec_ext --model ...`)"
+    )
 
 
 class TransformerRecommender(SequentialRecommender):
