@@ -21,7 +21,6 @@ import matplotlib.pyplot as plt
 import pytest
 from scipy import stats
 
-from recbole_sasrec_ext import atomic_write
 from recbole_sasrec_ext.benchmark import cli, results
 from recbole_sasrec_ext.benchmark.aggregate import build_tables, paired_test
 from recbole_sasrec_ext.benchmark.report import write_report
@@ -39,6 +38,7 @@ from recbole_sasrec_ext.benchmark.suite import (
     format_value,
     load_suite,
 )
+from recbole_sasrec_ext.common import atomic_write
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -48,7 +48,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FAKE_RUN = textwrap.dedent(
     """
     import json, os, sys, time
-    from recbole_sasrec_ext.summary import RunSummary
+    from recbole_sasrec_ext.contract.summary import RunSummary
     config = json.load(open(sys.argv[1]))
     args = sys.argv[2:]
     model, dataset = args[args.index("--model") + 1], args[args.index("--dataset") + 1]

@@ -11,9 +11,9 @@ from conftest import fast_config
 from recbole.data.interaction import Interaction
 
 from recbole_sasrec_ext import Config, PluginError
-from recbole_sasrec_ext.cli import main
+from recbole_sasrec_ext.apps.cli import main
+from recbole_sasrec_ext.apps.quick_start import build
 from recbole_sasrec_ext.data.device_loader import DeviceTrainDataLoader
-from recbole_sasrec_ext.quick_start import build
 
 MODELS = ("GRU4Rec", "RecBole.SASRec")
 

@@ -12,8 +12,8 @@ from conftest import fast_config
 from recbole.data.interaction import Interaction
 
 from recbole_sasrec_ext import Config, serving
-from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.quick_start import build, load_data_and_model
+from recbole_sasrec_ext.apps.quick_start import build, load_data_and_model
+from recbole_sasrec_ext.common.errors import PluginError
 from recbole_sasrec_ext.serving.export import build_encoder
 from recbole_sasrec_ext.serving.padding import pad_right
 

@@ -26,8 +26,8 @@ KILL_AT_EPOCH = 4
 _CHILD = """
 import os, signal, sys
 from pathlib import Path
-from recbole_sasrec_ext.cli import main
-from recbole_sasrec_ext.trainer import PluginTrainer
+from recbole_sasrec_ext.apps.cli import main
+from recbole_sasrec_ext.training.trainer import PluginTrainer
 kill_at, marker, trained = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 train_epoch = PluginTrainer._train_epoch
 def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from recbole_sasrec_ext.benchmark.runner import cpu_description, now_iso
-from recbole_sasrec_ext.paths import PACKAGE_PARENT
+from recbole_sasrec_ext.common.paths import PACKAGE_PARENT
 
 #: The ``beauty`` suite's protocol.
 PROTOCOL = (

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from recbole_sasrec_ext.atomic_write import atomic_write_text
 from recbole_sasrec_ext.benchmark import results
 from recbole_sasrec_ext.benchmark.aggregate import (
     COST_COLUMNS,
@@ -38,6 +37,7 @@ from recbole_sasrec_ext.benchmark.significance import (
     tests_against_reference,
 )
 from recbole_sasrec_ext.benchmark.suite import format_value
+from recbole_sasrec_ext.common.atomic_write import atomic_write_text
 from recbole_sasrec_ext.evaluation import per_user
 from recbole_sasrec_ext.evaluation.per_user import PerUser
 

@@ -5,8 +5,8 @@ The runner never imports recbole or torch. A single run is
 working directory; the prefix is ``python -m recbole_sasrec_ext`` unless a caller or the
 environment variable ``RECBOLE_SASREC_EXT_RUN_CMD`` (split like a shell line) gives another (the
 tests use a fake).
-The run's last stdout line must be a run summary (:class:`recbole_sasrec_ext.summary.RunSummary`
-as JSON); the runner reads it only through :mod:`recbole_sasrec_ext.summary`.
+The run's last stdout line must be a run summary (:class:`~recbole_sasrec_ext.contract.RunSummary`
+as JSON); the runner reads it only through :mod:`recbole_sasrec_ext.contract.summary`.
 
 Every run keeps its checkpoints in its own folder, ``checkpoints/<model>-<data set>-<seed>-<hash>/``
 of the output folder (``--checkpoint_dir``). A run that did not finish (killed, timed out, the
@@ -37,8 +37,8 @@ from typing import TextIO
 from recbole_sasrec_ext.benchmark import results
 from recbole_sasrec_ext.benchmark.results import Status
 from recbole_sasrec_ext.benchmark.suite import RunSpec, Suite
-from recbole_sasrec_ext.paths import PACKAGE_PARENT  # so the child imports this same package
-from recbole_sasrec_ext.summary import RunSummary, StoppedBy, SummaryError
+from recbole_sasrec_ext.common.paths import PACKAGE_PARENT  # so the child imports this same package
+from recbole_sasrec_ext.contract.summary import RunSummary, StoppedBy, SummaryError
 
 RUN_CMD_ENV = "RECBOLE_SASREC_EXT_RUN_CMD"
 MAX_ERROR_CHARS = 500

@@ -53,11 +53,11 @@ from typing import Any
 
 import yaml
 
-from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.evaluation import FULL_SEEN_REMOVED
-from recbole_sasrec_ext.paths import REPO_ROOT
-from recbole_sasrec_ext.strict_yaml import UniqueKeysMixin
-from recbole_sasrec_ext.validation import check_overrides
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.common.paths import DATASET_NAME, REPO_ROOT
+from recbole_sasrec_ext.common.strict_yaml import UniqueKeysMixin
+from recbole_sasrec_ext.config.validation import check_overrides
+from recbole_sasrec_ext.contract.plan import phase_modes, protocol_label
 
 COMPARISON_KEYS = ("reference", "candidate")  # read only by the ``speed`` command
 BENCHMARK_KEYS = (
@@ -82,7 +82,7 @@ RESERVED_SUITE_NAMES = frozenset({"report", "speed"})  # sub-commands of the CLI
 _PACKAGE_PROPERTIES = "recbole_sasrec_ext.properties"
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MODEL_RE = re.compile(r"(RecBole\.)?[A-Za-z][A-Za-z0-9_]*")
-_DATASET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # also used in log file names
+_DATASET_RE = DATASET_NAME  # also used in log file names
 # Strings RecBole's command-line parser (eval, then a string fallback) reads back unchanged.
 _CLASS_PATH_RE = re.compile(
     r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*"
@@ -152,12 +152,11 @@ class RunSpec:
     def protocol(self) -> str:
         """``full``/``full, seen removed``/``uni100``/... from ``eval_args.mode`` (test mode when
         given per split) and ``filter_seen``."""
-        mode = (self.overrides.get("eval_args") or {}).get("mode", "")
-        if isinstance(mode, Mapping):
-            mode = mode.get("test", "")
-        if mode == "full" and self.overrides.get("filter_seen") is True:
-            return FULL_SEEN_REMOVED
-        return str(mode)
+        eval_args = self.overrides.get("eval_args") or {}
+        if "mode" not in eval_args:
+            return ""
+        test_mode = str(phase_modes(eval_args)["test"])
+        return protocol_label(test_mode, self.overrides.get("filter_seen") is True)
 
     def args(self) -> list[str]:
         """Command-line arguments after the run command:
@@ -498,13 +497,14 @@ def _model_class(fail: Any, where: str, value: Any) -> tuple[str, tuple[str, ...
     path and the names of the class's ``CONFIG_KEYS``."""
     if not isinstance(value, str) or not _CLASS_PATH_RE.fullmatch(value):
         raise fail(where, f"must be an import path 'package.module:Class', got {value!r}")
-    from recbole_sasrec_ext.registry import import_model_class  # imports torch and RecBole
+    from recbole_sasrec_ext.contract.model import declarations
+    from recbole_sasrec_ext.models.registry import import_model_class  # imports torch and RecBole
 
     try:
         model_class = import_model_class(value)
     except PluginError as exc:
         raise fail(where, str(exc)) from None
-    return value, tuple(key.name for key in getattr(model_class, "CONFIG_KEYS", ()))
+    return value, tuple(key.name for key in declarations(model_class).config_keys)
 
 
 def _profiles(

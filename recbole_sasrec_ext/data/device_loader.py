@@ -25,8 +25,8 @@ from recbole.data.dataloader import TrainDataLoader
 from recbole.data.interaction import Interaction
 from recbole.utils import ModelType
 
+from recbole_sasrec_ext.common.errors import PluginError
 from recbole_sasrec_ext.data.full_sequence_dataset import TARGET_LIST_FIELD, FullSequenceDataset
-from recbole_sasrec_ext.errors import PluginError
 
 #: RecBole models whose training output is the same when a batch is cut after its longest
 #: sequence (right padding, causal or masked, read at the last real position), so

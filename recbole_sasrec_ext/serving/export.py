@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recbole_sasrec_ext import checkpoint as ckpt
-from recbole_sasrec_ext.atomic_write import _umask
-from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+from recbole_sasrec_ext.common.atomic_write import _umask
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.common.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+from recbole_sasrec_ext.common.titles import item_file, read_titles
 from recbole_sasrec_ext.serving import bundle as bundle_io
 from recbole_sasrec_ext.serving.encoder import ENCODER_KEYS, LastPositionEncoder
 from recbole_sasrec_ext.serving.padding import pad_right
-from recbole_sasrec_ext.titles import item_file, read_titles
+from recbole_sasrec_ext.training import checkpoint as ckpt
 
 #: Implementations ``export`` accepts.
 EXPORTABLE = ("recbole_sasrec_ext.models.sasrec.SASRec",)
@@ -115,7 +115,7 @@ def model_card(state: dict, config, dataset, path: os.PathLike, check: dict) -> 
     """Data set, metrics, protocol, versions and date of the exported model."""
     import onnx
 
-    from recbole_sasrec_ext.quick_start import _protocol, _versions
+    from recbole_sasrec_ext.apps.quick_start import _protocol, _versions
 
     progress = state.get("progress", {})
     return {
@@ -162,7 +162,7 @@ def export(checkpoint: os.PathLike, out: os.PathLike, with_histories: bool = Tru
         raise PluginError(f"--out {out} exists and is not an empty folder")
     if not out.parent.is_dir():
         raise PluginError(f"--out {out}: folder {out.parent} does not exist")
-    from recbole_sasrec_ext.quick_start import load_data_and_model
+    from recbole_sasrec_ext.apps.quick_start import load_data_and_model
 
     config, model, dataset, *_ = load_data_and_model(str(checkpoint))
     model.eval()

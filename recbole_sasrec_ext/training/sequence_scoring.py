@@ -21,6 +21,8 @@ from typing import Callable
 
 import torch
 
+from recbole_sasrec_ext.contract.model import SequenceEncoder
+
 #: RecBole models verified to score as "forward(...) · item_embedding": class -> forward's inputs.
 _RECBOLE_DOT_MODELS = {
     "recbole.model.sequential_recommender.gru4rec:GRU4Rec": ("ITEM_SEQ", "ITEM_SEQ_LEN"),
@@ -69,8 +71,6 @@ def _dot_scorer(model, input_fields: list[str]) -> SequenceScorer:
 
 def sequence_scorer(model) -> SequenceScorer | None:
     """The encode-once adapter of ``model``, or ``None`` where it is not verified."""
-    encode = getattr(model, "encode_sequences", None)
-    score = getattr(model, "score_candidates", None)
-    if encode is not None and score is not None:
-        return SequenceScorer(encode=encode, score=score)
+    if isinstance(model, SequenceEncoder):
+        return SequenceScorer(encode=model.encode_sequences, score=model.score_candidates)
     return _recbole_scorer(model)

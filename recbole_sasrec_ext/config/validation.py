@@ -22,12 +22,14 @@ from typing import Any
 
 import yaml
 
-from recbole_sasrec_ext.config_keys import N_HEADS_DIVIDES_HIDDEN, Key, check_keys
-from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.paths import properties_dir
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.common.paths import DATASET_NAME, properties_dir
+from recbole_sasrec_ext.contract.keys import N_HEADS_DIVIDES_HIDDEN, Key, check_keys
+from recbole_sasrec_ext.contract.model import declarations
+from recbole_sasrec_ext.contract.plan import is_mode
 
-#: Data set names: a letter or digit, then letters, digits, ``.``, ``_``, ``-`` (no path parts).
-DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+#: The plugin's package folder (this file is in its ``config/``).
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
 #: Sub-keys RecBole reads from ``eval_args``.
 EVAL_ARGS_KEYS = ("split", "group_by", "order", "mode")
 #: Keys RecBole sets itself or reads outside ``config[...]`` look-ups.
@@ -117,7 +119,7 @@ def plugin_keys() -> frozenset[str]:
     if (folder / "overall.yaml").is_file():
         data = yaml.safe_load((folder / "overall.yaml").read_text(encoding="utf-8"))
         keys |= set(data or {})
-    return frozenset(keys | _code_keys(Path(__file__).resolve().parent))
+    return frozenset(keys | _code_keys(_PACKAGE_DIR))
 
 
 def _model_yaml_keys(folder: Path) -> dict[str, set[str]]:
@@ -152,7 +154,7 @@ def model_owned_keys() -> dict[str, tuple[str, ...]]:
     import recbole
 
     root = Path(recbole.__file__).resolve().parent
-    plugin = Path(__file__).resolve().parent
+    plugin = _PACKAGE_DIR
     general = set(_yaml_keys(root / "properties" / "dataset")) | set(
         _yaml_keys(properties_dir() / "dataset")
     )
@@ -288,9 +290,7 @@ def check_eval_args(eval_args: Any) -> None:
     mode = eval_args.get("mode")
     modes = mode.values() if isinstance(mode, dict) else [mode]
     for m in modes:
-        if not isinstance(m, str) or not (
-            m in ("full", "labeled") or re.fullmatch(r"(uni|pop)[1-9]\d*", m)
-        ):
+        if not is_mode(m):
             raise _bad("eval_args.mode", mode, "'full', 'labeled', 'uniN' or 'popN' (N >= 1)")
 
 
@@ -372,7 +372,7 @@ def check_overrides(
 ) -> None:
     """The checks that need no built config (suite files): known keys (``extra_keys`` too: a
     user's model's ``CONFIG_KEYS``), finite numbers and the types and ranges of the core keys."""
-    from recbole_sasrec_ext.config_keys import COMMON_KEYS
+    from recbole_sasrec_ext.contract.keys import COMMON_KEYS
 
     check_known_keys(overrides, known_keys(extra_keys), where=where)
     for key, value in overrides.items():
@@ -386,7 +386,8 @@ def validate_config(config, fields: Iterable[str] = ()) -> None:
     given = config.external_config_dict
     final = config.final_config_dict
     model_class = getattr(config, "model_class", None)  # a user's model declares its own keys
-    model_keys = [key.name for key in getattr(model_class, "CONFIG_KEYS", ())]
+    declared = () if model_class is None else declarations(model_class).config_keys
+    model_keys = [key.name for key in declared]
     check_known_keys(given, known_keys([*fields, *model_keys]))
     if _STRICT_MODEL_KEYS.get():
         own = [*getattr(config, "internal_config_dict", {}), *model_keys]

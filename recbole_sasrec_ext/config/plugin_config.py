@@ -11,33 +11,32 @@ import recbole
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
-from recbole_sasrec_ext import compat
-from recbole_sasrec_ext.argv import swapped_argv
-from recbole_sasrec_ext.config_keys import COMMON_KEYS, check_keys
+from recbole_sasrec_ext.common.argv import swapped_argv
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.common.paths import properties_dir  # noqa: F401 (re-exported)
+from recbole_sasrec_ext.config.validation import check_dataset_name, validate_config
+from recbole_sasrec_ext.contract.keys import COMMON_KEYS, check_keys
+from recbole_sasrec_ext.contract.model import PluginModel, declarations
+from recbole_sasrec_ext.contract.plan import RunPlan
+from recbole_sasrec_ext.data.atomic import reading_encoding
 from recbole_sasrec_ext.data.device_loader import check_length_buckets
-from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.evaluation.seen_items import check_filter_seen
-from recbole_sasrec_ext.layers.losses import LossType
-from recbole_sasrec_ext.model_defaults import (  # noqa: F401 (model_yaml_chain re-exported)
+from recbole_sasrec_ext.models.defaults import (  # noqa: F401 (model_yaml_chain re-exported)
     EXTENDS_KEY,
-    mark_applied,
-    model_defaults,
     model_yaml_chain,
+    settle_training_negatives,
 )
-from recbole_sasrec_ext.parallel.group import check_launcher_keys
-from recbole_sasrec_ext.paths import properties_dir  # noqa: F401 (re-exported)
-from recbole_sasrec_ext.registry import (
+from recbole_sasrec_ext.models.registry import (
     base_model_name,
     get_model,
     implementation_name,
     is_plugin_model,
 )
-from recbole_sasrec_ext.validation import check_dataset_name, validate_config
+from recbole_sasrec_ext.parallel.group import ProcessGroupInfo, check_launcher_keys
+from recbole_sasrec_ext.parallel.group import configure as configure_process
 
 #: Where plugin data sets live unless ``data_path`` says otherwise (relative to the working dir).
 DEFAULT_DATA_PATH = "datasets/"
-#: Loss types whose training needs no RecBole-side negative sampling (the plugin's losses).
-_SELF_SAMPLING_LOSSES = {t.value for t in LossType}
 
 
 def bundled_dataset_dir(dataset: str) -> Path:
@@ -50,7 +49,7 @@ class Config(RecBoleConfig):
 
     Differences from RecBole's:
 
-    * ``model`` is resolved by :func:`recbole_sasrec_ext.registry.get_model` (plugin first;
+    * ``model`` is resolved by :func:`recbole_sasrec_ext.models.registry.get_model` (plugin first;
       ``RecBole.<Name>`` for a built-in the plugin shadows);
     * defaults are read from the plugin's ``properties/overall.yaml``,
       ``properties/model/<Model>.yaml`` (after the yamls it ``extends``, see
@@ -68,8 +67,19 @@ class Config(RecBoleConfig):
       command-line arguments that are not ``--key=value`` are ignored without a warning.
     """
 
-    def compatibility_settings(self):
-        compat.apply()
+    def __init__(
+        self,
+        model=None,
+        dataset=None,
+        config_file_list=None,
+        config_dict=None,
+        group: ProcessGroupInfo | None = None,
+    ):
+        self._group = group
+        super().__init__(model, dataset, config_file_list, config_dict)
+        sequential = self.final_config_dict["MODEL_TYPE"] == ModelType.SEQUENTIAL
+        #: The run's decisions (:class:`RunPlan`), made once: the config is final from here on.
+        self.plan: RunPlan = RunPlan.resolve(self.final_config_dict, sequential)
 
     def _load_cmd_line(self):
         overrides = [a for a in sys.argv[1:] if a.startswith("--") and len(a[2:].split("=")) == 2]
@@ -113,32 +123,15 @@ class Config(RecBoleConfig):
         self.internal_config_dict["implementation"] = implementation_name(model_class)
 
     def _get_final_config_dict(self):
+        # RecBole's, with a plugin model's defaults and training negatives settled by
+        # recbole_sasrec_ext.compat.configurator (both Config routes); another sequential model
+        # gets the same negatives rule here
         final = super()._get_final_config_dict()
-        self.notes: list[str] = []
-        external = self.external_config_dict
-        if is_plugin_model(self.model_class):
-            self._apply_model_defaults(final, external)
-        is_sequential = final.get("MODEL_TYPE") == ModelType.SEQUENTIAL
-        samples_itself = str(final.get("loss_type", "")).upper() in _SELF_SAMPLING_LOSSES
-        if (is_sequential and samples_itself
-                and "train_neg_sample_args" not in self.external_config_dict):
-            final["train_neg_sample_args"] = None
+        if not isinstance(self.model_class, PluginModel):
+            self.notes: list[str] = []
+            sequential = final.get("MODEL_TYPE") == ModelType.SEQUENTIAL
+            settle_training_negatives(final, self.external_config_dict, sequential, None)
         return final
-
-    def _apply_model_defaults(self, final: dict, external: dict) -> None:
-        """The plugin model's defaults that depend on the run (the full-ranking recipe): the yaml
-        layers are already in ``final``; this adds what :func:`model_defaults` decides beyond them,
-        for keys the user did not set, and notes it."""
-        defaults = model_defaults(self.model_class.__name__, self.dataset, final, external)
-        changed = {k: v for k, v in defaults.items() if k not in external and final.get(k) != v}
-        final.update(changed)
-        mark_applied(self)
-        if changed:
-            listed = ", ".join(f"{k}={v}" for k, v in changed.items())
-            self.notes.append(
-                f"full-ranking recipe: {listed} (evaluation ranks every item; set a key to "
-                "override it, or recipe=paper for the SASRec paper's settings)"
-            )
 
     def _set_default_parameters(self):
         user_path = self.final_config_dict.get("data_path") or DEFAULT_DATA_PATH
@@ -153,13 +146,17 @@ class Config(RecBoleConfig):
         self.final_config_dict["data_path"] = str(path)
         self._load_time_field()
         check_keys(self.final_config_dict, COMMON_KEYS)
-        check_keys(
-            self.final_config_dict,
-            getattr(self.model_class, "CONFIG_KEYS", ()),
-            getattr(self.model_class, "CONFIG_RULES", ()),
-        )
+        declared = declarations(self.model_class)
+        check_keys(self.final_config_dict, declared.config_keys, declared.config_rules)
         check_filter_seen(self.final_config_dict)
         check_length_buckets(self.final_config_dict, self.model_class)
+        encoding = self.final_config_dict.get("encoding")
+        self.final_config_dict["encoding"] = reading_encoding(encoding)  # what RecBole reads with
+
+    def _init_device(self):
+        super()._init_device()
+        if self._group is not None:  # this process's device and ranks in a multi-process run
+            configure_process(self, self._group)
 
     def _load_time_field(self) -> None:
         """Add the time field to ``load_col`` when the ``.inter`` file has one."""
@@ -186,7 +183,7 @@ def load_yaml_mapping(file: str, loader) -> dict:
     error naming the file (and line)."""
     import yaml
 
-    from recbole_sasrec_ext.strict_yaml import unique_keys
+    from recbole_sasrec_ext.common.strict_yaml import unique_keys
 
     try:
         with open(file, encoding="utf-8-sig") as f:

@@ -19,18 +19,22 @@ import numpy as np
 import torch
 from recbole.utils import init_seed
 
-from recbole_sasrec_ext import checkpoint, console, parallel
-from recbole_sasrec_ext.argv import swapped_argv
-from recbole_sasrec_ext.config import Config
+from recbole_sasrec_ext import parallel
+from recbole_sasrec_ext.common.argv import swapped_argv
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.config.plugin_config import Config
+from recbole_sasrec_ext.contract.model import Explainable, declarations
+from recbole_sasrec_ext.contract.plan import plan_of
+from recbole_sasrec_ext.contract.summary import Explanation, RunSummary, StoppedBy, ValidationRecord
 from recbole_sasrec_ext.data import create_dataset, data_preparation
-from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.evaluation import FULL_SEEN_REMOVED, per_user
+from recbole_sasrec_ext.evaluation import per_user
+from recbole_sasrec_ext.models.registry import get_model
 from recbole_sasrec_ext.parallel import group as process_group
 from recbole_sasrec_ext.parallel.evaluation import gather_recorder
 from recbole_sasrec_ext.parallel.quiet import silence_logging
 from recbole_sasrec_ext.parallel.sharding import ShardedTrainLoader
-from recbole_sasrec_ext.registry import get_model, get_trainer
-from recbole_sasrec_ext.summary import Explanation, RunSummary, StoppedBy, ValidationRecord
+from recbole_sasrec_ext.training import checkpoint, console
+from recbole_sasrec_ext.training.registry import get_trainer
 
 
 def _versions() -> dict:
@@ -47,13 +51,9 @@ def _versions() -> dict:
 
 
 def _protocol(config) -> str:
-    """``full``, ``full, seen removed``, ``uni100``, ... (``valid/test`` when the phases differ)."""
-    modes = config["eval_args"]["mode"]
-    names = [
-        FULL_SEEN_REMOVED if mode == "full" and config["filter_seen"] else mode
-        for mode in (modes["valid"], modes["test"])
-    ]
-    return names[1] if names[0] == names[1] else f"{names[0]}/{names[1]}"
+    """``full``, ``full, seen removed``, ``uni100``, ... (``valid/test`` when the phases differ):
+    the run plan's protocol (kept for serving.export)."""
+    return plan_of(config).protocol
 
 
 def _peak_memory_mb(device) -> float:
@@ -80,7 +80,7 @@ def build(config):
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
-    rank = config["local_rank"] + (config["offset"] or 0)  # 0 in a one-process run
+    rank = plan_of(config).rank  # 0 in a one-process run
     init_seed(config["seed"] + rank, config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     return dataset, train_data, valid_data, test_data, model
@@ -145,7 +145,8 @@ def run(
         the summary's ``test_result`` is empty).
     verbose : bool
         Print RecBole's whole log on the console (else one line per epoch, warnings and the test
-        result; the log file always has everything, see :func:`recbole_sasrec_ext.console.setup`).
+        result; the log file always has everything, see
+        :func:`recbole_sasrec_ext.training.console.setup`).
 
     Launched by ``torchrun`` (or ``run_recbole.py --nproc=N``), every process calls ``run`` and
     trains its share of each batch (:mod:`recbole_sasrec_ext.parallel`, docs/scaling.md); only
@@ -154,7 +155,7 @@ def run(
     Returns
     -------
     RunSummary
-        The run summary (fields documented in :mod:`recbole_sasrec_ext.summary`).
+        The run summary (fields documented in :mod:`recbole_sasrec_ext.contract.summary`).
     """
     group = parallel.from_env()
     if group is not None:
@@ -169,6 +170,7 @@ def run(
                     dataset=dataset,
                     config_file_list=config_file_list,
                     config_dict=config_dict,
+                    group=group,  # this process's device and ranks, set while it resolves
                 )
         except (ValueError, NotImplementedError) as exc:  # RecBole's own checks of the values
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -177,7 +179,6 @@ def run(
             parallel.check_nproc(config["nproc"] if config["nproc"] is not None else 1, None)
         else:
             _check_parallel_trainer(config)
-            process_group.configure(config, group)
         data, train_data, valid_data, test_data, net = build(config)
         fingerprint = checkpoint.data_fingerprint(train_data._dataset)
         if resume is not None:
@@ -201,7 +202,7 @@ def run(
 def _check_parallel_trainer(config) -> None:
     """Multi-process runs train through :class:`PluginTrainer` (RecBole's specialised trainers,
     e.g. knowledge-graph or pre-training ones, have their own loops)."""
-    from recbole_sasrec_ext.trainer import PluginTrainer
+    from recbole_sasrec_ext.training.trainer import PluginTrainer
 
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])
     if not issubclass(trainer, PluginTrainer):
@@ -268,14 +269,14 @@ def _train_and_test(
 
     train_seconds = getattr(trainer, "train_seconds", wall)
     epochs = getattr(trainer, "epochs_run", None)
-    explain = getattr(net, "explain_example", None)
+    explanation = net.explain_example(test_data) if isinstance(net, Explainable) else None
     is_cuda = getattr(config["device"], "type", "cpu") == "cuda"
     summary = RunSummary(
         model=config["model"],
         implementation=config["implementation"],
         dataset=config["dataset"],
         seed=config["seed"],
-        protocol=_protocol(config),
+        protocol=plan_of(config).protocol,
         best_valid_score=None if best_valid_result is None else float(best_valid_score),
         best_valid_result={k: float(v) for k, v in (best_valid_result or {}).items()},
         test_result={k: float(v) for k, v in test_result.items()},
@@ -291,10 +292,10 @@ def _train_and_test(
         checkpoint=trainer.saved_model_file if saved else None,
         device=str(config["device"]),
         gpu=torch.cuda.get_device_name(config["device"]) if is_cuda else None,
-        explanation=None if explain is None else Explanation.from_dict(explain(test_data)),
+        explanation=None if explanation is None else Explanation.from_dict(explanation),
         log_file=str(run_log.log_file),
         tensorboard_dir=str(run_log.tensorboard_dir),
-        world_size=1 if group is None else group.world_size,
+        world_size=plan_of(config).world_size,
         stopped_by=stopped_by(trainer),
         per_user_file=per_user_file,
     )
@@ -308,7 +309,7 @@ def stopped_by(trainer) -> str:
     ``early_stopping`` when RecBole's early stopping ended the fit (more than ``stopping_step``
     validations without improvement); else ``epoch_cap`` (every epoch ran)."""
     model = getattr(trainer.model, "module", trainer.model)  # DDP wraps the model
-    if getattr(type(model), "ONE_PASS", False):
+    if declarations(type(model)).one_pass:
         return StoppedBy.ONE_PASS.value
     cur_step, patience = getattr(trainer, "cur_step", 0), getattr(trainer, "stopping_step", None)
     stopped = patience is not None and cur_step > patience

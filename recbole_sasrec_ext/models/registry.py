@@ -1,4 +1,4 @@
-"""Model and trainer look-up: the plugin's models first, then RecBole's (RecBole-GNN's convention).
+"""Model look-up: the plugin's models first, then RecBole's (RecBole-GNN's convention).
 
 The plugin ships its own ``SASRec`` and ``Pop``. Inside the plugin's pipeline the plugin's model
 wins; RecBole's built-in stays reachable under the explicit name ``RecBole.<Name>`` (for example
@@ -15,9 +15,8 @@ import importlib
 import inspect
 
 from recbole.utils import get_model as recbole_get_model
-from recbole.utils import get_trainer as recbole_get_trainer
 
-from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.common.errors import PluginError
 from recbole_sasrec_ext.models.pop import Pop
 from recbole_sasrec_ext.models.rksa import RKSA
 from recbole_sasrec_ext.models.sasrec import SASRec
@@ -123,16 +122,3 @@ def is_plugin_model(model_class: type) -> bool:
 def implementation_name(model_class: type) -> str:
     """Fully qualified class name, e.g. ``recbole.model.sequential_recommender.sasrec.SASRec``."""
     return f"{model_class.__module__}.{model_class.__qualname__}"
-
-
-def get_trainer(model_type, model_name: str) -> type:
-    """The plugin's trainer (weights-only checkpoints) wherever RecBole would use its plain
-    ``Trainer``; RecBole's specialised trainers (knowledge graph, pre-training, ...) otherwise."""
-    from recbole.trainer import Trainer
-
-    from recbole_sasrec_ext.trainer import PluginTrainer
-
-    if is_plugin_model(get_model(model_name)):
-        return PluginTrainer
-    trainer = recbole_get_trainer(model_type, base_model_name(model_name))
-    return PluginTrainer if trainer is Trainer else trainer

@@ -43,7 +43,7 @@ def model_and_dataset(
     """``--model`` / ``--dataset`` as given (an empty name stays empty: it is an error later); a
     name not given is ``None`` when a config file sets it (``Config`` reads it from there), else
     the default. Priority, as for every key: command line > config files > defaults."""
-    from recbole_sasrec_ext.strict_yaml import safe_load
+    from recbole_sasrec_ext.common.strict_yaml import safe_load
 
     in_files: set = set()
     for file in config_files or []:

@@ -6,10 +6,11 @@ per-data-set values), then — when the run's recipe is ``full_ranking`` — the
 (``properties/model/recipe-full-ranking.yaml``, plus ``train_stride`` = half the window). The
 user's keys (config files, config dict, command line) are never touched.
 
-The plugin's :class:`~recbole_sasrec_ext.config.Config` applies them while it resolves; RecBole's
-own ``recbole.config.Config`` reads none of the plugin's yamls, so the model (and the plugin's
-``create_dataset``) apply them to such a config with :func:`apply_defaults`, and both routes train
-the same model with the same loss and windows (tests/test_recbole_pipeline.py).
+Both ``Config`` routes apply them with :func:`apply_defaults` while the config resolves: the
+plugin's :class:`~recbole_sasrec_ext.config.plugin_config.Config`, and RecBole's own
+``recbole.config.Config`` (which reads none of the plugin's yamls) through
+:mod:`recbole_sasrec_ext.compat.configurator`; both routes train the same model with the same loss
+and windows (tests/test_recbole_pipeline.py).
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from functools import cache
-from logging import getLogger
 from pathlib import Path
 
 import yaml
 
-from recbole_sasrec_ext.paths import properties_dir
+from recbole_sasrec_ext.common.paths import properties_dir
+from recbole_sasrec_ext.contract.plan import loss_type_name, phase_modes
 
 #: Key of a model yaml naming the yaml (same folder) whose keys it inherits and may override.
 EXTENDS_KEY = "extends"
@@ -30,8 +31,7 @@ EXTENDS_KEY = "extends"
 RECIPE_FILE = "recipe-full-ranking.yaml"
 #: Under the full-ranking recipe, unless set: ``train_stride`` = ``MAX_ITEM_LIST_LENGTH`` // this.
 FULL_RANKING_STRIDE_DIVISOR = 2
-#: Attribute the plugin's Config sets once it has applied the defaults itself.
-_APPLIED = "_plugin_model_defaults_applied"
+_UNSET = object()
 
 
 class Recipe(str, enum.Enum):
@@ -50,7 +50,7 @@ def model_yaml_chain(path: Path) -> list[Path]:
     PluginError
         If an ``extends`` names a missing file or the chain loops.
     """
-    from recbole_sasrec_ext.errors import PluginError
+    from recbole_sasrec_ext.common.errors import PluginError
 
     chain = [path]
     while path.is_file():
@@ -93,25 +93,17 @@ def recipe_values(model_name: str) -> dict:
     return {**shared, **own}
 
 
-def eval_modes(eval_args) -> set[str]:
-    """The evaluation modes of ``eval_args``, before or after RecBole normalises it (a mode, or a
-    mode per phase)."""
-    mode = (eval_args if isinstance(eval_args, dict) else {}).get("mode", "full")  # else: checked
-    modes = mode.values() if isinstance(mode, dict) else [mode]
-    return {str(m) for m in modes}
-
-
 def resolved_recipe(recipe: str | None, eval_args) -> Recipe:
     """``recipe`` with ``auto`` decided: full ranking in every phase gives ``full_ranking``."""
     allowed = [r.value for r in Recipe]
     if recipe is not None and recipe not in allowed:
-        from recbole_sasrec_ext.errors import PluginError
+        from recbole_sasrec_ext.common.errors import PluginError
 
         raise PluginError(f"config key 'recipe' = {recipe!r} is not allowed: expected one of "
                           + ", ".join(repr(r) for r in allowed))
     chosen = Recipe(recipe or Recipe.AUTO.value)
     if chosen is Recipe.AUTO:
-        full = eval_modes(eval_args) == {"full"}
+        full = {str(m) for m in phase_modes(eval_args).values()} == {"full"}
         return Recipe.FULL_RANKING if full else Recipe.PAPER
     return chosen
 
@@ -148,26 +140,40 @@ def model_defaults(model_name: str, dataset: str, settings: Mapping, user: Mappi
     return values
 
 
-def mark_applied(config) -> None:
-    """Record that ``config`` (the plugin's Config) already holds the plugin's defaults."""
-    setattr(config, _APPLIED, True)
-
-
-def apply_defaults(config, model_name: str) -> list[str]:
-    """Set every plugin default of ``model_name`` that the user did not set in ``config`` (RecBole's
-    own ``Config``, which reads none of the plugin's yamls); return the keys changed (logged at
-    INFO). A no-op for a config the plugin's ``Config`` resolved."""
-    if config.__dict__.get(_APPLIED):
-        return []
-    user = config.external_config_dict
-    settings = config.final_config_dict
-    defaults = model_defaults(model_name, config["dataset"], settings, user)
-    changed = [k for k, v in defaults.items() if k not in user and settings.get(k, object()) != v]
-    for key in changed:
-        config[key] = defaults[key]
-    if changed:
-        getLogger().info(
-            f"{model_name}: the plugin's defaults for keys the user left unset: {sorted(changed)}"
-        )
-    mark_applied(config)
+def apply_defaults(final: dict, user: Mapping, model_name: str, dataset: str) -> dict:
+    """Set in ``final`` (a config's settings while it resolves) every default of plugin model
+    ``model_name`` on ``dataset`` that the user did not set (``user``: the keys the user gave)
+    and that differs; return the keys changed and their values. Both ``Config`` routes call it
+    while the config resolves (the plugin's ``Config``, and RecBole's through
+    :mod:`recbole_sasrec_ext.compat.configurator`), so nothing writes the config afterwards."""
+    defaults = model_defaults(model_name, dataset, final, user)
+    changed = {k: v for k, v in defaults.items() if k not in user and final.get(k, _UNSET) != v}
+    final.update(changed)
     return changed
+
+
+def recipe_note(changed: Mapping) -> list[str]:
+    """The run's note on the defaults :func:`apply_defaults` set (none when it set nothing)."""
+    if not changed:
+        return []
+    listed = ", ".join(f"{k}={v}" for k, v in changed.items())
+    return [
+        f"full-ranking recipe: {listed} (evaluation ranks every item; set a key to "
+        "override it, or recipe=paper for the SASRec paper's settings)"
+    ]
+
+
+def settle_training_negatives(
+    final: dict, user: Mapping, sequential: bool, needs_negatives: bool | None
+) -> None:
+    """``train_neg_sample_args: ~`` for a sequential model whose training needs no RecBole-side
+    negatives, unless the user set the key. ``needs_negatives`` is the model's declaration
+    (:class:`~recbole_sasrec_ext.contract.model.PluginModel`); None (RecBole's models): decided by
+    ``loss_type`` (the plugin's losses and CE draw their own or none)."""
+    if needs_negatives is None:
+        from recbole_sasrec_ext.layers.losses import LossType  # torch: only while a config resolves
+
+        self_sampling = {t.value for t in LossType}  # the plugin's losses, CE among them
+        needs_negatives = loss_type_name(final.get("loss_type")) not in self_sampling
+    if sequential and not needs_negatives and "train_neg_sample_args" not in user:
+        final["train_neg_sample_args"] = None

@@ -3,7 +3,7 @@
 ml-100k's bundled ``ml-100k.item`` has ``movie_title``. For the SASRec paper's ML-1M (renumbered
 items), write ``datasets/ml-1m/ml-1m.item`` once from the GroupLens ``movies.dat`` and the id map::
 
-    python -m recbole_sasrec_ext.titles \\
+    python -m recbole_sasrec_ext.common.titles \\
         --movies ../shared/data/ml-1m/grouplens-metadata/movies.dat \\
         --mapping ../shared/data/ml-1m/sas_to_original_items.txt --out datasets/ml-1m/ml-1m.item
 
@@ -71,7 +71,7 @@ def write_movielens_item_file(movies: os.PathLike, mapping: os.PathLike, out: os
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m recbole_sasrec_ext.titles",
+    parser = argparse.ArgumentParser(prog="python -m recbole_sasrec_ext.common.titles",
                                      description="Write a .item file with MovieLens titles.")
     parser.add_argument("--movies", required=True, help="GroupLens movies.dat")
     parser.add_argument("--mapping", required=True, help="lines '<new id> <original id>'")

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_OK
-from recbole_sasrec_ext.recommend import Recommender
-from recbole_sasrec_ext.validation import check_output_dir
+from recbole_sasrec_ext.apps.recommend import Recommender
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.common.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+from recbole_sasrec_ext.config.validation import check_output_dir
 
 #: History items shown in the per-user pictures.
 SHOWN_ITEMS = 20
@@ -187,14 +187,16 @@ def plot_skew(rec: Recommender, user: str, path: Path) -> None:
 
 def explain(checkpoint, out, user: str | None = None, max_users: int = 512,
             batch_size: int = 128) -> list[Path]:
-    """Write the pictures of :mod:`recbole_sasrec_ext.explain` for ``checkpoint`` into ``out``;
+    """Write the pictures of :mod:`recbole_sasrec_ext.apps.explain` for ``checkpoint`` into ``out``;
     return their paths. ``user``: the user of the per-user pictures (default: the first user);
     ``max_users``: users averaged (the first ones by RecBole id)."""
     if isinstance(max_users, bool) or not isinstance(max_users, int) or max_users < 1:
         raise PluginError(f"--max-users {max_users} is not allowed: expected an int >= 1")
     check_output_dir("--out", out)
     rec = Recommender.load(checkpoint)
-    if not hasattr(rec.model, "blocks") or not hasattr(rec.model, "encode"):
+    from recbole_sasrec_ext.models.transformer_recommender import TransformerRecommender
+
+    if not isinstance(rec.model, TransformerRecommender):  # attention blocks, ``encode``
         raise PluginError(
             f"{checkpoint}: explain needs a model with attention blocks (SASRec, RKSA); "
             f"this checkpoint is of {type(rec.model).__name__}"

@@ -1,6 +1,6 @@
 """Hyper-parameter search: ``python -m recbole_sasrec_ext tune``.
 
-Each trial is one plugin run (:func:`recbole_sasrec_ext.quick_start.run`, no ray); optuna's TPE
+Each trial is one plugin run (:func:`recbole_sasrec_ext.apps.quick_start.run`, no ray); optuna's TPE
 sampler proposes the values; trials are compared on the validation score (``valid_metric``) only:
 the test result of a trial is never read. Writes ``<out>/trials.md`` (a table of every trial) and
 ``<out>/best.yaml`` (the fixed settings plus the best trial's values: pass it to ``run_recbole.py
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import yaml
 
-from recbole_sasrec_ext.argv import model_and_dataset, parse_overrides
-from recbole_sasrec_ext.errors import PluginError, TrainingDivergedError
-from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED, EXIT_OK
-from recbole_sasrec_ext.validation import check_output_dir, strict_model_keys
+from recbole_sasrec_ext.common.argv import model_and_dataset, parse_overrides, swapped_argv
+from recbole_sasrec_ext.common.errors import PluginError, TrainingDivergedError
+from recbole_sasrec_ext.common.exit_codes import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED, EXIT_OK
+from recbole_sasrec_ext.config.validation import check_output_dir, strict_model_keys
 
 #: Kinds of search dimension.
 KINDS = ("uniform", "loguniform", "int", "choice")
@@ -54,7 +54,7 @@ class Dimension:
 
 def read_space(path: os.PathLike) -> list[Dimension]:
     """The search space of a yaml file; :class:`PluginError` naming the file and key when bad."""
-    from recbole_sasrec_ext.config import load_yaml_mapping
+    from recbole_sasrec_ext.config.plugin_config import load_yaml_mapping
 
     if not os.path.isfile(path):
         raise PluginError(f"search space file not found: {path}")
@@ -139,21 +139,28 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _selection(config_file_list: list[str] | None, config_dict: dict) -> tuple[str, bool]:
+def _selection(
+    model: str, dataset: str, config_file_list: list[str] | None, config_dict: dict
+) -> tuple[str, bool]:
     """The ``valid_metric`` the trials select on and ``valid_metric_bigger`` (whether higher is
-    better), as the runs resolve them: RecBole's and the plugin's defaults < files < overrides."""
-    import recbole
+    better), read from the config the runs resolve (RecBole's and the plugin's defaults < files <
+    overrides, the model's yamls included)."""
+    import warnings
 
-    from recbole_sasrec_ext.config import properties_dir
+    from recbole_sasrec_ext.config.plugin_config import Config
 
-    settings: dict = {}
-    recbole_overall = Path(recbole.__file__).resolve().parent / "properties" / "overall.yaml"
-    for file in [recbole_overall, properties_dir() / "overall.yaml", *(config_file_list or [])]:
-        with open(file, encoding="utf-8") as f:
-            settings.update(yaml.safe_load(f) or {})
-    settings.update(config_dict)
-    bigger = settings.get("valid_metric_bigger", True)
-    return str(settings.get("valid_metric")), bigger is not False
+    with warnings.catch_warnings(), swapped_argv(sys.argv[:1]):
+        warnings.simplefilter("ignore")  # each trial's run reports them
+        try:
+            config = Config(model=model, dataset=dataset, config_file_list=config_file_list,
+                            config_dict=dict(config_dict))
+        except (ValueError, NotImplementedError) as exc:  # as run() reports RecBole's checks
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise PluginError(f"bad configuration: {first}") from exc
+    # RecBole derives valid_metric_bigger from the metric; a value the user set is kept (tune has
+    # always honoured it)
+    bigger = config.external_config_dict.get("valid_metric_bigger", config["valid_metric_bigger"])
+    return str(config["valid_metric"]), bigger is not False
 
 
 def tune(model: str, dataset: str, space: list[Dimension], trials: int,
@@ -162,11 +169,11 @@ def tune(model: str, dataset: str, space: list[Dimension], trials: int,
     """Run ``trials`` plugin runs with values from ``space``; the best by validation score."""
     import optuna
 
-    from recbole_sasrec_ext.quick_start import run
+    from recbole_sasrec_ext.apps.quick_start import run
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     fixed = dict(config_dict or {})
-    metric, bigger = _selection(config_file_list, fixed)
+    metric, bigger = _selection(model, dataset, config_file_list, fixed)
     result = TuneResult(valid_metric=metric, bigger=bigger)
     worst = float("-inf") if bigger else float("inf")
     study = optuna.create_study(direction="maximize" if bigger else "minimize",

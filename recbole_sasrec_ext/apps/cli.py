@@ -17,9 +17,9 @@ import argparse
 import os
 import sys
 
-from recbole_sasrec_ext.argv import model_and_dataset, parse_overrides
-from recbole_sasrec_ext.errors import PluginError, TrainingDivergedError
-from recbole_sasrec_ext.exit_codes import (  # noqa: F401 (re-exported)
+from recbole_sasrec_ext.common.argv import model_and_dataset, parse_overrides
+from recbole_sasrec_ext.common.errors import PluginError, TrainingDivergedError
+from recbole_sasrec_ext.common.exit_codes import (  # noqa: F401 (re-exported)
     EXIT_BAD_INPUT,
     EXIT_DIVERGED,
     EXIT_FAILED,
@@ -54,9 +54,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict]:
 
 #: Subcommand name -> module with ``main(argv) -> int``.
 SUBCOMMANDS = {
-    "recommend": "recbole_sasrec_ext.recommend",
-    "explain": "recbole_sasrec_ext.explain",
-    "tune": "recbole_sasrec_ext.tune",
+    "recommend": "recbole_sasrec_ext.apps.recommend",
+    "explain": "recbole_sasrec_ext.apps.explain",
+    "tune": "recbole_sasrec_ext.apps.tune",
     "export": "recbole_sasrec_ext.serving.export",
     "similar": "recbole_sasrec_ext.serving.similar_command",
     "serve": "recbole_sasrec_ext.serving.server",
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
     args, overrides = parse_args(argv)
-    from recbole_sasrec_ext import lifetime
+    from recbole_sasrec_ext.common import lifetime
     from recbole_sasrec_ext.parallel import group as process_group
 
     lifetime.sigterm_as_interrupt()
@@ -106,13 +106,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return launch(nproc, _without_nproc(argv))
     try:
-        from recbole_sasrec_ext.quick_start import run
+        from recbole_sasrec_ext.apps.quick_start import run
 
         if args.resume is None:
             model, dataset = model_and_dataset(args.model, args.dataset, files)
         else:
             model, dataset = args.model, args.dataset
-        from recbole_sasrec_ext.validation import strict_model_keys
+        from recbole_sasrec_ext.config.validation import strict_model_keys
 
         with strict_model_keys():  # a key of another model would have no effect
             summary = run(

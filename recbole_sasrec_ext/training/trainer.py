@@ -10,20 +10,22 @@ import time
 import numpy as np
 import torch
 from recbole.trainer import Trainer
-from recbole.utils import EvaluatorType, ModelType, set_color
+from recbole.utils import EvaluatorType, set_color
 from torch.nn.utils.clip_grad import clip_grad_norm_
 from tqdm import tqdm
 
-from recbole_sasrec_ext import checkpoint
-from recbole_sasrec_ext.errors import TrainingDivergedError
+from recbole_sasrec_ext.common.errors import TrainingDivergedError
+from recbole_sasrec_ext.contract.model import CompilableEncoder
+from recbole_sasrec_ext.contract.plan import plan_of
 from recbole_sasrec_ext.evaluation.seen_items import SeenItems
-from recbole_sasrec_ext.lr_schedule import LrScaling, LrSchedule, make_schedule
 from recbole_sasrec_ext.parallel import current as current_group
 from recbole_sasrec_ext.parallel.ddp import data_parallel
 from recbole_sasrec_ext.parallel.evaluation import evaluate_sharded
 from recbole_sasrec_ext.parallel.quiet import drop_tensorboard
-from recbole_sasrec_ext.recbole_checkpoints import encode_other_parameter, plain_config
-from recbole_sasrec_ext.sequence_scoring import sequence_scorer
+from recbole_sasrec_ext.training import checkpoint
+from recbole_sasrec_ext.training.lr_schedule import LrScaling, LrSchedule, make_schedule
+from recbole_sasrec_ext.training.other_parameter import encode_other_parameter
+from recbole_sasrec_ext.training.sequence_scoring import sequence_scorer
 
 
 class PluginTrainer(Trainer):
@@ -37,14 +39,14 @@ class PluginTrainer(Trainer):
     * an epoch keeps the training loss on the device and reads it once, at the end of the epoch
       (RecBole calls ``loss.item()`` after every batch); the epoch's mean loss is then checked:
       not finite, or above ``divergence_factor`` × the run's first batch loss, raises
-      :class:`~recbole_sasrec_ext.errors.TrainingDivergedError` and ``fit`` deletes the run's
+      :class:`~recbole_sasrec_ext.common.errors.TrainingDivergedError` and ``fit`` deletes the run's
       checkpoint. Gradient clipping (``clip_grad_norm``), AMP and the GradScaler work as in RecBole;
     * optional large-batch recipe: ``lr_scaling``/``lr_base_batch_size``/``warmup_epochs``
-      (:mod:`recbole_sasrec_ext.lr_schedule`), and ``torch_compile`` of the training loss;
+      (:mod:`recbole_sasrec_ext.training.lr_schedule`), and ``torch_compile`` of the training loss;
     * sampled evaluation encodes each user once and scores its candidates by dot products, for
-      every model :func:`~recbole_sasrec_ext.sequence_scoring.sequence_scorer` verifies (the
-      plugin's, and RecBole's GRU4Rec, SASRec and Caser; RecBole re-runs the encoder once per
-      candidate, 101 times per user for uni100);
+      every model :func:`~recbole_sasrec_ext.training.sequence_scoring.sequence_scorer`
+      verifies (the plugin's, and RecBole's GRU4Rec, SASRec and Caser; RecBole re-runs the encoder
+      once per candidate, 101 times per user for uni100);
     * full ranking scores flow through :meth:`_full_sort_scores` (B, n_items), then
       :meth:`_mask_full_sort_scores` (padding column, RecBole's history mask): the one place to
       add further masks.
@@ -76,8 +78,8 @@ class PluginTrainer(Trainer):
         self._initial_loss: float | None = None
         self._schedule: LrSchedule | None = None
         self._compiled_loss = None
-        self.filter_seen = (bool(config["filter_seen"])
-                            and config["MODEL_TYPE"] == ModelType.SEQUENTIAL)
+        self.plan = plan_of(config)
+        self.filter_seen = self.plan.filter_seen
         self._seen_items: dict[int, SeenItems] = {}
         self._eval_dataset = None
         self._group = current_group()
@@ -145,7 +147,7 @@ class PluginTrainer(Trainer):
         state = {
             "format": checkpoint.CHECKPOINT_FORMAT,
             "config": {
-                **plain_config(self.config),
+                **checkpoint.plain_config(self.config),
                 "implementation": self.config["implementation"],
             },
             "data": None if dataset is None else checkpoint.data_fingerprint(dataset),
@@ -236,7 +238,7 @@ class PluginTrainer(Trainer):
         if not self.config["torch_compile"]:
             return self.model.calculate_loss
         if self._compiled_loss is None:
-            if hasattr(self.model, "encode"):
+            if isinstance(self.model, CompilableEncoder):
                 self.model.encode = torch.compile(self.model.encode)
                 self._compiled_loss = self.model.calculate_loss
             else:

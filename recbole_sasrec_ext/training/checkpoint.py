@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from recbole_sasrec_ext.atomic_write import atomic_path
-from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.common.atomic_write import atomic_path
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.training.other_parameter import decode_other_parameter
 
 #: Version tag of the checkpoint layout.
 CHECKPOINT_FORMAT = "recbole_sasrec_ext/1"
@@ -37,6 +38,18 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple, set)):
         return [plain(v) for v in value]
     return str(value)
+
+
+def plain_config(config) -> dict:
+    """The run's settings as plain data: enough to rebuild the ``Config`` (``external``) and to
+    read any final value (``final``); ``checkpoint["config"]["model"]`` works as in RecBole."""
+    return {
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "external": plain(config.external_config_dict),
+        "final": plain(config.final_config_dict),
+        "cwd": os.getcwd(),  # base of relative paths (data_path) when the checkpoint is used
+    }
 
 
 def unique_checkpoint_path(checkpoint_dir: str, model: str, dataset: str) -> Path:
@@ -130,10 +143,8 @@ def run_config(path: os.PathLike, state: dict) -> dict:
 
 def load_weights(model: torch.nn.Module, state: dict, path: os.PathLike | None = None) -> None:
     """Put a checkpoint's weights (``state_dict``, RecBole's ``other_parameter`` as encoded by
-    :func:`recbole_sasrec_ext.recbole_checkpoints.encode_other_parameter`) into ``model``;
+    :func:`recbole_sasrec_ext.training.other_parameter.encode_other_parameter`) into ``model``;
     weights that do not fit the model are a :class:`PluginError` naming ``path``."""
-    from recbole_sasrec_ext.recbole_checkpoints import decode_other_parameter
-
     try:
         model.load_state_dict(state["state_dict"])
     except (KeyError, TypeError, RuntimeError) as exc:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
-from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.common.errors import PluginError
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,9 @@ class AtMost:
         )
 
 
+#: A rule between keys (checked after each key passed its own :class:`Key` check).
+Rule = Union[Divides, AtMost]
+
 #: ``n_heads`` divides ``hidden_size`` (multi-head attention splits the hidden size).
 N_HEADS_DIVIDES_HIDDEN = Divides("n_heads", "hidden_size")
 #: a training row never scores more targets than its window holds.
@@ -157,7 +160,7 @@ TRAIN_STRIDE_AT_MOST_WINDOW = AtMost("train_stride", "MAX_ITEM_LIST_LENGTH", mea
 
 
 def check_keys(
-    config: Mapping[str, Any], keys: Iterable[Key], rules: Iterable[Divides | AtMost] = ()
+    config: Mapping[str, Any], keys: Iterable[Key], rules: Iterable[Rule] = ()
 ) -> None:
     """Check every present key against its spec, then the rules between keys; raise
     :class:`PluginError` on the first bad one."""

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from recbole_sasrec_ext import checkpoint
+from recbole_sasrec_ext.training import checkpoint
 
 #: Root folders of the log files and TensorBoard runs (RecBole's names).
 LOG_ROOT, TENSORBOARD_ROOT = Path("log"), Path("log_tensorboard")

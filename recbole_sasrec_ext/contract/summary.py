@@ -1,7 +1,7 @@
 """The run summary: what one run of the pipeline reports, as frozen dataclasses and JSON.
 
-:func:`recbole_sasrec_ext.quick_start.run` returns a :class:`RunSummary`; the command line prints
-it as the last stdout line (:meth:`RunSummary.to_json`); the benchmark reads it back with
+:func:`recbole_sasrec_ext.apps.quick_start.run` returns a :class:`RunSummary`; the command line
+prints it as the last stdout line (:meth:`RunSummary.to_json`); the benchmark reads it back with
 :meth:`RunSummary.from_json`, which raises :class:`SummaryError` naming the first missing or
 malformed field, so a renamed field fails loudly instead of blanking a column.
 
@@ -303,5 +303,5 @@ def fields_markdown() -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # the README's table: python -m recbole_sasrec_ext.summary
+if __name__ == "__main__":  # the README's table: python -m recbole_sasrec_ext.contract.summary
     print(fields_markdown())

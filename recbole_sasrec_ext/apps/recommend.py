@@ -3,7 +3,7 @@
 Each user's history is the whole sequence of the data set (training, validation and test items:
 the model is asked what comes after everything it knows), its last ``MAX_ITEM_LIST_LENGTH`` items.
 Output: one JSON object per user on stdout (``user``, ``items``, ``scores``, and ``titles`` when
-the data set has a ``.item`` file with titles, see :mod:`recbole_sasrec_ext.titles`).
+the data set has a ``.item`` file with titles, see :mod:`recbole_sasrec_ext.common.titles`).
 With ``--bundle DIR`` (a folder written by ``export``) the bundle's commands run instead, without
 RecBole: :mod:`recbole_sasrec_ext.serving.cli`.
 """
@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_OK
-from recbole_sasrec_ext.titles import item_file, read_titles
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.common.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+from recbole_sasrec_ext.common.titles import item_file, read_titles
 
 
 @dataclass
@@ -47,7 +47,7 @@ class Recommender:
 
     @classmethod
     def load(cls, checkpoint: os.PathLike) -> Recommender:
-        from recbole_sasrec_ext.quick_start import load_data_and_model
+        from recbole_sasrec_ext.apps.quick_start import load_data_and_model
 
         if not os.path.isfile(checkpoint):
             raise PluginError(f"checkpoint not found: {checkpoint}")
