@@ -2,7 +2,7 @@
 
 import sys
 
-from recbole_sasrec_ext.cli import main
+from recbole_sasrec_ext.apps.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

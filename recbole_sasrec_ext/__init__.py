@@ -21,15 +21,15 @@ _compat.apply()
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Config": "recbole_sasrec_ext.config",
-    "PluginError": "recbole_sasrec_ext.errors",
-    "available_models": "recbole_sasrec_ext.registry",
-    "get_model": "recbole_sasrec_ext.registry",
-    "get_trainer": "recbole_sasrec_ext.registry",
+    "Config": "recbole_sasrec_ext.config.plugin_config",
+    "PluginError": "recbole_sasrec_ext.common.errors",
+    "available_models": "recbole_sasrec_ext.models.registry",
+    "get_model": "recbole_sasrec_ext.models.registry",
+    "get_trainer": "recbole_sasrec_ext.training.registry",
     "create_dataset": "recbole_sasrec_ext.data.preparation",
     "data_preparation": "recbole_sasrec_ext.data.preparation",
-    "run": "recbole_sasrec_ext.quick_start",
-    "load_data_and_model": "recbole_sasrec_ext.quick_start",
+    "run": "recbole_sasrec_ext.apps.quick_start",
+    "load_data_and_model": "recbole_sasrec_ext.apps.quick_start",
 }
 
 __all__ = sorted(_EXPORTS)

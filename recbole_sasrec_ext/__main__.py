@@ -1,5 +1,5 @@
 import sys
 
-from recbole_sasrec_ext.cli import main
+from recbole_sasrec_ext.apps.cli import main
 
 sys.exit(main())

@@ -2,9 +2,9 @@
 
 import pytest
 
+from recbole_sasrec_ext.common.errors import PluginError
 from recbole_sasrec_ext.data import atomic
 from recbole_sasrec_ext.data.atomic import check_atomic_file
-from recbole_sasrec_ext.errors import PluginError
 
 
 def _file(tmp_path, text):

@@ -10,8 +10,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from recbole_sasrec_ext.common.errors import PluginError
 from recbole_sasrec_ext.data.atomic import check_atomic_file
-from recbole_sasrec_ext.errors import PluginError
 
 FIELDS = [
     "user_id:token",

@@ -7,9 +7,9 @@ import stat
 
 import pytest
 
-from recbole_sasrec_ext import atomic_write
-from recbole_sasrec_ext.atomic_write import atomic_path, atomic_write_text
 from recbole_sasrec_ext.benchmark.readme import BEGIN, END, embed
+from recbole_sasrec_ext.common import atomic_write
+from recbole_sasrec_ext.common.atomic_write import atomic_path, atomic_write_text
 
 
 def test_write_replaces_with_open_permissions(tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, tiny_rows, write_inter
 
-from recbole_sasrec_ext.cli import EXIT_BAD_INPUT, main
+from recbole_sasrec_ext.apps.cli import EXIT_BAD_INPUT, main
 
 HEADER = "user_id:token\titem_id:token\ttimestamp:float"
 FAST = [
@@ -375,7 +375,7 @@ def test_bad_input_cli(case, tmp_path):
 
 
 def test_bom_is_stripped_and_the_run_works(tmp_path):
-    from recbole_sasrec_ext.config import Config
+    from recbole_sasrec_ext.config.plugin_config import Config
     from recbole_sasrec_ext.data import create_dataset
 
     _inter(tmp_path, "\ufeff" + _text(tiny_rows()))

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -20,7 +21,6 @@ import matplotlib.pyplot as plt
 import pytest
 from scipy import stats
 
-from recbole_sasrec_ext import atomic_write
 from recbole_sasrec_ext.benchmark import cli, results
 from recbole_sasrec_ext.benchmark.aggregate import build_tables, paired_test
 from recbole_sasrec_ext.benchmark.report import write_report
@@ -38,6 +38,7 @@ from recbole_sasrec_ext.benchmark.suite import (
     format_value,
     load_suite,
 )
+from recbole_sasrec_ext.common import atomic_write
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -47,7 +48,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FAKE_RUN = textwrap.dedent(
     """
     import json, os, sys, time
-    from recbole_sasrec_ext.summary import RunSummary
+    from recbole_sasrec_ext.contract.summary import RunSummary
     config = json.load(open(sys.argv[1]))
     args = sys.argv[2:]
     model, dataset = args[args.index("--model") + 1], args[args.index("--dataset") + 1]
@@ -594,3 +595,30 @@ def test_only_datasets_restricts_the_plan_and_rejects_unknown_names(capsys, tmp_
     assert bench_main(["paper-sasrec", "--profile", "cpu", "--out", "x", "--only-datasets", "nope",
                        "--dry-run"]) == 2
     assert "no data set nope" in capsys.readouterr().err
+
+
+def test_anchors_column_shows_published_numbers_beside_the_models(tmp_path: Path, fake) -> None:
+    extra = 'anchors:\n  toy:\n    SASRec: "0.0531 / 0.0921 (SASRec+)"\n'
+    path = write_suite(tmp_path / "anchored.yaml", ["SASRec", "RKSA"], [1], extra=extra)
+    suite = load_suite(path)
+    assert suite.anchors == {"toy": {"SASRec": "0.0531 / 0.0921 (SASRec+)"}}
+    out = tmp_path / "out"
+    run_suite(suite, out, command_prefix=fake["prefix"], stream=io.StringIO())
+    write_report(out)
+    report = (out / "results.md").read_text()
+    assert "| model | seeds | hit@10 | ndcg@10 | published | stopped by |" in report
+    assert "| 0.0531 / 0.0921 (SASRec+) | early stopping |" in report
+    rksa = next(line for line in report.splitlines() if line.startswith("| RKSA |"))
+    assert "|  | early stopping |" in rksa  # no published number for RKSA
+
+
+@pytest.mark.parametrize("anchors, message", [
+    ("anchors:\n  other: {SASRec: x}\n", "anchors.other: not a data set of this suite"),
+    ("anchors:\n  toy: {GRU: x}\n", "anchors.toy.GRU: not a model of this suite"),
+    ("anchors:\n  toy: {SASRec: 0.05}\n", "anchors.toy.SASRec: must be a non-empty string"),
+    ("anchors: [1]\n", "anchors: must be a mapping"),
+])
+def test_bad_anchors_name_the_key(tmp_path: Path, anchors: str, message: str) -> None:
+    path = write_suite(tmp_path / "bad.yaml", ["SASRec"], [1], extra=anchors)
+    with pytest.raises(SuiteError, match=re.escape(message)):
+        load_suite(path)

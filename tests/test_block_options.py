@@ -7,10 +7,10 @@ from conftest import fast_config
 from recbole.data.interaction import Interaction
 
 from recbole_sasrec_ext import Config, PluginError
+from recbole_sasrec_ext.apps.quick_start import build
 from recbole_sasrec_ext.layers.attention import CausalSelfAttention
 from recbole_sasrec_ext.layers.block import TransformerBlock
 from recbole_sasrec_ext.layers.embedding import forward_positions
-from recbole_sasrec_ext.quick_start import build
 
 OPTIONS = [
     {"layer_norm": "sasrec"},

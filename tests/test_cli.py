@@ -10,8 +10,8 @@ import torch
 from conftest import ROOT, fast_config, write_inter
 
 from recbole_sasrec_ext import load_data_and_model, run
-from recbole_sasrec_ext.cli import main
-from recbole_sasrec_ext.summary import RunSummary
+from recbole_sasrec_ext.apps.cli import main
+from recbole_sasrec_ext.contract.summary import RunSummary
 
 
 def _cli(args, cwd):
@@ -75,7 +75,7 @@ def test_malformed_atomic_file_names_file_and_line(tmp_path, capsys):
 def test_load_data_and_model_scores_the_same(tiny_data):
     result = run("SASRec", "tiny", config_dict=fast_config(tiny_data, epochs=2))
     config, model, _, _, _, test_data = load_data_and_model(result.checkpoint)
-    from recbole_sasrec_ext.registry import get_trainer
+    from recbole_sasrec_ext.training.registry import get_trainer
 
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     again = trainer.evaluate(test_data, load_best_model=False)
@@ -93,8 +93,8 @@ def test_checkpoint_names_are_unique_and_recbole_builtin_is_reachable(tiny_data)
 def test_uni100_uses_fast_path_and_matches_recbole_path(tiny_data):
     """Sampled evaluation that encodes each user once equals RecBole's per-candidate path."""
     from recbole_sasrec_ext import Config
-    from recbole_sasrec_ext.quick_start import build
-    from recbole_sasrec_ext.trainer import PluginTrainer
+    from recbole_sasrec_ext.apps.quick_start import build
+    from recbole_sasrec_ext.training.trainer import PluginTrainer
 
     cfg = fast_config(tiny_data,
                       eval_args={"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "uni20"})

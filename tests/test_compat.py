@@ -15,7 +15,10 @@ import scipy.sparse as sp
 import torch
 from conftest import ROOT, fast_config, write_inter
 
-from recbole_sasrec_ext import Config, compat, create_dataset, recbole_checkpoints
+from recbole_sasrec_ext import Config, compat, create_dataset
+from recbole_sasrec_ext.compat import trainer as recbole_checkpoints
+from recbole_sasrec_ext.compat.quick_start import load_data_and_model as recbole_load_data_and_model
+from recbole_sasrec_ext.training import other_parameter
 
 
 def _python(code: str, cwd) -> subprocess.CompletedProcess:
@@ -94,7 +97,7 @@ class _UsesAggLen:
 def test_agg_len_is_read_as_per_element_length():
     series = pd.Series([np.array([1, 2, 3]), np.array([4])])
     fixed = type("Fixed", (_UsesAggLen,), {"lengths": _UsesAggLen.__dict__["lengths"]})
-    compat._agg_len_as_map(fixed, "lengths", 1)
+    compat.dataset._agg_len_as_map(fixed, "lengths", 1)
 
     assert fixed().lengths(series).tolist() == [3, 1]
     assert _UsesAggLen().lengths(series) == 2  # pandas 3 itself: the length of the Series
@@ -104,7 +107,7 @@ def test_agg_len_fix_leaves_unknown_source_alone():
     fixed = type("Other", (_UsesAggLen,), {"lengths": _UsesAggLen.__dict__["lengths"]})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        compat._agg_len_as_map(fixed, "lengths", 2)
+        compat.dataset._agg_len_as_map(fixed, "lengths", 2)
     assert fixed.lengths is _UsesAggLen.lengths
     assert "expected 2 '.agg(len)', found 1" in str(caught[0].message)
 
@@ -175,8 +178,8 @@ def test_other_parameter_round_trips_through_a_weights_only_file(tmp_path):
         "none": None,
     }
     path = tmp_path / "other.pth"
-    torch.save({"other_parameter": recbole_checkpoints.encode_other_parameter(model)}, path)
-    back = recbole_checkpoints.decode_other_parameter(
+    torch.save({"other_parameter": other_parameter.encode_other_parameter(model)}, path)
+    back = other_parameter.decode_other_parameter(
         torch.load(path, weights_only=True)["other_parameter"]
     )
 
@@ -200,7 +203,7 @@ def test_other_parameter_that_cannot_be_saved_weights_only_is_named():
     with pytest.raises(
         TypeError, match=r"other_parameter ripple_set\[1\]\[0\]: a object cannot be saved"
     ):
-        recbole_checkpoints.encode_other_parameter(model)
+        other_parameter.encode_other_parameter(model)
 
 
 def _recbole_config(model: str, data, **extra):
@@ -247,7 +250,7 @@ def test_recbole_trainer_checkpoints_are_weights_only(tiny_data):
     assert torch.equal(model.user_embedding.weight, state["state_dict"]["user_embedding.weight"])
     assert trainer.evaluate(test, load_best_model=False) == best
 
-    config, loaded, *_ = recbole_checkpoints.load_data_and_model(trainer.saved_model_file)
+    config, loaded, *_ = recbole_load_data_and_model(trainer.saved_model_file)
     assert config["epochs"] == 2 and type(config).__module__ == "recbole.config.configurator"
     assert torch.equal(loaded.user_embedding.weight, state["state_dict"]["user_embedding.weight"])
 
@@ -289,7 +292,7 @@ def test_pretrained_model_file_loads_with_torch_default(tmp_path):
 def test_plugin_trainer_keeps_its_own_checkpoints():
     from recbole.trainer import Trainer
 
-    from recbole_sasrec_ext.trainer import PluginTrainer
+    from recbole_sasrec_ext.training.trainer import PluginTrainer
 
     for name in ("_save_checkpoint", "resume_checkpoint", "evaluate"):
         assert not hasattr(PluginTrainer.__dict__[name], "_recbole_sasrec_ext_fix"), name

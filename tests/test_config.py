@@ -4,7 +4,7 @@ import pytest
 from conftest import write_inter
 
 from recbole_sasrec_ext import Config, PluginError, get_model
-from recbole_sasrec_ext.config import bundled_dataset_dir
+from recbole_sasrec_ext.config.plugin_config import bundled_dataset_dir
 
 
 def test_plugin_model_defaults_and_implementation(tiny_data):

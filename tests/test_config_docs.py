@@ -8,11 +8,11 @@ import re
 import pytest
 import yaml
 
-from recbole_sasrec_ext.cli import EXIT_BAD_INPUT, main
-from recbole_sasrec_ext.config import Config, model_yaml_chain, properties_dir
-from recbole_sasrec_ext.config_keys import COMMON_KEYS, Key
-from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.registry import PLUGIN_MODELS
+from recbole_sasrec_ext.apps.cli import EXIT_BAD_INPUT, main
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.config.plugin_config import Config, model_yaml_chain, properties_dir
+from recbole_sasrec_ext.contract.keys import COMMON_KEYS, Key
+from recbole_sasrec_ext.models.registry import PLUGIN_MODELS
 
 _LINE = re.compile(r"^(\w+):.*?#\s*(.*)$")
 

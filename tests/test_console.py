@@ -15,7 +15,7 @@ from pathlib import Path
 from conftest import ROOT, fast_config
 
 from recbole_sasrec_ext import run
-from recbole_sasrec_ext.console import QuietConsole, plain
+from recbole_sasrec_ext.training.console import QuietConsole, plain
 
 
 def _cli(args, cwd):

@@ -9,19 +9,19 @@ from conftest import fast_config
 from recbole.trainer import Trainer
 
 from recbole_sasrec_ext import Config, PluginError, run
-from recbole_sasrec_ext.cli import EXIT_DIVERGED, main
+from recbole_sasrec_ext.apps.cli import EXIT_DIVERGED, main
+from recbole_sasrec_ext.apps.quick_start import build
+from recbole_sasrec_ext.common.errors import TrainingDivergedError
 from recbole_sasrec_ext.data.device_loader import DeviceTrainDataLoader
-from recbole_sasrec_ext.errors import TrainingDivergedError
-from recbole_sasrec_ext.lr_schedule import (
+from recbole_sasrec_ext.training.lr_schedule import (
     LrScaling,
     LrSchedule,
     make_schedule,
     scaled_learning_rate,
 )
-from recbole_sasrec_ext.quick_start import build
-from recbole_sasrec_ext.registry import get_trainer
-from recbole_sasrec_ext.sequence_scoring import sequence_scorer
-from recbole_sasrec_ext.trainer import PluginTrainer
+from recbole_sasrec_ext.training.registry import get_trainer
+from recbole_sasrec_ext.training.sequence_scoring import sequence_scorer
+from recbole_sasrec_ext.training.trainer import PluginTrainer
 
 
 @pytest.fixture(autouse=True)

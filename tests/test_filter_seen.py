@@ -7,9 +7,9 @@ from conftest import fast_config, write_inter
 from recbole.trainer import Trainer
 
 from recbole_sasrec_ext import Config, PluginError
+from recbole_sasrec_ext.apps.quick_start import _protocol, build
 from recbole_sasrec_ext.evaluation.seen_items import SeenItems
-from recbole_sasrec_ext.quick_start import _protocol, build
-from recbole_sasrec_ext.registry import get_trainer
+from recbole_sasrec_ext.training.registry import get_trainer
 
 #: user token -> items in time order. User 2 repeats item 3 in training; user 3's test target (2)
 #: is a repeat of a training item; user 4 has 3 items (a test row, no validation row).

@@ -7,8 +7,8 @@ from conftest import fast_config, write_inter
 from recbole.data.dataset import SequentialDataset
 
 from recbole_sasrec_ext import Config
+from recbole_sasrec_ext.common.errors import PluginError
 from recbole_sasrec_ext.data import TARGET_LIST_FIELD, FullSequenceDataset
-from recbole_sasrec_ext.errors import PluginError
 
 
 def _triples(ds):

@@ -13,8 +13,8 @@ import pytest
 import torch
 from conftest import ROOT, fast_config, tiny_rows, write_inter
 
-from recbole_sasrec_ext.cli import main
-from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.apps.cli import main
+from recbole_sasrec_ext.common.errors import PluginError
 from recbole_sasrec_ext.parallel import group as process_group
 from recbole_sasrec_ext.parallel.sharding import (
     batch_count,
@@ -212,9 +212,9 @@ def _summary(proc: subprocess.CompletedProcess) -> dict:
 def _evaluate_alone(checkpoint: Path) -> dict:
     """The checkpoint's valid and test results, one process (this one), and its test users'
     per-user metrics (``per_user``: a :class:`~recbole_sasrec_ext.evaluation.per_user.PerUser`)."""
+    from recbole_sasrec_ext.apps.quick_start import load_data_and_model
     from recbole_sasrec_ext.evaluation.per_user import PerUserRecorder
-    from recbole_sasrec_ext.quick_start import load_data_and_model
-    from recbole_sasrec_ext.registry import get_trainer
+    from recbole_sasrec_ext.training.registry import get_trainer
 
     config, model, dataset, _, valid_data, test_data = load_data_and_model(str(checkpoint))
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
@@ -300,8 +300,8 @@ def test_the_trainer_makes_the_checkpoint_folder_before_recbole_checks_for_it(
     import recbole.trainer.trainer as recbole_trainer
 
     from recbole_sasrec_ext import Config
-    from recbole_sasrec_ext.quick_start import build
-    from recbole_sasrec_ext.trainer import PluginTrainer
+    from recbole_sasrec_ext.apps.quick_start import build
+    from recbole_sasrec_ext.training.trainer import PluginTrainer
 
     checked = []
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import fast_config, tiny_rows, write_inter
 
 from recbole_sasrec_ext import Config, run
-from recbole_sasrec_ext.quick_start import build
+from recbole_sasrec_ext.apps.quick_start import build
 
 
 def _hand_counts(rows):

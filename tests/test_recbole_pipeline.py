@@ -82,30 +82,19 @@ def test_prefix_sample_loss_is_the_last_position_loss(tiny_data, caplog):
 
 
 def test_apply_defaults_replaces_recbole_values_but_never_user_keys():
-    from recbole_sasrec_ext.model_defaults import apply_defaults
-
-    class FakeConfig:
-        def __init__(self, values, user):
-            self.final_config_dict = dict(values)
-            self.external_config_dict = dict(user)
-
-        def __getitem__(self, key):
-            return self.final_config_dict.get(key)
-
-        def __setitem__(self, key, value):
-            self.final_config_dict[key] = value
+    from recbole_sasrec_ext.models.defaults import apply_defaults
 
     recbole = {"dataset": "tiny", "hidden_size": 64, "inner_size": 256, "hidden_act": "gelu",
                "adam_betas": None, "eval_args": {"mode": {"valid": "full", "test": "full"}},
                "MAX_ITEM_LIST_LENGTH": 50}
-    config = FakeConfig(recbole, {"hidden_act": "gelu"})
-    changed = apply_defaults(config, "SASRec")
-    assert config.final_config_dict["inner_size"] == 64 and "inner_size" in changed  # RecBole's 256
-    assert config.final_config_dict["hidden_act"] == "gelu"  # the user's value kept
-    assert config.final_config_dict["train_stride"] == 25  # the full-ranking window rule
+    final, user = dict(recbole), {"hidden_act": "gelu"}
+    changed = apply_defaults(final, user, "SASRec", "tiny")
+    assert final["inner_size"] == 64 and "inner_size" in changed  # RecBole's 256
+    assert final["hidden_act"] == "gelu"  # the user's value kept
+    assert final["train_stride"] == 25  # the full-ranking window rule
     assert "hidden_size" not in changed  # already the recipe's 64
-    assert apply_defaults(config, "SASRec") == []  # applied once
-    assert apply_defaults(FakeConfig({"dataset": "tiny"}, {}), "NoSuchModel") == []
+    assert apply_defaults(final, user, "SASRec", "tiny") == {}  # applied once
+    assert apply_defaults({"dataset": "tiny"}, {}, "NoSuchModel", "tiny") == {}
 
 @pytest.mark.parametrize("model_name", ["SASRec", "RKSA"])
 def test_both_config_routes_give_the_same_settings_windows_and_first_loss(model_name, tiny_data):
@@ -139,4 +128,48 @@ def test_both_config_routes_give_the_same_settings_windows_and_first_loss(model_
         assert plugin[key.name] == plain[key.name], key.name
     assert plugin["loss_type"] == "CE" and plugin["train_stride"] == 5
     assert plugin_train.sample_size == plain_train.sample_size  # the same windows
+    torch.testing.assert_close(plugin_loss, plain_loss)
+
+
+@pytest.mark.parametrize("model_name", ["SASRec", "RKSA"])
+def test_both_config_routes_resolve_the_same_run_plan(model_name, tiny_data):
+    """The plugin's Config and RecBole's own Config (+ ``import recbole_sasrec_ext``) resolve the
+    same RunPlan — the loss, the windows, no training negatives — without the user setting
+    ``loss_type`` or ``train_neg_sample_args`` (RKSA.yaml of RecBole's route used to give BCE),
+    and the model built from either trains the same first-batch loss. Neither config changes
+    after it is built."""
+    import copy
+
+    import torch
+
+    from recbole_sasrec_ext import Config as PluginConfig
+    from recbole_sasrec_ext import create_dataset as plugin_create_dataset
+    from recbole_sasrec_ext import data_preparation as plugin_data_preparation
+    from recbole_sasrec_ext import get_model
+    from recbole_sasrec_ext.contract.plan import RunPlan, plan_of
+
+    user = {"data_path": str(tiny_data), "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+            "MAX_ITEM_LIST_LENGTH": 10, "show_progress": False, "seed": 7}
+    model_class = get_model(model_name)
+    built = []
+    for config in (PluginConfig(model=model_name, dataset="tiny", config_dict=dict(user)),
+                   Config(model=model_class, dataset="tiny", config_dict=dict(user))):
+        settings = copy.deepcopy(config.final_config_dict)
+        plan = plan_of(config)
+        init_seed(config["seed"], config["reproducibility"])
+        train, _, _ = plugin_data_preparation(config, plugin_create_dataset(config))
+        init_seed(config["seed"], config["reproducibility"])
+        model = model_class(config, train._dataset)
+        batch = next(iter(train))
+        model.eval()
+        with torch.no_grad():
+            loss = model.calculate_loss(batch)
+        assert config.final_config_dict == settings  # not written after it was resolved
+        assert plan_of(config) is plan
+        built.append((plan, loss))
+    (plugin_plan, plugin_loss), (plain_plan, plain_loss) = built
+    assert isinstance(plugin_plan, RunPlan) and plugin_plan == plain_plan
+    assert (plugin_plan.loss_type, plugin_plan.train_stride) == ("CE", 5)
+    assert plugin_plan.needs_training_negatives is False
+    assert (plugin_plan.protocol, plugin_plan.filter_seen) == ("full", False)
     torch.testing.assert_close(plugin_loss, plain_loss)

@@ -12,8 +12,8 @@ import pytest
 from conftest import ROOT
 
 from recbole_sasrec_ext import run
-from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.recommend import Recommender, recommend
+from recbole_sasrec_ext.apps.recommend import Recommender, recommend
+from recbole_sasrec_ext.common.errors import PluginError
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_recommend_cli_json_lines_and_exit_codes(ml100k_checkpoint, tmp_path):
 def test_explain_writes_pngs_and_averages_by_position(ml100k_checkpoint, tmp_path):
     import torch
 
-    from recbole_sasrec_ext.explain import accumulate_by_position, attention, explain
+    from recbole_sasrec_ext.apps.explain import accumulate_by_position, attention, explain
 
     paths = explain(ml100k_checkpoint, tmp_path / "png", max_users=64)
     assert [p.name for p in paths] == ["attention_blocks.png", "attention_user.png"]
@@ -118,7 +118,7 @@ def test_explicit_attention_weights_match_the_fused_path():
 def test_explain_rksa_writes_mixture_and_skew(tiny_data, tmp_path, sharing):
     from conftest import fast_config
 
-    from recbole_sasrec_ext.explain import explain, skew
+    from recbole_sasrec_ext.apps.explain import explain, skew
 
     summary = run("RKSA", "tiny",
                   config_dict=fast_config(tiny_data, epochs=1, kernel_sharing=sharing))

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, tiny_rows, write_inter
 
-from recbole_sasrec_ext import checkpoint, run
-from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext import run
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.training import checkpoint
 
 ARGS = {
     "epochs": 10,
@@ -34,8 +35,8 @@ KILL_AT_EPOCH = 5
 #: Child that runs the CLI and kills itself with SIGKILL when epoch ``argv[1]`` starts.
 _KILLED_CHILD = """
 import os, signal, sys
-from recbole_sasrec_ext.cli import main
-from recbole_sasrec_ext.trainer import PluginTrainer
+from recbole_sasrec_ext.apps.cli import main
+from recbole_sasrec_ext.training.trainer import PluginTrainer
 kill_at, train_epoch = int(sys.argv[1]), PluginTrainer._train_epoch
 def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
     if epoch_idx == kill_at:

@@ -7,10 +7,10 @@ from conftest import fast_config
 from test_rksa_layers import HIDDEN, JITTER, exact_case, make_inputs, random_table
 
 from recbole_sasrec_ext import Config, load_data_and_model, run
+from recbole_sasrec_ext.apps.quick_start import build
 from recbole_sasrec_ext.layers.rksa_attention import KernelizedSkewAttention, MsnNoise
 from recbole_sasrec_ext.layers.rksa_kernel import RelationKernel, kernel_alignment_loss
-from recbole_sasrec_ext.quick_start import build
-from recbole_sasrec_ext.registry import get_trainer
+from recbole_sasrec_ext.training.registry import get_trainer
 
 
 def _without_kernel(layer: KernelizedSkewAttention) -> KernelizedSkewAttention:

@@ -7,7 +7,7 @@ from conftest import fast_config, write_inter
 from recbole.data.interaction import Interaction
 
 from recbole_sasrec_ext import Config, load_data_and_model, run
-from recbole_sasrec_ext.quick_start import build
+from recbole_sasrec_ext.apps.quick_start import build
 
 
 def _build(data, **extra):
@@ -59,7 +59,7 @@ def test_explanation_and_checkpoint_round_trip(seq_data):
     assert ex.recommended not in ex.history
     assert abs(sum(ex.mixture.values()) - 1) < 1e-5
     config, model, _, _, _, test = load_data_and_model(result.checkpoint)
-    from recbole_sasrec_ext.registry import get_trainer
+    from recbole_sasrec_ext.training.registry import get_trainer
 
     again = get_trainer(config["MODEL_TYPE"], config["model"])(config, model).evaluate(
         test, load_best_model=False

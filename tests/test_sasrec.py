@@ -6,8 +6,8 @@ from conftest import fast_config
 from recbole.data.interaction import Interaction
 
 from recbole_sasrec_ext import Config
+from recbole_sasrec_ext.apps.quick_start import build
 from recbole_sasrec_ext.data import TARGET_LIST_FIELD
-from recbole_sasrec_ext.quick_start import build
 
 
 def _model(tiny_data, **extra):

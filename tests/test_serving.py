@@ -13,14 +13,14 @@ from conftest import fast_config
 from recbole.data.interaction import Interaction
 
 from recbole_sasrec_ext import Config, serving
-from recbole_sasrec_ext import checkpoint as ckpt
-from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.quick_start import build, load_data_and_model
+from recbole_sasrec_ext.apps.quick_start import build, load_data_and_model
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.contract.summary import RunSummary
 from recbole_sasrec_ext.serving.encoder import LastPositionEncoder
 from recbole_sasrec_ext.serving.export import TEST_UNKNOWN, build_encoder, run_metrics
 from recbole_sasrec_ext.serving.padding import pad_right
 from recbole_sasrec_ext.serving.topk import top_k_rows
-from recbole_sasrec_ext.summary import RunSummary
+from recbole_sasrec_ext.training import checkpoint as ckpt
 
 
 @pytest.fixture(scope="module")

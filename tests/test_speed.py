@@ -19,7 +19,7 @@ from recbole_sasrec_ext.benchmark.speed import (
     time_to_target,
 )
 from recbole_sasrec_ext.benchmark.suite import load_suite
-from recbole_sasrec_ext.summary import ValidationRecord
+from recbole_sasrec_ext.contract.summary import ValidationRecord
 
 
 def entry(epoch: int, seconds: float, score: float, hit: float = 0.0) -> ValidationRecord:
@@ -96,7 +96,7 @@ def test_ratio_and_time_phrase() -> None:
 FAKE_RUN = textwrap.dedent(
     """
     import json, sys
-    from recbole_sasrec_ext.summary import RunSummary
+    from recbole_sasrec_ext.contract.summary import RunSummary
     plan = json.load(open(sys.argv[1]))
     args = sys.argv[2:]
     model, dataset = args[args.index("--model") + 1], args[args.index("--dataset") + 1]

@@ -1,5 +1,5 @@
-"""The run summary contract (``recbole_sasrec_ext.summary``): JSON round trip, errors that name the
-field, optional fields, and the README's generated table."""
+"""The run summary contract (``recbole_sasrec_ext.contract.summary``): JSON round trip, errors that
+name the field, optional fields, and the README's generated table."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import pytest
 from conftest import ROOT
 
-from recbole_sasrec_ext.summary import (
+from recbole_sasrec_ext.contract.summary import (
     SCHEMA_VERSION,
     Explanation,
     RunSummary,
@@ -96,7 +96,7 @@ def test_non_finite_numbers_become_null() -> None:
 
 def test_module_imports_neither_torch_nor_recbole() -> None:
     code = (
-        "import sys, recbole_sasrec_ext.summary; "
+        "import sys, recbole_sasrec_ext.contract.summary; "
         "print(sorted({'torch', 'recbole'} & set(sys.modules)))"
     )
     out = subprocess.run(

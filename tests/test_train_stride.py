@@ -4,8 +4,8 @@ import pytest
 from conftest import fast_config, write_inter
 
 from recbole_sasrec_ext import Config, PluginError
+from recbole_sasrec_ext.apps.quick_start import build
 from recbole_sasrec_ext.data import TARGET_LIST_FIELD
-from recbole_sasrec_ext.quick_start import build
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_stride_longer_than_window_is_an_error(long_data):
 
 
 def test_stride_equal_to_window_is_allowed_and_the_rule_is_declared(long_data):
-    from recbole_sasrec_ext.config_keys import TRAIN_STRIDE_AT_MOST_WINDOW
+    from recbole_sasrec_ext.contract.keys import TRAIN_STRIDE_AT_MOST_WINDOW
     from recbole_sasrec_ext.models.sasrec import SASRec
 
     assert TRAIN_STRIDE_AT_MOST_WINDOW in SASRec.CONFIG_RULES

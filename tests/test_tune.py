@@ -10,8 +10,8 @@ import pytest
 import yaml
 from conftest import ROOT, fast_config
 
-from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.tune import Dimension, read_space, tune, write
+from recbole_sasrec_ext.apps.tune import Dimension, read_space, tune, write
+from recbole_sasrec_ext.common.errors import PluginError
 
 SPACE = """\
 learning_rate: {type: loguniform, low: 1.0e-4, high: 1.0e-2}

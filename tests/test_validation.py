@@ -10,14 +10,14 @@ import recbole
 import yaml
 from conftest import tiny_rows, write_inter
 
-from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.registry import PLUGIN_MODELS, get_model
-from recbole_sasrec_ext.validation import (
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.config.validation import (
     check_dataset_name,
     check_known_keys,
     check_metrics,
     known_keys,
 )
+from recbole_sasrec_ext.models.registry import PLUGIN_MODELS, get_model
 
 RECBOLE_PROPERTIES = Path(recbole.__file__).resolve().parent / "properties"
 
@@ -49,7 +49,7 @@ def test_keys_recbole_reads_in_code_are_known():
 
 
 def test_a_config_that_spells_out_recbole_overall_and_model_yaml_is_accepted(tmp_path):
-    from recbole_sasrec_ext.config import Config
+    from recbole_sasrec_ext.config.plugin_config import Config
 
     data = write_inter(tmp_path / "data", "tiny", tiny_rows())
     files = [

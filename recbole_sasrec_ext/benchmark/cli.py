@@ -24,7 +24,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from recbole_sasrec_ext import lifetime
 from recbole_sasrec_ext.benchmark.results import ResultsError
 from recbole_sasrec_ext.benchmark.runner import (
     RUN_CMD_ENV,
@@ -38,8 +37,9 @@ from recbole_sasrec_ext.benchmark.suite import (
     load_suite,
     plan_summary,
 )
-from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
+from recbole_sasrec_ext.common import lifetime
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.common.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
 
 PROG = "python -m recbole_sasrec_ext.benchmark"
 REPORT_COMMAND = "report"
@@ -166,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check_out(out: Path) -> None:
     """``--out`` (or the report's folder) is a folder, or can be created, and is writable."""
-    from recbole_sasrec_ext.validation import check_output_dir
+    from recbole_sasrec_ext.config.validation import check_output_dir
 
     check_output_dir("--out", out)
 

@@ -46,9 +46,9 @@ from pathlib import Path
 _PIPELINE_CHILD = r"""
 import json, resource, sys, torch
 from recbole.utils import init_seed
-from recbole_sasrec_ext.config import Config
-from recbole_sasrec_ext.quick_start import build
-from recbole_sasrec_ext.registry import get_trainer
+from recbole_sasrec_ext.config.plugin_config import Config
+from recbole_sasrec_ext.apps.quick_start import build
+from recbole_sasrec_ext.training.registry import get_trainer
 spec = json.loads(sys.argv[1])
 if spec["threads"]:
     torch.set_num_threads(spec["threads"])

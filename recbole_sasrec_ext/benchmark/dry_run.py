@@ -11,17 +11,17 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from recbole_sasrec_ext.benchmark.suite import RunSpec
-from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.common.errors import PluginError
 
 
 def check_run(spec: RunSpec, out_dir: Path | None = None) -> None:
     """Raise :class:`PluginError` (one line, naming the run) if ``spec`` would fail on its input.
 
     The run's working folder is ``out_dir`` (where a relative path of the run is resolved)."""
-    from recbole_sasrec_ext.argv import swapped_argv
-    from recbole_sasrec_ext.cli import parse_args
-    from recbole_sasrec_ext.config import Config
-    from recbole_sasrec_ext.validation import strict_model_keys
+    from recbole_sasrec_ext.apps.cli import parse_args
+    from recbole_sasrec_ext.common.argv import swapped_argv
+    from recbole_sasrec_ext.config.plugin_config import Config
+    from recbole_sasrec_ext.config.validation import strict_model_keys
 
     where = f"run {spec.model} on {spec.dataset} seed {spec.seed}"
     args, overrides = parse_args(spec.args())

@@ -58,7 +58,7 @@ def plugin_epochs(dataset: str, data_path: str, epochs: int, buckets: int, max_l
     import torch
 
     from recbole_sasrec_ext import Config, create_dataset, data_preparation, get_model
-    from recbole_sasrec_ext.trainer import PluginTrainer
+    from recbole_sasrec_ext.training.trainer import PluginTrainer
 
     settings = dict(FLOOR_MODEL, data_path=data_path, MAX_ITEM_LIST_LENGTH=max_len,
                     length_buckets=buckets, show_progress=False, state="ERROR",

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from recbole_sasrec_ext.atomic_write import atomic_write_text
 from recbole_sasrec_ext.benchmark import results
 from recbole_sasrec_ext.benchmark.aggregate import (
     COST_COLUMNS,
@@ -38,6 +37,7 @@ from recbole_sasrec_ext.benchmark.significance import (
     tests_against_reference,
 )
 from recbole_sasrec_ext.benchmark.suite import format_value
+from recbole_sasrec_ext.common.atomic_write import atomic_write_text
 from recbole_sasrec_ext.evaluation import per_user
 from recbole_sasrec_ext.evaluation.per_user import PerUser
 
@@ -113,7 +113,8 @@ def render_markdown(
     per-user values (relative path -> values, as in results.csv's ``per_user``)."""
     lines = _header(rows, meta, tables)
     for table in tables:
-        lines += _table_section(table, meta.get("notes", []), per_user_values or {})
+        anchors = (meta.get("anchors") or {}).get(table.dataset, {})
+        lines += _table_section(table, meta.get("notes", []), per_user_values or {}, anchors)
     lines += _failed_section(failed_rows(rows))
     return "\n".join(lines).rstrip() + "\n"
 
@@ -152,10 +153,15 @@ def _header(rows: Sequence[Row], meta: Mapping[str, Any], tables: list[Table]) -
 
 
 def _table_section(
-    table: Table, notes: Sequence[str], per_user_values: Mapping[str, PerUser]
+    table: Table, notes: Sequence[str], per_user_values: Mapping[str, PerUser],
+    anchors: Mapping[str, str] | None = None,
 ) -> list[str]:
+    """The data set's table; ``anchors`` (model -> published numbers under the same protocol)
+    add a column ``published`` when given."""
+    anchors = anchors or {}
     metric_names = [c[len(METRIC_PREFIX) :] for c in table.metrics]
-    headings = ["model", "seeds", *metric_names, "stopped by", *(h for _, h in COST_COLUMNS)]
+    headings = ["model", "seeds", *metric_names, *(["published"] if anchors else []),
+                "stopped by", *(h for _, h in COST_COLUMNS)]
     best = {
         c: max(round(mean_std(m.series(c))[0], METRIC_DIGITS) for m in table.models if m.series(c))
         for c in table.metrics
@@ -176,6 +182,8 @@ def _table_section(
             text = format_metric(series) if series else ""
             bold = series and round(mean_std(series)[0], METRIC_DIGITS) == best[column]
             cells.append(f"**{text}**" if bold else text)
+        if anchors:
+            cells.append(anchors.get(model.model, ""))
         cells.append(model.stopped_text())
         for column, _ in COST_COLUMNS:
             series = model.series(column)

@@ -10,7 +10,7 @@ report says "not recorded". ``histories.jsonl`` holds what does not fit a csv ce
 ``valid_history`` and ``explanation`` (:class:`HistoryEntry`). ``suite.json`` records the suite's
 description, notes and model order and the command used, for the report's header and notes.
 Every file is rewritten whole to a temporary file and moved into place
-(:mod:`recbole_sasrec_ext.atomic_write`), so a crash never leaves a partial file.
+(:mod:`recbole_sasrec_ext.common.atomic_write`), so a crash never leaves a partial file.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from recbole_sasrec_ext.atomic_write import atomic_write_text
-from recbole_sasrec_ext.summary import Explanation, RunSummary, ValidationRecord
+from recbole_sasrec_ext.common.atomic_write import atomic_write_text
+from recbole_sasrec_ext.contract.summary import Explanation, RunSummary, ValidationRecord
 
 CSV_NAME = "results.csv"
 HISTORIES_NAME = "histories.jsonl"

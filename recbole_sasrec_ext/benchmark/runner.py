@@ -5,8 +5,14 @@ The runner never imports recbole or torch. A single run is
 working directory; the prefix is ``python -m recbole_sasrec_ext`` unless a caller or the
 environment variable ``RECBOLE_SASREC_EXT_RUN_CMD`` (split like a shell line) gives another (the
 tests use a fake).
-The run's last stdout line must be a run summary (:class:`recbole_sasrec_ext.summary.RunSummary`
-as JSON); the runner reads it only through :mod:`recbole_sasrec_ext.summary`.
+The run's last stdout line must be a run summary (:class:`~recbole_sasrec_ext.contract.RunSummary`
+as JSON); the runner reads it only through :mod:`recbole_sasrec_ext.contract.summary`.
+
+Every run keeps its checkpoints in its own folder, ``checkpoints/<model>-<data set>-<seed>-<hash>/``
+of the output folder (``--checkpoint_dir``). A run that did not finish (killed, timed out, the
+machine went down) continues from its newest checkpoint when the suite is started again
+(``--resume``): the checkpoint holds the weights, the optimiser, the early-stopping state and the
+random number generators, so the resumed run ends exactly as an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,11 +37,14 @@ from typing import TextIO
 from recbole_sasrec_ext.benchmark import results
 from recbole_sasrec_ext.benchmark.results import Status
 from recbole_sasrec_ext.benchmark.suite import RunSpec, Suite
-from recbole_sasrec_ext.paths import PACKAGE_PARENT  # so the child imports this same package
-from recbole_sasrec_ext.summary import RunSummary, StoppedBy, SummaryError
+from recbole_sasrec_ext.common.paths import PACKAGE_PARENT  # so the child imports this same package
+from recbole_sasrec_ext.contract.summary import RunSummary, StoppedBy, SummaryError
 
 RUN_CMD_ENV = "RECBOLE_SASREC_EXT_RUN_CMD"
 MAX_ERROR_CHARS = 500
+CHECKPOINTS_DIR = "checkpoints"  # one folder per run inside the output folder
+#: What the plugin's CLI says when ``--resume`` names a checkpoint whose training had ended.
+_FINISHED_MARK = "this run finished"
 _KILL_GRACE_S = 5.0
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -122,9 +132,33 @@ def run_one(
     """Run one spec in a fresh subprocess; its stdout, then its stderr, go to ``logs/<run>.log``.
 
     A timeout, a non-zero exit, a signal (e.g. the out-of-memory killer) or a last stdout line that
-    is not a run summary gives a ``failed`` outcome whose error is one line.
+    is not a run summary gives a ``failed`` outcome whose error is one line. A run with a
+    checkpoint in its folder (an earlier attempt that did not finish) resumes from the newest one.
     """
-    command = [*command_prefix, *spec.args()]
+    checkpoints = out_dir / CHECKPOINTS_DIR / spec.run_name
+    newest = newest_checkpoint(checkpoints)
+    if newest is not None:
+        outcome = _run_process(spec, command_prefix, out_dir, timeout_s, checkpoints, newest)
+        if _FINISHED_MARK not in outcome.error:
+            return outcome
+        # killed after training ended, before the summary was read: train again from the start
+        shutil.rmtree(checkpoints)
+    return _run_process(spec, command_prefix, out_dir, timeout_s, checkpoints, None)
+
+
+def newest_checkpoint(folder: Path) -> Path | None:
+    """The most recently written ``*.pth`` in ``folder`` (None if there is none)."""
+    found = sorted(folder.glob("*.pth"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+    return found[-1] if found else None
+
+
+def _run_process(
+    spec: RunSpec, command_prefix: Sequence[str], out_dir: Path, timeout_s: float,
+    checkpoints: Path, resume: Path | None,
+) -> RunOutcome:
+    command = [*command_prefix, *spec.args(), f"--checkpoint_dir={checkpoints}"]
+    if resume is not None:
+        command.append(f"--resume={resume}")
     log_path = out_dir / results.LOGS_DIR / spec.log_name
     env = dict(os.environ)
     # this package, the caller's PYTHONPATH, then the caller's folder (the run's is the output
@@ -134,7 +168,8 @@ def run_one(
     )
     start = time.monotonic()
     timed_out = False
-    with log_path.open("w+b") as log, tempfile.TemporaryFile("w+b") as err:
+    # a resumed run's log follows the interrupted one's
+    with log_path.open("a+b" if resume else "w+b") as log, tempfile.TemporaryFile("w+b") as err:
         log.write(f"$ {command_text(command)}\n# cwd: {out_dir}\n".encode())
         log.flush()
         stdout_start = log.tell()
@@ -367,6 +402,7 @@ def _write_suite_meta(out_dir: Path, suite: Suite, command_line: str) -> None:
             "profile": suite.profile,
             "models": list(dict.fromkeys([*meta.get("models", []), *suite.models])),
             "commands": [c for c in commands if c],
+            "anchors": {d: dict(block) for d, block in suite.anchors.items()},
         },
     )
 

@@ -32,15 +32,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from recbole_sasrec_ext.atomic_write import atomic_path, atomic_write_text
 from recbole_sasrec_ext.benchmark.scale_child import (
     PIPELINES,
     SETTINGS,
     add_settings,
     proc_status_mb,
 )
+from recbole_sasrec_ext.common.atomic_write import atomic_path, atomic_write_text
+from recbole_sasrec_ext.common.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from recbole_sasrec_ext.convert.synthetic import SyntheticSpec, parse_size, write_synthetic
-from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 
 #: ML-20M: 20,000,263 ratings of 138,493 users on 26,744 movies.
 INTERACTIONS_PER_USER = 20_000_263 / 138_493

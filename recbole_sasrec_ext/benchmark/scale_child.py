@@ -109,7 +109,7 @@ def run_plugin(args: argparse.Namespace, workdir: str) -> None:
     from recbole.utils import init_seed
 
     from recbole_sasrec_ext import Config, create_dataset, data_preparation, get_model, get_trainer
-    from recbole_sasrec_ext.quick_start import start_logging
+    from recbole_sasrec_ext.apps.quick_start import start_logging
 
     config = Config("SASRec", args.dataset, config_dict=config_dict(args, workdir))
     start = clock()

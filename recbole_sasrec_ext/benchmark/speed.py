@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from recbole_sasrec_ext.atomic_write import atomic_write_text
 from recbole_sasrec_ext.benchmark import results
 from recbole_sasrec_ext.benchmark.report import COST_FORMATS, METRIC_DIGITS
 from recbole_sasrec_ext.benchmark.results import METRIC_PREFIX, Row, Status, metric_columns
 from recbole_sasrec_ext.benchmark.runner import now_iso, run_suite
 from recbole_sasrec_ext.benchmark.suite import RunSpec, Suite, SuiteError
-from recbole_sasrec_ext.summary import ValidationRecord
+from recbole_sasrec_ext.common.atomic_write import atomic_write_text
+from recbole_sasrec_ext.contract.summary import ValidationRecord
 
 SPEED_NAME = "speed.md"
 _TARGET_METRIC_RE = re.compile(r"([a-z]+)@([0-9]+)")

@@ -18,6 +18,10 @@ key is an error that names it:
     sub-key ``per_dataset: {dataset: {overrides}}`` holds overrides for one model on one data set.
 ``notes`` (list of str)
     Printed below every table of ``results.md`` (epoch caps, settings that differ and why).
+``anchors`` (mapping, optional)
+    ``data set: {model: text}``: published numbers under the same protocol, shown in a column
+    ``published`` beside the model's row of that data set's table (e.g. ``"0.0531 / 0.0921
+    (SASRec+ with sampled softmax)"``).
 ``profiles`` (mapping, optional)
     ``name: {budget}``: run budgets chosen with ``--profile NAME`` (required when the suite has
     profiles). A budget may hold ``timeout_s``, ``notes`` (added to the suite's), ``common``,
@@ -49,15 +53,16 @@ from typing import Any
 
 import yaml
 
-from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.evaluation import FULL_SEEN_REMOVED
-from recbole_sasrec_ext.paths import REPO_ROOT
-from recbole_sasrec_ext.strict_yaml import UniqueKeysMixin
-from recbole_sasrec_ext.validation import check_overrides
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.common.paths import DATASET_NAME, REPO_ROOT
+from recbole_sasrec_ext.common.strict_yaml import UniqueKeysMixin
+from recbole_sasrec_ext.config.validation import check_overrides
+from recbole_sasrec_ext.contract.plan import phase_modes, protocol_label
 
 COMPARISON_KEYS = ("reference", "candidate")  # read only by the ``speed`` command
 BENCHMARK_KEYS = (
-    "description", "timeout_s", "seeds", "common", "datasets", "models", "notes", "profiles"
+    "description", "timeout_s", "seeds", "common", "datasets", "models", "notes", "profiles",
+    "anchors",
 )
 PROFILE_KEYS = ("timeout_s", "notes", "common", "datasets", "models")
 SUITE_KEYS = BENCHMARK_KEYS + COMPARISON_KEYS
@@ -77,7 +82,7 @@ RESERVED_SUITE_NAMES = frozenset({"report", "speed"})  # sub-commands of the CLI
 _PACKAGE_PROPERTIES = "recbole_sasrec_ext.properties"
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MODEL_RE = re.compile(r"(RecBole\.)?[A-Za-z][A-Za-z0-9_]*")
-_DATASET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # also used in log file names
+_DATASET_RE = DATASET_NAME  # also used in log file names
 # Strings RecBole's command-line parser (eval, then a string fallback) reads back unchanged.
 _CLASS_PATH_RE = re.compile(
     r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*"
@@ -134,20 +139,24 @@ class RunSpec:
         return f"{self.model}-{self.dataset}-{self.seed}{profile}.log"
 
     @property
+    def run_name(self) -> str:
+        """``<model>-<data set>-<seed>-<config hash>``: names the run's files and folders."""
+        return f"{self.model}-{self.dataset}-{self.seed}-{self.config_hash}"
+
+    @property
     def per_user_name(self) -> str:
         """Where the run writes its per-user test metrics, relative to the output folder."""
-        return f"{PER_USER_DIR}/{self.model}-{self.dataset}-{self.seed}-{self.config_hash}.npz"
+        return f"{PER_USER_DIR}/{self.run_name}.npz"
 
     @property
     def protocol(self) -> str:
         """``full``/``full, seen removed``/``uni100``/... from ``eval_args.mode`` (test mode when
         given per split) and ``filter_seen``."""
-        mode = (self.overrides.get("eval_args") or {}).get("mode", "")
-        if isinstance(mode, Mapping):
-            mode = mode.get("test", "")
-        if mode == "full" and self.overrides.get("filter_seen") is True:
-            return FULL_SEEN_REMOVED
-        return str(mode)
+        eval_args = self.overrides.get("eval_args") or {}
+        if "mode" not in eval_args:
+            return ""
+        test_mode = str(phase_modes(eval_args)["test"])
+        return protocol_label(test_mode, self.overrides.get("filter_seen") is True)
 
     def args(self) -> list[str]:
         """Command-line arguments after the run command:
@@ -190,6 +199,8 @@ class Suite:
     profiles: Mapping[str, Profile] = field(default_factory=dict)
     profile: str = ""  # the chosen profile (see with_profile)
     model_classes: Mapping[str, str] = field(default_factory=dict)  # label -> import path
+    # data set -> model -> published numbers
+    anchors: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def with_profile(self, name: str | None) -> Suite:
         """This suite under profile ``name``: its layers merged last, its ``timeout_s`` and its
@@ -388,6 +399,7 @@ def _validate(path: Path, raw: Any) -> Suite:
     if "reference" in raw and raw.get("reference") == raw.get("candidate"):
         raise fail("candidate", "must differ from reference")
     profiles = _profiles(fail, raw.get("profiles"), datasets, models, model_keys)
+    anchors = _anchors(fail, raw.get("anchors"), datasets, models)
     return Suite(
         name=path.stem,
         source=path,
@@ -403,7 +415,31 @@ def _validate(path: Path, raw: Any) -> Suite:
         candidate=raw.get("candidate"),
         profiles=profiles,
         model_classes=model_classes,
+        anchors=anchors,
     )
+
+
+def _anchors(fail: Any, value: Any, datasets: Mapping, models: Mapping) -> dict:
+    """``anchors``: data set of the suite -> model of the suite -> a non-empty string."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise fail("anchors", "must be a mapping of data set -> {model: published numbers}")
+    checked = {}
+    for dataset, block in value.items():
+        if dataset not in datasets:
+            raise fail(f"anchors.{dataset}",
+                       f"not a data set of this suite ({', '.join(datasets)})")
+        if not isinstance(block, dict):
+            raise fail(f"anchors.{dataset}", "must be a mapping of model -> published numbers")
+        for model, text in block.items():
+            if model not in models:
+                raise fail(f"anchors.{dataset}.{model}",
+                           f"not a model of this suite ({', '.join(models)})")
+            if not isinstance(text, str) or not text.strip():
+                raise fail(f"anchors.{dataset}.{model}", "must be a non-empty string")
+        checked[dataset] = {m: t.strip() for m, t in block.items()}
+    return checked
 
 
 def _timeout(fail: Any, where: str, value: Any) -> float:
@@ -461,13 +497,14 @@ def _model_class(fail: Any, where: str, value: Any) -> tuple[str, tuple[str, ...
     path and the names of the class's ``CONFIG_KEYS``."""
     if not isinstance(value, str) or not _CLASS_PATH_RE.fullmatch(value):
         raise fail(where, f"must be an import path 'package.module:Class', got {value!r}")
-    from recbole_sasrec_ext.registry import import_model_class  # imports torch and RecBole
+    from recbole_sasrec_ext.contract.model import declarations
+    from recbole_sasrec_ext.models.registry import import_model_class  # imports torch and RecBole
 
     try:
         model_class = import_model_class(value)
     except PluginError as exc:
         raise fail(where, str(exc)) from None
-    return value, tuple(key.name for key in getattr(model_class, "CONFIG_KEYS", ()))
+    return value, tuple(key.name for key in declarations(model_class).config_keys)
 
 
 def _profiles(

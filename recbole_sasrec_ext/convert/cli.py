@@ -16,8 +16,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from recbole_sasrec_ext.common.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from recbole_sasrec_ext.convert.converters import Format, convert
-from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Union
 
-from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.common.errors import PluginError
 
 PathLike = Union[str, "os.PathLike[str]"]
 

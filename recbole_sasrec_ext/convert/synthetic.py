@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recbole_sasrec_ext.atomic_write import atomic_path
+from recbole_sasrec_ext.common.atomic_write import atomic_path
+from recbole_sasrec_ext.common.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from recbole_sasrec_ext.convert.columns import COLUMN_ORDER, FIELD_TYPES
 from recbole_sasrec_ext.convert.writer import (
     ConversionSummary,
@@ -45,7 +46,6 @@ from recbole_sasrec_ext.convert.writer import (
     _yaml_text,
     output_paths,
 )
-from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 
 #: Users generated together (a fixed constant: the output depends on it).
 CHUNK_USERS = 16_384

@@ -4,18 +4,18 @@ the :class:`ConversionSummary` of what was written.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from recbole_sasrec_ext.atomic_write import atomic_path
+from recbole_sasrec_ext.common.atomic_write import atomic_path
+from recbole_sasrec_ext.common.paths import DATASET_NAME
 from recbole_sasrec_ext.convert.columns import COLUMN_ORDER, FIELD_TYPES, ITEM, RATING, TIME, USER
 from recbole_sasrec_ext.convert.errors import PathLike
 
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+NAME_RE = DATASET_NAME  # the data set name pattern of the whole plugin
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.common.errors import PluginError
 
 #: RecBole's feature types (``recbole.utils.FeatureType`` values).
 FEATURE_TYPES = ("token", "token_seq", "float", "float_seq")

@@ -11,6 +11,11 @@ code iterate it unchanged.
 
 Used only where RecBole's loader would do nothing else per batch: no training negatives
 (``train_neg_sample_args: ~``), no data transform, one process (``single_spec``).
+
+RecBole's own GRU4Rec and SASRec train through it too when ``length_buckets`` > 0: their rows are
+RecBole's prefix samples (one target each) and each batch is cut after its longest sequence
+(their output at the last real position does not depend on the padding columns;
+tests/test_recbole_buckets.py). On S3Rec Beauty 83 % of their right-padded positions are padding.
 """
 
 from __future__ import annotations
@@ -18,8 +23,15 @@ from __future__ import annotations
 import torch
 from recbole.data.dataloader import TrainDataLoader
 from recbole.data.interaction import Interaction
+from recbole.utils import ModelType
 
-from recbole_sasrec_ext.data.full_sequence_dataset import TARGET_LIST_FIELD
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.data.full_sequence_dataset import TARGET_LIST_FIELD, FullSequenceDataset
+
+#: RecBole models whose training output is the same when a batch is cut after its longest
+#: sequence (right padding, causal or masked, read at the last real position), so
+#: ``length_buckets`` may batch them by length.
+TRIMMABLE_RECBOLE_MODELS = frozenset({"GRU4Rec", "SASRec"})
 
 
 def device_loader_applies(config, dataset) -> bool:
@@ -27,8 +39,30 @@ def device_loader_applies(config, dataset) -> bool:
     loader yields the same batches, built on the device)."""
     neg = config["train_neg_sample_args"]
     no_negatives = neg is None or neg.get("distribution", "none") == "none"
-    return (bool(config["device_train_loader"]) and no_negatives
-            and config["transform"] is None and bool(config["single_spec"]))
+    plain_rows = no_negatives and config["transform"] is None and bool(config["single_spec"])
+    if isinstance(dataset, FullSequenceDataset):
+        return bool(config["device_train_loader"]) and plain_rows
+    return bool(config["length_buckets"]) and plain_rows and trims_recbole_model(config)
+
+
+def trims_recbole_model(config) -> bool:
+    """Whether the run trains one of RecBole's :data:`TRIMMABLE_RECBOLE_MODELS`."""
+    return (config["MODEL_TYPE"] == ModelType.SEQUENTIAL
+            and config.model_class.__module__.startswith("recbole.")
+            and config.model_class.__name__ in TRIMMABLE_RECBOLE_MODELS)
+
+
+def check_length_buckets(config, model_class) -> None:
+    """``length_buckets`` > 0 with one of RecBole's models that cannot be cut after the longest
+    sequence is a :class:`PluginError` naming the key."""
+    if not config.get("length_buckets") or not model_class.__module__.startswith("recbole."):
+        return
+    if model_class.__name__ not in TRIMMABLE_RECBOLE_MODELS:
+        raise PluginError(
+            f"config key 'length_buckets' = {config['length_buckets']} is not available for "
+            f"RecBole's {model_class.__name__} (only {', '.join(sorted(TRIMMABLE_RECBOLE_MODELS))}"
+            " and the plugin's models); use length_buckets: 0"
+        )
 
 
 class DeviceTrainDataLoader(TrainDataLoader):
@@ -53,6 +87,9 @@ class DeviceTrainDataLoader(TrainDataLoader):
         self.length_buckets = int(config["length_buckets"] or 0)
         self.length_field = config["ITEM_LIST_LENGTH_FIELD"]
         self._targets: torch.Tensor | None = None
+        # RecBole's prefix rows: one target each, lists cut here (the plugin's models cut their own)
+        self.prefix_rows = not isinstance(dataset, FullSequenceDataset)
+        self.list_suffix = config["LIST_SUFFIX"]
 
     # --- data on the device --------------------------------------------------------------
     def to(self, device) -> DeviceTrainDataLoader:
@@ -91,9 +128,13 @@ class DeviceTrainDataLoader(TrainDataLoader):
     def batch_of(self, index: torch.Tensor) -> Interaction:
         """The training rows ``index`` (k,) as one batch: one ``index_select`` per field."""
         index = index.to(self.device)  # (k,)
-        return Interaction(
-            {field: values.index_select(0, index) for field, values in self.rows().items()}
-        )
+        batch = {field: values.index_select(0, index) for field, values in self.rows().items()}
+        if self.prefix_rows and self.length_buckets and self.length_field in batch:
+            width = max(int(batch[self.length_field].max()), 1)  # the longest sequence
+            for field, values in batch.items():
+                if field.endswith(self.list_suffix) and values.dim() == 2:
+                    batch[field] = values[:, :width]  # (k, width)
+        return Interaction(batch)
 
     def epoch_batches(self) -> list[torch.Tensor]:
         """The row indices of each batch of the next epoch.
@@ -126,8 +167,11 @@ class DeviceTrainDataLoader(TrainDataLoader):
         entries, or its length for data without target lists."""
         if self._targets is None:
             rows = self.rows()
-            self._targets = ((rows[TARGET_LIST_FIELD] > 0).sum(1) if TARGET_LIST_FIELD in rows
-                             else rows[self.length_field])  # (n,)
+            if self.prefix_rows:
+                self._targets = torch.ones_like(rows[self.length_field])  # (n,)
+            else:
+                self._targets = ((rows[TARGET_LIST_FIELD] > 0).sum(1) if TARGET_LIST_FIELD in rows
+                                 else rows[self.length_field])  # (n,)
         return self._targets
 
     def _balanced_sizes(self, targets: torch.Tensor) -> list[int]:

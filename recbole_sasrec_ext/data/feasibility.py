@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.common.errors import PluginError
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import copy
 import numpy as np
 import torch
 
-from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.common.errors import PluginError
 
 #: Phases and the offset added to the seed for each, so validation and test negatives differ.
 PHASE_SEED_OFFSET = {"valid": 0, "test": 1}

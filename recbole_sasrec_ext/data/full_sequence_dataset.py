@@ -18,8 +18,8 @@ import torch
 from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
+from recbole_sasrec_ext.common.errors import PluginError
 from recbole_sasrec_ext.data.ordered_dataset import OrderedSequentialDataset
-from recbole_sasrec_ext.errors import PluginError
 
 #: Field with the next-item target of every input position of a training row (0 = no target).
 TARGET_LIST_FIELD = "target_item_id_list"

@@ -8,14 +8,15 @@ import importlib
 from recbole.data.utils import create_samplers, get_dataloader
 from recbole.utils import ModelType
 
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.contract.model import declarations
+from recbole_sasrec_ext.contract.plan import plan_of
 from recbole_sasrec_ext.data.atomic import check_dataset_files
 from recbole_sasrec_ext.data.device_loader import DeviceTrainDataLoader, device_loader_applies
 from recbole_sasrec_ext.data.feasibility import check_split
 from recbole_sasrec_ext.data.fixed_sampler import FixedNegativeSampler
 from recbole_sasrec_ext.data.full_sequence_dataset import FullSequenceDataset
 from recbole_sasrec_ext.data.ordered_dataset import OrderedSequentialDataset
-from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.model_defaults import apply_defaults
 
 _RECBOLE_TYPE_TO_CLASS = {
     ModelType.GENERAL: "Dataset",
@@ -38,8 +39,9 @@ def dataset_class_for(config) -> type:
         data set class that does not provide them.
     """
     model_class = config.model_class
-    declared = getattr(model_class, "DATASET_CLASS", None)
-    if getattr(model_class, "TARGETS_AT_EVERY_POSITION", False) and not (
+    declared_by_model = declarations(model_class)
+    declared = declared_by_model.dataset_class
+    if declared_by_model.targets_at_every_position and not (
         isinstance(declared, type) and issubclass(declared, FullSequenceDataset)
     ):
         raise PluginError(
@@ -62,18 +64,14 @@ def create_dataset(config):
     required = [(config[key], key) for key in ("USER_ID_FIELD", "ITEM_ID_FIELD") if config[key]]
     if config["MODEL_TYPE"] == ModelType.SEQUENTIAL and config["TIME_FIELD"]:
         required.append((config["TIME_FIELD"], "TIME_FIELD"))
-    config["encoding"] = check_dataset_files(
+    declared = config.external_config_dict.get("encoding")  # the user's name for messages
+    encoding = check_dataset_files(
         config["data_path"], config["dataset"], config["load_col"],
-        config["field_separator"], config["encoding"], required,
+        config["field_separator"], declared, required,
     )
-    dataset_class = dataset_class_for(config)
-    if issubclass(dataset_class, FullSequenceDataset):  # windows follow the model's defaults
-        apply_defaults(config, config.model_class.__name__)  # (a no-op after the plugin's Config)
-    return dataset_class(config)
-
-
-def _uni_sample_num(mode: str) -> int | None:
-    return int(mode[3:]) if mode.startswith("uni") else None
+    if config["encoding"] != encoding:  # RecBole's own Config of a model that is not the plugin's
+        config["encoding"] = encoding  # (the plugin's Config and plugin models resolve it)
+    return dataset_class_for(config)(config)
 
 
 def _all_pairs(dataset):
@@ -97,12 +95,8 @@ def data_preparation(config, dataset):
     train_ds, valid_ds, test_ds = built
     train_sampler, valid_sampler, test_sampler = create_samplers(config, dataset, built)
 
-    modes = config["eval_args"]["mode"]
-    nums = {phase: _uni_sample_num(modes[phase]) for phase in ("valid", "test")}
     fixed: dict[int, FixedNegativeSampler] = {}
-    for phase, num in nums.items():
-        if num is None:
-            continue
+    for phase, num in plan_of(config).sampled_phases.items():
         if num not in fixed:
             users, items = _all_pairs(dataset)
             fixed[num] = FixedNegativeSampler(
@@ -114,8 +108,8 @@ def data_preparation(config, dataset):
             test_sampler = fixed[num].set_phase(phase)
 
     train_loader = get_dataloader(config, "train")
-    if isinstance(train_ds, FullSequenceDataset) and device_loader_applies(config, train_ds):
-        train_loader = DeviceTrainDataLoader  # the plugin's models: batches built on the device
+    if device_loader_applies(config, train_ds):
+        train_loader = DeviceTrainDataLoader  # batches built on the device (length_buckets)
     train_data = train_loader(config, train_ds, train_sampler, shuffle=config["shuffle"])
     valid_data = get_dataloader(config, "valid")(config, valid_ds, valid_sampler, shuffle=False)
     test_data = get_dataloader(config, "test")(config, test_ds, test_sampler, shuffle=False)

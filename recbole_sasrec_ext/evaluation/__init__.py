@@ -1,4 +1,5 @@
 """Evaluation helpers of the plugin's pipeline (this module imports nothing heavy)."""
 
-#: Protocol name of full ranking with each user's earlier items removed (``filter_seen: True``).
-FULL_SEEN_REMOVED = "full, seen removed"
+from recbole_sasrec_ext.contract.plan import FULL_SEEN_REMOVED
+
+__all__ = ["FULL_SEEN_REMOVED"]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recbole_sasrec_ext.atomic_write import atomic_path
+from recbole_sasrec_ext.common.atomic_write import atomic_path
 
 USER_KEY = "user"
 #: RecBole's data-struct entry the per-user values come from.
@@ -139,9 +139,7 @@ def per_user_metrics(
     dict
         ``"ndcg@10"`` -> (users,) float32, computed by RecBole's own ``metric_info``.
     """
-    from recbole_sasrec_ext import compat
-
-    compat.numpy_aliases()  # RecBole's metric code uses np.float
+    # RecBole's metric code uses np.float: defined by ``import recbole_sasrec_ext`` (compat)
     matrix = np.asarray(topk_matrix)
     pos_index, pos_len = matrix[:, :-1].astype(bool), matrix[:, -1]  # (U, K), (U,)
     values = {}

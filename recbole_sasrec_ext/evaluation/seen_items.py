@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.contract.plan import is_leave_one_out
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def check_filter_seen(config) -> None:
     if not config.get("filter_seen"):
         return
     split = (config.get("eval_args") or {}).get("split")
-    if not (isinstance(split, dict) and list(split) == ["LS"]):
+    if not is_leave_one_out(split):
         raise PluginError(
             f"config key 'filter_seen' = True is not allowed with eval_args.split = {split!r}: "
             "it needs the leave-one-out split {'LS': 'valid_and_test'} "

@@ -7,6 +7,7 @@ from enum import Enum
 import torch
 from torch import nn
 
+from recbole_sasrec_ext.contract.model import separate_kv
 from recbole_sasrec_ext.layers.attention import AttentionOutput
 
 #: Activations of the point-wise feed-forward network.
@@ -65,7 +66,7 @@ class TransformerBlock(nn.Module):
     ):
         super().__init__()
         self.placement = NormPlacement(placement)
-        if self.placement is NormPlacement.SASREC and not getattr(attention, "SEPARATE_KV", False):
+        if self.placement is NormPlacement.SASREC and not separate_kv(attention):
             raise ValueError(
                 f"layer_norm 'sasrec' needs an attention layer with separate keys/values; "
                 f"{type(attention).__name__} has none"

@@ -8,7 +8,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_sasrec_ext.config_keys import Key
+from recbole_sasrec_ext.contract.keys import Key
 from recbole_sasrec_ext.data.full_sequence_dataset import FullSequenceDataset
 
 
@@ -22,10 +22,12 @@ class Pop(SequentialRecommender):
     """
 
     input_type = InputType.POINTWISE
-    CONFIG_KEYS = (Key("loss_type", str),)  # unused; tells Config no training negatives are needed
+    CONFIG_KEYS: tuple[Key, ...] = ()
+    CONFIG_RULES = ()
     DATASET_CLASS = FullSequenceDataset  # for ``train_pairs``
     TARGETS_AT_EVERY_POSITION = False
     ONE_PASS = True  # fitted at construction: the run summary's stopped_by is ``one_pass``
+    NEEDS_TRAINING_NEGATIVES = False  # counts the training split; learns nothing
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

@@ -12,9 +12,9 @@ from enum import Enum
 import torch
 from torch import nn
 
-from recbole_sasrec_ext.config_keys import Key
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.contract.keys import Key
 from recbole_sasrec_ext.data.training_pairs import training_pairs
-from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.layers.cooccurrence import CooccurrenceTable
 from recbole_sasrec_ext.layers.rksa_attention import KernelizedSkewAttention
 from recbole_sasrec_ext.layers.rksa_kernel import KERNEL_VARIANTS, RelationKernel

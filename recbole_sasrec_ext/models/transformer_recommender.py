@@ -6,6 +6,7 @@ than the validity mask, the attention inputs (:meth:`attention_inputs`).
 
 from __future__ import annotations
 
+from functools import cache
 from logging import getLogger
 
 import torch
@@ -14,17 +15,18 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_sasrec_ext.config_keys import (
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.contract.keys import (
     N_HEADS_DIVIDES_HIDDEN,
     TRAIN_STRIDE_AT_MOST_WINDOW,
     Key,
 )
+from recbole_sasrec_ext.contract.model import separate_kv
 from recbole_sasrec_ext.data.full_sequence_dataset import TARGET_LIST_FIELD, FullSequenceDataset
-from recbole_sasrec_ext.errors import PluginError
 from recbole_sasrec_ext.layers.block import ACTIVATIONS, NormPlacement, TransformerBlock
 from recbole_sasrec_ext.layers.embedding import POSITION_ORDERS, SequenceEmbedding
 from recbole_sasrec_ext.layers.losses import LossType, next_item_loss
-from recbole_sasrec_ext.model_defaults import Recipe, apply_defaults
+from recbole_sasrec_ext.models.defaults import Recipe
 
 #: The keys of every transformer recommender of the plugin (documented in properties/model/*.yaml).
 TRANSFORMER_KEYS: tuple[Key, ...] = (
@@ -47,26 +49,20 @@ TRANSFORMER_KEYS: tuple[Key, ...] = (
     Key("bf16", bool),
     Key("train_stride", int, low=0),
     Key("recipe", str, choices=tuple(r.value for r in Recipe)),
-    Key("length_buckets", int, low=0),
 )
 
 
-_prefix_noted = False
-
-
+@cache
 def _note_prefix_samples() -> None:
-    """Say once per process that the model trains on RecBole's prefix samples,
+    """Say once per process (cached) that the model trains on RecBole's prefix samples,
     and the faster way."""
-    global _prefix_noted
-    if not _prefix_noted:
-        _prefix_noted = True
-        getLogger().warning(
-            "training on RecBole's prefix samples (one loss per sample, at its last position); the "
-            "plugin's full-sequence data trains about MAX_ITEM_LIST_LENGTH times less work "
-            "per epoch: "
-            "build the data with recbole_sasrec_ext.create_dataset/data_preparation (or run "
-            "`python -m recbole_sasrec_ext --model ...`)"
-        )
+    getLogger().warning(
+        "training on RecBole's prefix samples (one loss per sample, at its last position); the "
+        "plugin's full-sequence data trains about MAX_ITEM_LIST_LENGTH times less work "
+        "per epoch: "
+        "build the data with recbole_sasrec_ext.create_dataset/data_preparation (or run "
+        "`python -m recbole_sasrec_ext --model ...`)"
+    )
 
 
 class TransformerRecommender(SequentialRecommender):
@@ -82,9 +78,10 @@ class TransformerRecommender(SequentialRecommender):
     CONFIG_RULES = (N_HEADS_DIVIDES_HIDDEN, TRAIN_STRIDE_AT_MOST_WINDOW)
     DATASET_CLASS = FullSequenceDataset  # one row per user, the next item at every position
     TARGETS_AT_EVERY_POSITION = True  # calculate_loss reads TARGET_LIST_FIELD
+    ONE_PASS = False
+    NEEDS_TRAINING_NEGATIVES = False  # every loss of the plugin draws its own negatives (or none)
 
     def __init__(self, config, dataset):
-        apply_defaults(config, type(self).__name__)  # RecBole's own Config reads no plugin yaml
         super().__init__(config, dataset)
         d = config["hidden_size"]
         self.loss_type = LossType(config["loss_type"])
@@ -101,7 +98,7 @@ class TransformerRecommender(SequentialRecommender):
         )
         placement = NormPlacement(config["layer_norm"])
         attentions = [self.build_attention(config) for _ in range(config["n_layers"])]
-        if placement is NormPlacement.SASREC and not getattr(attentions[0], "SEPARATE_KV", False):
+        if placement is NormPlacement.SASREC and not separate_kv(attentions[0]):
             raise PluginError(
                 f"config key 'layer_norm' = 'sasrec' is not allowed for {type(self).__name__}: its "
                 "attention cannot take keys/values apart from the queries; use 'pre' or 'post'"

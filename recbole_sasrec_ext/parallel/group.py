@@ -18,7 +18,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.common.errors import PluginError
 
 #: How long a collective (and joining the group) may wait for the other processes before the
 #: run fails instead of hanging (a crashed process is also caught by the launcher, which then

@@ -17,8 +17,8 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from recbole_sasrec_ext.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED
-from recbole_sasrec_ext.lifetime import EXIT_TERMINATED, Terminated
+from recbole_sasrec_ext.common.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED
+from recbole_sasrec_ext.common.lifetime import EXIT_TERMINATED, Terminated
 
 #: The launcher's own log (process start and stop notices); the processes' errors are printed
 #: by the processes themselves.

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.common.errors import PluginError
 from recbole_sasrec_ext.serving.bundle import ONNX_MODEL, TORCH_WEIGHTS
 from recbole_sasrec_ext.serving.topk import top_k_rows
 

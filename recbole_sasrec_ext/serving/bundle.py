@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.common.errors import PluginError
 
 #: Version tag of the bundle layout.
 BUNDLE_FORMAT = "recbole_sasrec_ext.bundle/1"

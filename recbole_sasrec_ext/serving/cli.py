@@ -16,9 +16,9 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TextIO
 
-from recbole_sasrec_ext.atomic_write import atomic_path
-from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+from recbole_sasrec_ext.common.atomic_write import atomic_path
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.common.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from recbole_sasrec_ext.serving.backends import BACKENDS
 from recbole_sasrec_ext.serving.recommender import (
     BATCH_SIZE,

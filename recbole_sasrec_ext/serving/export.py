@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recbole_sasrec_ext import checkpoint as ckpt
-from recbole_sasrec_ext.atomic_write import _umask
-from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+from recbole_sasrec_ext.common.atomic_write import _umask
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.common.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+from recbole_sasrec_ext.common.titles import item_file, read_titles
 from recbole_sasrec_ext.serving import bundle as bundle_io
 from recbole_sasrec_ext.serving.encoder import ENCODER_KEYS, LastPositionEncoder
 from recbole_sasrec_ext.serving.padding import pad_right
-from recbole_sasrec_ext.titles import item_file, read_titles
+from recbole_sasrec_ext.training import checkpoint as ckpt
 
 #: Implementations ``export`` accepts.
 EXPORTABLE = ("recbole_sasrec_ext.models.sasrec.SASRec",)
@@ -131,7 +131,7 @@ def run_metrics(state: dict, checkpoint: os.PathLike, summary: os.PathLike | Non
                "best_epoch": progress.get("best_epoch"), "epochs_run": progress.get("epochs_run")}
     if summary is None:
         return metrics
-    from recbole_sasrec_ext.summary import RunSummary, SummaryError
+    from recbole_sasrec_ext.contract.summary import RunSummary, SummaryError
 
     try:
         lines = [line for line in Path(summary).read_text(encoding="utf-8").splitlines()
@@ -167,7 +167,7 @@ def model_card(state: dict, config, dataset, path: os.PathLike, check: dict,
     import onnx
     import onnxruntime
 
-    from recbole_sasrec_ext.quick_start import _protocol, _versions
+    from recbole_sasrec_ext.apps.quick_start import _protocol, _versions
 
     return {
         "model": "SASRec",
@@ -216,7 +216,7 @@ def export(checkpoint: os.PathLike, out: os.PathLike, with_histories: bool = Tru
         raise PluginError(f"--out {out} exists and is not an empty folder")
     if not out.parent.is_dir():
         raise PluginError(f"--out {out}: folder {out.parent} does not exist")
-    from recbole_sasrec_ext.quick_start import load_data_and_model
+    from recbole_sasrec_ext.apps.quick_start import load_data_and_model
 
     config, model, dataset, *_ = load_data_and_model(str(checkpoint))
     model.eval()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recbole_sasrec_ext.errors import PluginError
+from recbole_sasrec_ext.common.errors import PluginError
 from recbole_sasrec_ext.serving import bundle as bundle_io
 from recbole_sasrec_ext.serving.backends import Scorer, make_scorer
 from recbole_sasrec_ext.serving.padding import pad_right

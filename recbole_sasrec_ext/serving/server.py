@@ -19,8 +19,8 @@ import logging
 import sys
 from contextlib import asynccontextmanager
 
-from recbole_sasrec_ext.errors import PluginError
-from recbole_sasrec_ext.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.common.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from recbole_sasrec_ext.serving.backends import BACKENDS
 from recbole_sasrec_ext.serving.microbatch import MicroBatcher
 from recbole_sasrec_ext.serving.recommender import BundleRecommender, load

@@ -37,7 +37,7 @@ def one_error(code: int, stderr: str, expected: str, want_code: int = 2) -> str:
 
 def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
     """``python -m recbole_sasrec_ext *argv`` in-process: (exit code, stdout, stderr)."""
-    from recbole_sasrec_ext.cli import main
+    from recbole_sasrec_ext.apps.cli import main
 
     code = main(argv)
     out, err = capsys.readouterr()

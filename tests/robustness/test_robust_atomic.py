@@ -7,8 +7,8 @@ import pytest
 from _robust import FAST, bad_input, inter_text
 from conftest import fast_config, tiny_rows
 
+from recbole_sasrec_ext.common.errors import PluginError
 from recbole_sasrec_ext.data.atomic import check_rows_read
-from recbole_sasrec_ext.errors import PluginError
 
 
 def _write(tmp, text: str, name: str = "tiny"):
@@ -20,7 +20,7 @@ def _write(tmp, text: str, name: str = "tiny"):
 
 @pytest.mark.parametrize("quote", ['"', '"{}', '{}"', "'{}", '"{}"'])
 def test_quotes_are_plain_characters_and_no_line_is_merged(tmp_path, quote):
-    from recbole_sasrec_ext.config import Config
+    from recbole_sasrec_ext.config.plugin_config import Config
     from recbole_sasrec_ext.data import create_dataset
 
     rows = [list(r) for r in tiny_rows()]

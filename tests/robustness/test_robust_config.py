@@ -51,8 +51,8 @@ def test_a_key_given_twice_in_a_yaml_file_is_an_error(tmp_path, capsys, text, li
 
 
 def test_a_search_space_key_given_twice_is_an_error(tmp_path):
-    from recbole_sasrec_ext.errors import PluginError
-    from recbole_sasrec_ext.tune import read_space
+    from recbole_sasrec_ext.apps.tune import read_space
+    from recbole_sasrec_ext.common.errors import PluginError
 
     path = tmp_path / "space.yaml"
     path.write_text("learning_rate: {type: uniform, low: 0.1, high: 0.2}\n"

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from recbole_sasrec_ext.common.errors import PluginError
 from recbole_sasrec_ext.data.atomic import READ_CSV_STRICT, check_atomic_file, check_rows_read
-from recbole_sasrec_ext.errors import PluginError
 
 FAST = settings(max_examples=40, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -101,7 +101,7 @@ YAML_LINES = st.lists(st.one_of(
 def test_generated_config_files_load_or_fail_with_their_name(lines):
     import yaml
 
-    from recbole_sasrec_ext.config import load_yaml_mapping
+    from recbole_sasrec_ext.config.plugin_config import load_yaml_mapping
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "c.yaml"
@@ -140,7 +140,7 @@ def fuzz_checkpoint(tmp_path_factory, tiny_folder) -> Path:
                        st.text(max_size=6)),
        k=st.integers(-2, 100), exclude=st.booleans(), batch=st.integers(-1, 4))
 def test_generated_recommend_arguments(fuzz_checkpoint, capsys, users, k, exclude, batch):
-    from recbole_sasrec_ext.recommend import main
+    from recbole_sasrec_ext.apps.recommend import main
 
     argv = ["--checkpoint", str(fuzz_checkpoint), "--users", users, "--k", str(k),
             "--batch-size", str(batch)] + (["--exclude-seen"] if exclude else [])

@@ -32,7 +32,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 def _main(module: str, argv: list[str], capsys) -> tuple[int, str, str]:
     from importlib import import_module
 
-    code = import_module(f"recbole_sasrec_ext.{module}").main(argv)
+    code = import_module(f"recbole_sasrec_ext.apps.{module}").main(argv)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -149,7 +149,7 @@ def test_explain_of_a_model_without_attention_is_an_error(tmp_path, capsys):
 
 
 def test_batching_does_not_change_the_answer(tiny_checkpoint):
-    from recbole_sasrec_ext.recommend import Recommender
+    from recbole_sasrec_ext.apps.recommend import Recommender
 
     rec = Recommender.load(tiny_checkpoint)
     users = [str(u) for u in range(1, 12)]

@@ -46,7 +46,7 @@ def test_resume_of_a_finished_run_says_so_and_does_nothing(tmp_path, capsys):
 def test_use_gpu_in_a_config_file_without_cuda_warns_where_it_runs(tmp_path, monkeypatch):
     import torch
 
-    from recbole_sasrec_ext.config import Config
+    from recbole_sasrec_ext.config.plugin_config import Config
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     data = good_data(tmp_path)

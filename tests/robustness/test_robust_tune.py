@@ -10,8 +10,8 @@ import pytest
 from _robust import one_error
 from conftest import ROOT, fast_config
 
-from recbole_sasrec_ext import quick_start, tune
-from recbole_sasrec_ext.errors import TrainingDivergedError
+from recbole_sasrec_ext.apps import quick_start, tune
+from recbole_sasrec_ext.common.errors import TrainingDivergedError
 
 SPACE = "learning_rate: {type: loguniform, low: 1.0e-4, high: 1.0e-2}\n"
 
@@ -22,7 +22,7 @@ def _space(tmp: Path) -> str:
 
 
 def test_a_trial_never_evaluates_the_test_set(tiny_data, tmp_path, capsys, monkeypatch):
-    from recbole_sasrec_ext.trainer import PluginTrainer
+    from recbole_sasrec_ext.training.trainer import PluginTrainer
 
     phases = []
     evaluate = PluginTrainer.evaluate

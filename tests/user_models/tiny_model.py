@@ -10,14 +10,20 @@ from recbole.utils import InputType
 from torch import nn
 from torch.nn import functional as F
 
-from recbole_sasrec_ext.config_keys import Key
+from recbole_sasrec_ext.contract.keys import Key
 
 
 class TinyModel(SequentialRecommender):
     """Scores items by a dot product with the mean embedding of the user's history."""
 
     input_type = InputType.POINTWISE  # RecBole needs it (or a loss_type key)
+    # the plugin's model contract (recbole_sasrec_ext.contract.PluginModel)
     CONFIG_KEYS = (Key("tiny_width", int, low=1),)  # a key of its own
+    CONFIG_RULES = ()
+    DATASET_CLASS = None  # RecBole's choice: the plugin's OrderedSequentialDataset
+    TARGETS_AT_EVERY_POSITION = False  # the loss reads the last position's target only
+    ONE_PASS = False
+    NEEDS_TRAINING_NEGATIVES = False  # a full-softmax loss
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
