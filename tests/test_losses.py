@@ -112,3 +112,36 @@ def test_chunked_softmax_ce_of_no_positions_is_zero_with_zero_gradients():
     loss = chunked_softmax_ce(h, w, torch.zeros(0, dtype=torch.long))
     loss.backward()
     assert loss.item() == 0.0 and torch.count_nonzero(w.grad) == 0
+
+
+def test_sequence_sampled_softmax_matches_a_loop_over_positions():
+    torch.manual_seed(0)
+    items = torch.randn(9, 4)  # (n_items, d), row 0 padding
+    hidden = torch.randn(3, 5, 4)  # (B, L, d)
+    targets = torch.tensor([[2, 3, 0, 0, 0], [4, 5, 6, 7, 8], [1, 0, 0, 0, 0]])  # (B, L)
+    own = torch.cat([torch.tensor([[1, 2, 0, 0, 0], [3, 4, 5, 6, 7], [8, 0, 0, 0, 0]]), targets], 1)
+    for own_items in (None, own):
+        torch.manual_seed(7)
+        loss = losses.sequence_sampled_softmax_loss(hidden, targets, items, 6, own_items)
+        torch.manual_seed(7)
+        neg = torch.randint(1, 9, (3, 6))  # the same draw: 6 negatives per sequence
+        terms = []
+        for b in range(3):
+            row_own = set() if own_items is None else set(own_items[b].tolist())
+            for t in range(5):
+                pos = int(targets[b, t])
+                if pos == 0:
+                    continue
+                kept = [int(n) for n in neg[b] if int(n) != pos and int(n) not in row_own]
+                logits = [hidden[b, t] @ items[pos]] + [hidden[b, t] @ items[n] for n in kept]
+                terms.append(-torch.log_softmax(torch.stack(logits), 0)[0])
+        torch.testing.assert_close(loss, torch.stack(terms).mean())
+
+
+def test_sequence_negatives_that_are_all_own_items_leave_only_the_target():
+    items = torch.randn(4, 3)  # items 1..3
+    hidden = torch.randn(2, 2, 3)
+    targets = torch.tensor([[1, 2], [3, 1]])
+    own = torch.tensor([[3, 1, 2], [2, 3, 1]])  # every item is each row's own
+    loss = losses.sequence_sampled_softmax_loss(hidden, targets, items, 50, own)
+    assert loss.item() == 0.0  # softmax over the target alone

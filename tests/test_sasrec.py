@@ -144,3 +144,15 @@ def test_exact_first_loss_for_a_seed(tiny_data, model_name, options, expected):
     _, train, _, _, model = build(Config(model_name, "tiny", config_dict=cfg))
     torch.manual_seed(0)
     assert model.calculate_loss(next(iter(train))).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_negatives_per_sequence_trains_and_exclusion_needs_it(tiny_data):
+    from recbole_sasrec_ext import PluginError, run
+
+    settings = {"loss_type": "SAMPLED_SOFTMAX", "n_negatives": 5, "negatives_per": "sequence",
+                "exclude_own_negatives": True, "epochs": 1}
+    summary = run("SASRec", "tiny", config_dict=fast_config(tiny_data, **settings))
+    assert summary.epochs == 1 and summary.test_result
+    with pytest.raises(PluginError, match="'exclude_own_negatives' = True needs negatives_per"):
+        build(Config("SASRec", "tiny", config_dict=fast_config(
+            tiny_data, **{**settings, "negatives_per": "batch"})))

@@ -20,7 +20,7 @@ class LossType(str, enum.Enum):
 
     BCE = "BCE"  # the SASRec paper: one sampled negative per position, binary cross-entropy
     CE = "CE"  # full softmax over all items ("SASRec+")
-    SAMPLED_SOFTMAX = "SAMPLED_SOFTMAX"  # softmax over the target and k shared uniform negatives
+    SAMPLED_SOFTMAX = "SAMPLED_SOFTMAX"  # softmax over the target and k uniform negatives
     GBCE = "GBCE"  # gSASRec: k negatives per position, generalised BCE with calibration t
 
 
@@ -60,6 +60,32 @@ def sampled_softmax_loss(
     neg_logit = neg_logit.masked_fill(neg[None, :] == pos[:, None], float("-inf"))  # (P, k)
     logits = torch.cat([pos_logit, neg_logit], dim=1)  # (P, 1+k)
     return F.cross_entropy(logits, torch.zeros_like(pos))
+
+
+def sequence_sampled_softmax_loss(
+    hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, k: int,
+    own_items: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Softmax over the target and ``k`` uniform negatives drawn for each *sequence* and shared by
+    its positions (SASRec+'s and eSASRec's sampled softmax), on the padded layout.
+
+    ``hidden`` (B, L, d) and ``targets`` (B, L) (0 = no target at that position). A negative equal
+    to a position's target is masked out for that position; with ``own_items`` (B, M) (the row's
+    input and target items, 0 = padding), a negative that is any of the row's items is masked out
+    for the whole row. Mean over the positions with a target.
+    """
+    neg = torch.randint(1, items.size(0), (hidden.size(0), k), device=hidden.device)  # (B, k)
+    pos_logit = (hidden * items[targets]).sum(-1, keepdim=True)  # (B, L, 1)
+    neg_logit = torch.bmm(hidden, items[neg].transpose(1, 2))  # (B, L, k)
+    masked = neg[:, None, :] == targets[:, :, None]  # (B, L, k)
+    if own_items is not None:
+        own = (neg[:, :, None] == own_items[:, None, :]).any(-1)  # (B, k)
+        masked = masked | own[:, None, :]  # (B, L, k)
+    neg_logit = neg_logit.masked_fill(masked, float("-inf"))  # (B, L, k)
+    valid = targets > 0  # (B, L)
+    logits = torch.cat([pos_logit, neg_logit], dim=-1)[valid]  # (N, 1+k)
+    return F.cross_entropy(logits, torch.zeros(logits.size(0), dtype=torch.long,
+                                               device=logits.device))
 
 
 def gbce_loss(

@@ -25,7 +25,11 @@ from recbole_sasrec_ext.contract.model import separate_kv
 from recbole_sasrec_ext.data.full_sequence_dataset import TARGET_LIST_FIELD, FullSequenceDataset
 from recbole_sasrec_ext.layers.block import ACTIVATIONS, NormPlacement, TransformerBlock
 from recbole_sasrec_ext.layers.embedding import POSITION_ORDERS, SequenceEmbedding
-from recbole_sasrec_ext.layers.losses import LossType, next_item_loss
+from recbole_sasrec_ext.layers.losses import (
+    LossType,
+    next_item_loss,
+    sequence_sampled_softmax_loss,
+)
 from recbole_sasrec_ext.models.defaults import Recipe
 
 #: The keys of every transformer recommender of the plugin (documented in properties/model/*.yaml).
@@ -46,6 +50,8 @@ TRANSFORMER_KEYS: tuple[Key, ...] = (
     Key("loss_type", str, choices=tuple(t.value for t in LossType)),
     Key("n_negatives", int, low=1),
     Key("gbce_t", float, low=0.0, high=1.0),
+    Key("negatives_per", str, choices=("batch", "sequence")),
+    Key("exclude_own_negatives", bool),
     Key("bf16", bool),
     Key("train_stride", int, low=0),
     Key("recipe", str, choices=tuple(r.value for r in Recipe)),
@@ -87,6 +93,13 @@ class TransformerRecommender(SequentialRecommender):
         self.loss_type = LossType(config["loss_type"])
         self.n_negatives = config["n_negatives"]
         self.gbce_t = config["gbce_t"]
+        self.negatives_per = config["negatives_per"]
+        self.exclude_own_negatives = bool(config["exclude_own_negatives"])
+        if self.exclude_own_negatives and self.negatives_per != "sequence":
+            raise PluginError(
+                "config key 'exclude_own_negatives' = True needs negatives_per: sequence (the "
+                "negatives of a batch are shared by every user)"
+            )
         self.bf16 = config["bf16"]
         self.embedding = SequenceEmbedding(
             self.n_items,
@@ -183,6 +196,14 @@ class TransformerRecommender(SequentialRecommender):
     def calculate_loss(self, interaction) -> torch.Tensor:
         interaction = self.trimmed(interaction)
         hidden, extras = self.encode(interaction)  # (B, L, d)
+        if (TARGET_LIST_FIELD in interaction and self.negatives_per == "sequence"
+                and self.loss_type is LossType.SAMPLED_SOFTMAX):  # negatives drawn per row
+            targets = interaction[TARGET_LIST_FIELD]  # (B, L)
+            own = (torch.cat([interaction[self.ITEM_SEQ], targets], dim=1)  # (B, 2L)
+                   if self.exclude_own_negatives else None)
+            loss = sequence_sampled_softmax_loss(
+                hidden, targets, self.embedding.item.weight, self.n_negatives, own)
+            return loss + self.auxiliary_loss(extras)
         if TARGET_LIST_FIELD in interaction:  # full-sequence rows: a target at every position
             targets = interaction[TARGET_LIST_FIELD]  # (B, L)
             mask = targets > 0  # (B, L)
