@@ -96,6 +96,22 @@ def test_apply_defaults_replaces_recbole_values_but_never_user_keys():
     assert apply_defaults(final, user, "SASRec", "tiny") == {}  # applied once
     assert apply_defaults({"dataset": "tiny"}, {}, "NoSuchModel", "tiny") == {}
 
+def _first_batch_loss(config, model_class):
+    """The plugin's training loader for ``config`` and the loss of its first batch (eval mode),
+    both seeded as a run seeds them."""
+    import torch
+
+    from recbole_sasrec_ext import create_dataset, data_preparation
+
+    init_seed(config["seed"], config["reproducibility"])
+    train, _, _ = data_preparation(config, create_dataset(config))
+    init_seed(config["seed"], config["reproducibility"])
+    model = model_class(config, train._dataset)
+    model.eval()
+    with torch.no_grad():
+        return train, model.calculate_loss(next(iter(train)))
+
+
 @pytest.mark.parametrize("model_name", ["SASRec", "RKSA"])
 def test_both_config_routes_give_the_same_settings_windows_and_first_loss(model_name, tiny_data):
     """RecBole's own Config + the plugin's data and model train exactly what the plugin's Config
@@ -104,8 +120,6 @@ def test_both_config_routes_give_the_same_settings_windows_and_first_loss(model_
     import torch
 
     from recbole_sasrec_ext import Config as PluginConfig
-    from recbole_sasrec_ext import create_dataset as plugin_create_dataset
-    from recbole_sasrec_ext import data_preparation as plugin_data_preparation
     from recbole_sasrec_ext import get_model
 
     user = {"data_path": str(tiny_data), "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
@@ -115,14 +129,8 @@ def test_both_config_routes_give_the_same_settings_windows_and_first_loss(model_
     built = []
     for config in (PluginConfig(model=model_name, dataset="tiny", config_dict=dict(user)),
                    Config(model=model_class, dataset="tiny", config_dict=dict(user))):
-        init_seed(config["seed"], config["reproducibility"])
-        train, _, _ = plugin_data_preparation(config, plugin_create_dataset(config))
-        init_seed(config["seed"], config["reproducibility"])
-        model = model_class(config, train._dataset)
-        batch = next(iter(train))
-        model.eval()
-        with torch.no_grad():
-            built.append((config, train, model.calculate_loss(batch)))
+        train, loss = _first_batch_loss(config, model_class)
+        built.append((config, train, loss))
     (plugin, plugin_train, plugin_loss), (plain, plain_train, plain_loss) = built
     for key in model_class.CONFIG_KEYS:
         assert plugin[key.name] == plain[key.name], key.name
@@ -143,8 +151,6 @@ def test_both_config_routes_resolve_the_same_run_plan(model_name, tiny_data):
     import torch
 
     from recbole_sasrec_ext import Config as PluginConfig
-    from recbole_sasrec_ext import create_dataset as plugin_create_dataset
-    from recbole_sasrec_ext import data_preparation as plugin_data_preparation
     from recbole_sasrec_ext import get_model
     from recbole_sasrec_ext.contract.plan import RunPlan, plan_of
 
@@ -156,14 +162,7 @@ def test_both_config_routes_resolve_the_same_run_plan(model_name, tiny_data):
                    Config(model=model_class, dataset="tiny", config_dict=dict(user))):
         settings = copy.deepcopy(config.final_config_dict)
         plan = plan_of(config)
-        init_seed(config["seed"], config["reproducibility"])
-        train, _, _ = plugin_data_preparation(config, plugin_create_dataset(config))
-        init_seed(config["seed"], config["reproducibility"])
-        model = model_class(config, train._dataset)
-        batch = next(iter(train))
-        model.eval()
-        with torch.no_grad():
-            loss = model.calculate_loss(batch)
+        _, loss = _first_batch_loss(config, model_class)
         assert config.final_config_dict == settings  # not written after it was resolved
         assert plan_of(config) is plan
         built.append((plan, loss))

@@ -153,6 +153,7 @@ def test_negatives_per_sequence_trains_and_exclusion_needs_it(tiny_data):
                 "exclude_own_negatives": True, "epochs": 1}
     summary = run("SASRec", "tiny", config_dict=fast_config(tiny_data, **settings))
     assert summary.epochs == 1 and summary.test_result
-    with pytest.raises(PluginError, match="'exclude_own_negatives' = True needs negatives_per"):
-        build(Config("SASRec", "tiny", config_dict=fast_config(
-            tiny_data, **{**settings, "negatives_per": "batch"})))
+    with pytest.raises(PluginError, match="'exclude_own_negatives' = True needs 'negatives_per' = "
+                                          "'sequence', not 'batch'"):
+        Config("SASRec", "tiny", config_dict=fast_config(
+            tiny_data, **{**settings, "negatives_per": "batch"}))

@@ -150,13 +150,36 @@ class AtMost:
         )
 
 
+@dataclass(frozen=True)
+class Requires:
+    """Rule between two keys: ``key`` set to true needs ``other`` = ``value`` (e.g.
+    ``exclude_own_negatives`` needs ``negatives_per: sequence``); ``why`` ends the message."""
+
+    key: str
+    other: str
+    value: Any
+    why: str = ""
+
+    def check(self, config: Mapping[str, Any]) -> None:
+        if not config.get(self.key) or config.get(self.other) == self.value:
+            return
+        why = f" ({self.why})" if self.why else ""
+        raise PluginError(
+            f"config key '{self.key}' = {config[self.key]!r} needs '{self.other}' = "
+            f"{self.value!r}, not {config.get(self.other)!r}{why}"
+        )
+
+
 #: A rule between keys (checked after each key passed its own :class:`Key` check).
-Rule = Union[Divides, AtMost]
+Rule = Union[Divides, AtMost, Requires]
 
 #: ``n_heads`` divides ``hidden_size`` (multi-head attention splits the hidden size).
 N_HEADS_DIVIDES_HIDDEN = Divides("n_heads", "hidden_size")
 #: a training row never scores more targets than its window holds.
 TRAIN_STRIDE_AT_MOST_WINDOW = AtMost("train_stride", "MAX_ITEM_LIST_LENGTH", meaning="0 = off")
+#: a sequence's own items can only be left out of negatives drawn for that sequence.
+OWN_NEGATIVES_PER_SEQUENCE = Requires("exclude_own_negatives", "negatives_per", "sequence",
+                                      why="a batch's negatives are shared by every user")
 
 
 def check_keys(

@@ -45,17 +45,20 @@ def device_loader_applies(config, dataset) -> bool:
     return bool(config["length_buckets"]) and plain_rows and trims_recbole_model(config)
 
 
+def _recbole_model(model_class: type) -> bool:
+    return model_class.__module__.startswith("recbole.")
+
+
 def trims_recbole_model(config) -> bool:
     """Whether the run trains one of RecBole's :data:`TRIMMABLE_RECBOLE_MODELS`."""
-    return (config["MODEL_TYPE"] == ModelType.SEQUENTIAL
-            and config.model_class.__module__.startswith("recbole.")
+    return (config["MODEL_TYPE"] == ModelType.SEQUENTIAL and _recbole_model(config.model_class)
             and config.model_class.__name__ in TRIMMABLE_RECBOLE_MODELS)
 
 
 def check_length_buckets(config, model_class) -> None:
     """``length_buckets`` > 0 with one of RecBole's models that cannot be cut after the longest
     sequence is a :class:`PluginError` naming the key."""
-    if not config.get("length_buckets") or not model_class.__module__.startswith("recbole."):
+    if not config.get("length_buckets") or not _recbole_model(model_class):
         return
     if model_class.__name__ not in TRIMMABLE_RECBOLE_MODELS:
         raise PluginError(

@@ -18,6 +18,7 @@ from torch import nn
 from recbole_sasrec_ext.common.errors import PluginError
 from recbole_sasrec_ext.contract.keys import (
     N_HEADS_DIVIDES_HIDDEN,
+    OWN_NEGATIVES_PER_SEQUENCE,
     TRAIN_STRIDE_AT_MOST_WINDOW,
     Key,
 )
@@ -81,7 +82,9 @@ class TransformerRecommender(SequentialRecommender):
 
     input_type = InputType.POINTWISE
     CONFIG_KEYS = TRANSFORMER_KEYS
-    CONFIG_RULES = (N_HEADS_DIVIDES_HIDDEN, TRAIN_STRIDE_AT_MOST_WINDOW)
+    CONFIG_RULES = (
+        N_HEADS_DIVIDES_HIDDEN, TRAIN_STRIDE_AT_MOST_WINDOW, OWN_NEGATIVES_PER_SEQUENCE
+    )
     DATASET_CLASS = FullSequenceDataset  # one row per user, the next item at every position
     TARGETS_AT_EVERY_POSITION = True  # calculate_loss reads TARGET_LIST_FIELD
     ONE_PASS = False
@@ -95,11 +98,6 @@ class TransformerRecommender(SequentialRecommender):
         self.gbce_t = config["gbce_t"]
         self.negatives_per = config["negatives_per"]
         self.exclude_own_negatives = bool(config["exclude_own_negatives"])
-        if self.exclude_own_negatives and self.negatives_per != "sequence":
-            raise PluginError(
-                "config key 'exclude_own_negatives' = True needs negatives_per: sequence (the "
-                "negatives of a batch are shared by every user)"
-            )
         self.bf16 = config["bf16"]
         self.embedding = SequenceEmbedding(
             self.n_items,
