@@ -1,7 +1,8 @@
-"""``length_buckets`` for RecBole's own GRU4Rec and SASRec: their prefix rows batched by length and
-each batch cut after its longest sequence. Cutting changes nothing they compute (garbage in the
-cut-off columns included); every row is still trained once per epoch; other RecBole models refuse
-the key with one line."""
+"""``length_buckets`` and ``length_split`` for RecBole's own GRU4Rec and SASRec: their prefix rows
+batched by length, or RecBole's random batches computed in parts of similar length, each cut after
+its longest sequence. Cutting changes nothing they compute (garbage in the cut-off columns
+included); the parts of a split batch give the batch's loss and gradient; every row is still
+trained once per epoch; other models refuse the keys with one line."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from recbole_sasrec_ext import Config, PluginError
 from recbole_sasrec_ext.apps.cli import main
 from recbole_sasrec_ext.apps.quick_start import build
 from recbole_sasrec_ext.data.device_loader import DeviceTrainDataLoader
+from recbole_sasrec_ext.training.trainer import PluginTrainer
 
 MODELS = ("GRU4Rec", "RecBole.SASRec")
 
@@ -87,3 +89,92 @@ def test_other_recbole_models_refuse_length_buckets(tiny_data, model_name, capsy
                  "--length_buckets=4"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "length_buckets" in err[0]
+
+
+# --- length_split: RecBole's batches, computed in parts ----------------------------------------
+NO_DROPOUT = {"GRU4Rec": {"dropout_prob": 0.0},
+              "RecBole.SASRec": {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}}
+
+
+def _garbage_after_length(batch: Interaction, seq_field: str, len_field: str, n_items: int):
+    """``batch`` with real item ids in every position past each row's length."""
+    rows = {f: batch[f].clone() for f in batch.interaction}
+    seq = rows[seq_field]  # (k, L)
+    after = torch.arange(seq.size(1)) >= rows[len_field].unsqueeze(1)  # (k, L)
+    garbage = 1 + torch.arange(seq.numel()).view(seq.shape) % (n_items - 1)  # (k, L)
+    seq[after] = garbage[after]
+    return Interaction(rows)
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+def test_split_batch_parts_give_the_whole_batch_loss_and_gradient(tiny_data, model_name):
+    config, _, train, _, _, model = _build(tiny_data, model_name, length_split=True,
+                                           train_batch_size=64)
+    assert isinstance(train, DeviceTrainDataLoader)
+    model.eval()  # no dropout: the parts and the whole batch see the same network
+    seq_field = config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"]
+    len_field = config["ITEM_LIST_LENGTH_FIELD"]
+    rows = train.rows()
+    index = torch.arange(min(64, train.sample_size))  # (k,) rows of all lengths
+    batch = train.batch_of(index)
+    parts = train.length_parts(batch)
+    assert len(parts) >= 3
+    assert sum(len(p.rows) for p in parts) == len(batch)
+    assert sum(p.share for p in parts) == pytest.approx(1.0)
+    for part in parts:  # no part is more than half padding: width <= 2 x its shortest sequence
+        lengths = part.rows[len_field]
+        assert part.rows[seq_field].size(1) == int(lengths.max()) <= 2 * int(lengths.min())
+        assert part.share == len(part.rows) / len(batch)
+
+    whole = _garbage_after_length(Interaction({f: v.index_select(0, index) for f, v in
+                                               rows.items()}), seq_field, len_field, model.n_items)
+    model.zero_grad()
+    whole_loss = model.calculate_loss(whole)
+    whole_loss.backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    split_loss = 0.0
+    for part in parts:
+        loss = model.calculate_loss(part.rows) * part.share
+        loss.backward()
+        split_loss += float(loss.detach())
+    assert split_loss == pytest.approx(float(whole_loss), rel=1e-5)
+    for name, grad in expected.items():
+        torch.testing.assert_close(dict(model.named_parameters())[name].grad, grad,
+                                   rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+def test_an_epoch_with_length_split_trains_the_same_weights_as_recbole_batches(tiny_data,
+                                                                               model_name):
+    """Without dropout, one epoch through RecBole's loader and one with length_split (the same
+    batches, in parts) end at the same weights."""
+    weights = []
+    for extra in ({}, {"length_split": True}):
+        config, _, train, valid, _, model = _build(
+            tiny_data, model_name, train_batch_size=16, seed=7, **NO_DROPOUT[model_name], **extra)
+        assert isinstance(train, DeviceTrainDataLoader) == bool(extra)
+        trainer = PluginTrainer(config, model)
+        trainer._train_epoch(train, 0)
+        weights.append({n: p.detach().clone() for n, p in model.named_parameters()})
+    plain, split = weights
+    for name in plain:
+        torch.testing.assert_close(split[name], plain[name], rtol=1e-4, atol=1e-5)
+    config, *_, fresh = _build(tiny_data, model_name, seed=7)
+    moved = any(not torch.allclose(p, plain[n]) for n, p in fresh.named_parameters())
+    assert moved  # the epoch did train
+
+
+@pytest.mark.parametrize(("model_name", "extra", "says"), [
+    ("Caser", {}, "not available for RecBole's Caser"),
+    ("SASRec", {}, "not available for the plugin's SASRec"),
+    ("GRU4Rec", {"loss_type": "BPR"}, "needs 'train_neg_sample_args' = None"),
+])
+def test_length_split_outside_its_models_is_one_line_exit_2(tiny_data, model_name, extra, says,
+                                                            capsys):
+    with pytest.raises(PluginError, match=says):
+        Config(model_name, "tiny", config_dict=fast_config(tiny_data, length_split=True, **extra))
+    code = main(["--model", model_name, "--dataset", "tiny", f"--data_path={tiny_data}",
+                 "--length_split=True", *(f"--{k}={v}" for k, v in extra.items())])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and says in err[0]

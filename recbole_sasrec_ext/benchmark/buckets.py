@@ -1,9 +1,11 @@
-"""Epoch time and validation of a model with and without ``length_buckets``, side by side.
+"""Epoch time and validation of a model under batching settings (``length_buckets``,
+``length_split``), side by side.
 
 ``python -m recbole_sasrec_ext.benchmark.buckets --models GRU4Rec,RecBole.SASRec --dataset
-beauty-s3rec --epochs 5 --buckets 0,32 --out results/buckets``
+beauty-s3rec --epochs 5 --settings plain length_split=True length_buckets=32 --out results/buckets``
 
-For each model the runs alternate (buckets 0, then k, ...), each in its own process with one thread
+For each model the runs alternate (the settings in the order given; ``plain`` = RecBole's random
+batches, the reference of the ratio column), each in its own process with one thread
 (``OMP_NUM_THREADS=1``), the same seed and the protocol of the ``beauty`` suite (leave-one-out,
 full ranking, seen items removed), so background load affects both alike. Every run trains
 ``--epochs`` epochs with validation after each (early stopping off) and reports each epoch's
@@ -32,37 +34,46 @@ PROTOCOL = (
 )
 
 
-def run_epochs(model: str, dataset: str, data_path: str, epochs: int, buckets: int, seed: int,
+#: The setting that is the reference of the ratio column: RecBole's random batches, nothing cut.
+PLAIN = "plain"
+
+
+def setting_args(setting: str) -> list[str]:
+    """``plain`` or ``key=value[+key=value...]`` as command-line arguments."""
+    return [] if setting == PLAIN else [f"--{item}" for item in setting.split("+")]
+
+
+def run_epochs(model: str, dataset: str, data_path: str, epochs: int, setting: str, seed: int,
                extra: list[str]) -> dict:
     """One run in a child process; its summary's per-epoch training seconds and validation."""
     command = [sys.executable, "-m", "recbole_sasrec_ext", "--model", model, "--dataset", dataset,
                f"--data_path={data_path}", f"--epochs={epochs}", f"--stopping_step={epochs + 1}",
-               f"--seed={seed}", f"--length_buckets={buckets}", "--train_neg_sample_args=None",
+               f"--seed={seed}", "--train_neg_sample_args=None", *setting_args(setting),
                "--checkpoint_dir=saved-buckets", *PROTOCOL, *extra]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(PACKAGE_PARENT))
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"{model} length_buckets={buckets}: exit {done.returncode}: "
+        raise RuntimeError(f"{model} {setting}: exit {done.returncode}: "
                            f"{done.stderr.strip().splitlines()[-1:]}")
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     history = summary["valid_history"]
     seconds = [b["train_seconds"] - a["train_seconds"] for a, b in zip([{"train_seconds": 0.0},
                                                                         *history], history)]
-    return {"model": model, "dataset": dataset, "length_buckets": buckets, "seed": seed,
+    return {"model": model, "dataset": dataset, "setting": setting, "seed": seed,
             "epoch_seconds": [round(s, 2) for s in seconds],
             "valid_ndcg10": [round(h["valid_score"], 4) for h in history]}
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| model | length_buckets | median epoch (s) | ratio | validation NDCG@10 by epoch |",
+    lines = ["| model | setting | median epoch (s) | ratio | validation NDCG@10 by epoch |",
              "|---|---|---|---|---|"]
     base = {r["model"]: statistics.median(r["epoch_seconds"]) for r in rows
-            if r["length_buckets"] == 0}
+            if r["setting"] == PLAIN}
     for r in rows:
         median = statistics.median(r["epoch_seconds"])
         ratio = f"{median / base[r['model']]:.2f}x" if r["model"] in base else ""
         curve = " / ".join(f"{v:.4f}" for v in r["valid_ndcg10"])
-        lines.append(f"| {r['model']} | {r['length_buckets']} | {median:.1f} | {ratio} | {curve} |")
+        lines.append(f"| {r['model']} | {r['setting']} | {median:.1f} | {ratio} | {curve} |")
     return "\n".join(lines)
 
 
@@ -72,16 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="beauty-s3rec")
     parser.add_argument("--data_path", default="datasets")
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--buckets", default="0,32", help="length_buckets values, e.g. 0,32")
+    parser.add_argument("--settings", nargs="+", default=[PLAIN, "length_split=True"],
+                        help="batching settings to compare: plain (RecBole's batches) or "
+                             "key=value[+key=value], e.g. plain length_split=True "
+                             "length_buckets=32")
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--out", type=Path, default=Path("results/buckets"))
     args, extra = parser.parse_known_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for model in args.models.split(","):
-        for buckets in (int(b) for b in args.buckets.split(",")):
+        for setting in args.settings:
             row = run_epochs(model, args.dataset, str(Path(args.data_path).resolve()),
-                             args.epochs, buckets, args.seed, extra)
+                             args.epochs, setting, args.seed, extra)
             rows.append(row)
             print(json.dumps(row), flush=True)
             with (args.out / "buckets.jsonl").open("a", encoding="utf-8") as f:

@@ -105,6 +105,7 @@ COMMON_KEYS: tuple[Key, ...] = (
     Key("torch_compile", bool),
     Key("filter_seen", bool),
     Key("length_buckets", int, low=0),
+    Key("length_split", bool),
     Key("per_user_file", str, optional=True),
 )
 

@@ -12,13 +12,17 @@ code iterate it unchanged.
 Used only where RecBole's loader would do nothing else per batch: no training negatives
 (``train_neg_sample_args: ~``), no data transform, one process (``single_spec``).
 
-RecBole's own GRU4Rec and SASRec train through it too when ``length_buckets`` > 0: their rows are
-RecBole's prefix samples (one target each) and each batch is cut after its longest sequence
-(their output at the last real position does not depend on the padding columns;
-tests/test_recbole_buckets.py). On S3Rec Beauty 83 % of their right-padded positions are padding.
+RecBole's own GRU4Rec and SASRec train through it too when ``length_buckets`` > 0 or
+``length_split`` is on: their rows are RecBole's prefix samples (one target each) and each batch is
+cut after its longest sequence (their output at the last real position does not depend on the
+padding columns; tests/test_recbole_buckets.py). On S3Rec Beauty 83 % of their right-padded
+positions are padding. ``length_split`` keeps RecBole's random batches and computes each in parts
+of similar length (:meth:`DeviceTrainDataLoader.length_parts`): the same gradient, less padding.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from recbole.data.dataloader import TrainDataLoader
@@ -30,8 +34,18 @@ from recbole_sasrec_ext.data.full_sequence_dataset import TARGET_LIST_FIELD, Ful
 
 #: RecBole models whose training output is the same when a batch is cut after its longest
 #: sequence (right padding, causal or masked, read at the last real position), so
-#: ``length_buckets`` may batch them by length.
+#: ``length_buckets`` may batch them by length and ``length_split`` may compute a batch in parts.
 TRIMMABLE_RECBOLE_MODELS = frozenset({"GRU4Rec", "SASRec"})
+
+
+@dataclass(frozen=True)
+class BatchPart:
+    """One part of a training batch: its rows and its share of the batch's loss (the part's
+    rows / the batch's rows; the models of ``length_split`` average their loss over rows, so the
+    parts' losses times their shares sum to the batch's loss, and so do the gradients)."""
+
+    rows: Interaction
+    share: float
 
 
 def device_loader_applies(config, dataset) -> bool:
@@ -42,7 +56,8 @@ def device_loader_applies(config, dataset) -> bool:
     plain_rows = no_negatives and config["transform"] is None and bool(config["single_spec"])
     if isinstance(dataset, FullSequenceDataset):
         return bool(config["device_train_loader"]) and plain_rows
-    return bool(config["length_buckets"]) and plain_rows and trims_recbole_model(config)
+    cut = bool(config["length_buckets"]) or bool(config["length_split"])
+    return cut and plain_rows and trims_recbole_model(config)
 
 
 def _recbole_model(model_class: type) -> bool:
@@ -57,14 +72,36 @@ def trims_recbole_model(config) -> bool:
 
 def check_length_buckets(config, model_class) -> None:
     """``length_buckets`` > 0 with one of RecBole's models that cannot be cut after the longest
-    sequence is a :class:`PluginError` naming the key."""
-    if not config.get("length_buckets") or not _recbole_model(model_class):
-        return
-    if model_class.__name__ not in TRIMMABLE_RECBOLE_MODELS:
+    sequence, or ``length_split`` on for any model but RecBole's GRU4Rec and SASRec trained
+    through the device loader, is a :class:`PluginError` naming the key."""
+    recbole = _recbole_model(model_class)
+    if config.get("length_buckets") and recbole and (
+            model_class.__name__ not in TRIMMABLE_RECBOLE_MODELS):
         raise PluginError(
             f"config key 'length_buckets' = {config['length_buckets']} is not available for "
             f"RecBole's {model_class.__name__} (only {', '.join(sorted(TRIMMABLE_RECBOLE_MODELS))}"
             " and the plugin's models); use length_buckets: 0"
+        )
+    if not config.get("length_split"):
+        return
+    if not recbole or model_class.__name__ not in TRIMMABLE_RECBOLE_MODELS:
+        owner = "RecBole's" if recbole else "the plugin's"
+        whose = f"{owner} {model_class.__name__}"
+        raise PluginError(
+            f"config key 'length_split' = True is not available for {whose} (only RecBole's "
+            f"{' and '.join(sorted(TRIMMABLE_RECBOLE_MODELS))}; the plugin's models cut their own "
+            "batches); use length_split: False"
+        )
+    neg = config.get("train_neg_sample_args")
+    if neg is not None and neg.get("distribution", "none") != "none":
+        raise PluginError(
+            "config key 'length_split' = True needs 'train_neg_sample_args' = None (CE, no "
+            "training negatives): the split batches are built by the device loader"
+        )
+    if config.get("transform") is not None:
+        raise PluginError(
+            f"config key 'length_split' = True cannot be combined with 'transform' = "
+            f"{config['transform']!r}"
         )
 
 
@@ -88,6 +125,7 @@ class DeviceTrainDataLoader(TrainDataLoader):
         self.device = torch.device(config["device"])
         self._rows: dict[str, torch.Tensor] | None = None
         self.length_buckets = int(config["length_buckets"] or 0)
+        self.length_split = bool(config["length_split"])
         self.length_field = config["ITEM_LIST_LENGTH_FIELD"]
         self._targets: torch.Tensor | None = None
         # RecBole's prefix rows: one target each, lists cut here (the plugin's models cut their own)
@@ -132,12 +170,38 @@ class DeviceTrainDataLoader(TrainDataLoader):
         """The training rows ``index`` (k,) as one batch: one ``index_select`` per field."""
         index = index.to(self.device)  # (k,)
         batch = {field: values.index_select(0, index) for field, values in self.rows().items()}
-        if self.prefix_rows and self.length_buckets and self.length_field in batch:
-            width = max(int(batch[self.length_field].max()), 1)  # the longest sequence
-            for field, values in batch.items():
-                if field.endswith(self.list_suffix) and values.dim() == 2:
-                    batch[field] = values[:, :width]  # (k, width)
+        if self.prefix_rows and (self.length_buckets or self.length_split) and (
+                self.length_field in batch):
+            batch = self._cut(batch)
         return Interaction(batch)
+
+    def _cut(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``batch`` with its sequence lists cut after its longest sequence."""
+        width = max(int(batch[self.length_field].max()), 1)  # the longest sequence
+        return {field: values[:, :width] if field.endswith(self.list_suffix) and values.dim() == 2
+                else values for field, values in batch.items()}  # lists (k, width)
+
+    def length_parts(self, batch: Interaction) -> list[BatchPart]:
+        """``batch`` as the parts its training step computes.
+
+        Without ``length_split``: the batch itself. With it (RecBole's prefix rows): the rows
+        grouped by length class — lengths 1, 2, 3–4, 5–8, ... (powers of two) — each part cut
+        after its own longest sequence, so no part is more than half padding; its share is its
+        rows / the batch's rows. The batch and its order of rows are RecBole's; only the padding
+        computed changes (exact for models whose output at the last real position ignores the
+        padding columns and whose loss is a mean over rows: :data:`TRIMMABLE_RECBOLE_MODELS`).
+        """
+        if not (self.length_split and self.prefix_rows and self.length_field in batch):
+            return [BatchPart(batch, 1.0)]
+        lengths = batch[self.length_field].clamp(min=1)  # (k,)
+        length_class = torch.ceil(torch.log2(lengths.double())).long()  # (k,) 0, 1, 2, 2, 3, ...
+        fields = {field: batch[field] for field in batch.interaction}
+        parts = []
+        for value in torch.unique(length_class).tolist():  # ascending
+            index = torch.nonzero(length_class == value).squeeze(1)  # (k_c,)
+            rows = {field: values.index_select(0, index) for field, values in fields.items()}
+            parts.append(BatchPart(Interaction(self._cut(rows)), index.numel() / len(lengths)))
+        return parts
 
     def epoch_batches(self) -> list[torch.Tensor]:
         """The row indices of each batch of the next epoch.

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from recbole_sasrec_ext.common.errors import TrainingDivergedError
 from recbole_sasrec_ext.contract.model import CompilableEncoder
 from recbole_sasrec_ext.contract.plan import plan_of
+from recbole_sasrec_ext.data.device_loader import BatchPart, DeviceTrainDataLoader
 from recbole_sasrec_ext.evaluation.seen_items import SeenItems
 from recbole_sasrec_ext.parallel import current as current_group
 from recbole_sasrec_ext.parallel.ddp import data_parallel
@@ -283,16 +284,21 @@ class PluginTrainer(Trainer):
                     group["lr"] = lr
             interaction = interaction.to(self.device)
             self.optimizer.zero_grad()
-            with torch.autocast(device_type=self.device.type, enabled=self.enable_amp):
-                losses = loss_func(interaction)
-            parts = torch.stack(losses) if isinstance(losses, tuple) else losses  # () or (k,)
-            loss = parts.sum() if isinstance(losses, tuple) else parts
-            detached = parts.detach().double()  # sums like RecBole's Python floats
-            total = detached if total is None else total + detached
+            batch_parts = None  # () or (k,): the batch's loss (parts), summed over its BatchParts
+            for part in _batch_parts(train_data, interaction):
+                with torch.autocast(device_type=self.device.type, enabled=self.enable_amp):
+                    losses = loss_func(part.rows)
+                parts = torch.stack(losses) if isinstance(losses, tuple) else losses  # () or (k,)
+                if part.share != 1.0:
+                    parts = parts * part.share
+                loss = parts.sum() if isinstance(losses, tuple) else parts
+                scaler.scale(loss).backward()  # gradients add up over the batch's parts
+                detached = parts.detach().double()  # sums like RecBole's Python floats
+                batch_parts = detached if batch_parts is None else batch_parts + detached
+            total = batch_parts if total is None else total + batch_parts
             if first is None:
-                first = loss.detach().double()
+                first = batch_parts.sum()
             n_batches += 1
-            scaler.scale(loss).backward()
             if self.clip_grad_norm:
                 clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
             scaler.step(self.optimizer)
@@ -434,3 +440,11 @@ class PluginTrainer(Trainer):
         scores = torch.full((n_users, self.tot_item_num), -np.inf, device=self.device)
         scores[row_idx, items] = origin_scores
         return interaction, scores, positive_u, positive_i
+
+
+def _batch_parts(train_data, interaction) -> list[BatchPart]:
+    """The parts a training step computes ``interaction`` in: the device loader's
+    :meth:`~DeviceTrainDataLoader.length_parts` (``length_split``), else the batch itself."""
+    if isinstance(train_data, DeviceTrainDataLoader):
+        return train_data.length_parts(interaction)
+    return [BatchPart(interaction, 1.0)]
