@@ -6,6 +6,8 @@ trained once per epoch; other models refuse the keys with one line."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from conftest import fast_config
@@ -167,14 +169,58 @@ def test_an_epoch_with_length_split_trains_the_same_weights_as_recbole_batches(t
 
 @pytest.mark.parametrize(("model_name", "extra", "says"), [
     ("Caser", {}, "not available for RecBole's Caser"),
-    ("SASRec", {}, "not available for the plugin's SASRec"),
+    ("RKSA", {}, "not available for RKSA (its kernel loss is pooled"),
+    ("Pop", {}, "not available for Pop"),
     ("GRU4Rec", {"loss_type": "BPR"}, "needs 'train_neg_sample_args' = None"),
 ])
 def test_length_split_outside_its_models_is_one_line_exit_2(tiny_data, model_name, extra, says,
                                                             capsys):
-    with pytest.raises(PluginError, match=says):
+    with pytest.raises(PluginError, match=re.escape(says)):
         Config(model_name, "tiny", config_dict=fast_config(tiny_data, length_split=True, **extra))
     code = main(["--model", model_name, "--dataset", "tiny", f"--data_path={tiny_data}",
                  "--length_split=True", *(f"--{k}={v}" for k, v in extra.items())])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and says in err[0]
+
+
+# --- length_split for the plugin's SASRec: one loss over all targets, encoded by length class ---
+def test_plugin_sasrec_split_encoding_gives_the_same_loss_and_gradient(tiny_data):
+    config, _, train, _, _, model = _build(tiny_data, "SASRec", length_split=True,
+                                           MAX_ITEM_LIST_LENGTH=10, train_batch_size=64,
+                                           train_stride=5)
+    model.eval()  # no dropout: both ways see the same network
+    batch = next(iter(train))
+    seq_field, len_field = model.ITEM_SEQ, model.ITEM_SEQ_LEN
+    lengths = batch[len_field]
+    assert len(torch.unique(torch.ceil(torch.log2(lengths.double())))) >= 3  # several parts
+    garbage = _garbage_after_length(batch, seq_field, len_field, model.n_items)
+    split_hidden, _ = model.encode_by_length(garbage)  # (B, L, d)
+    whole_hidden, _ = model.encode(garbage)  # (B, L, d)
+    real = torch.arange(split_hidden.size(1)) < lengths.unsqueeze(1)  # (B, L)
+    torch.testing.assert_close(split_hidden[real], whole_hidden[real], rtol=1e-5, atol=1e-6)
+
+    grads = []
+    for split in (True, False):
+        model.length_split = split
+        model.zero_grad()
+        loss = model.calculate_loss(garbage)
+        loss.backward()
+        grads.append((float(loss), {n: p.grad.clone() for n, p in model.named_parameters()
+                                    if p.grad is not None}))
+    (split_loss, split_grads), (whole_loss, whole_grads) = grads
+    assert split_loss == pytest.approx(whole_loss, rel=1e-5)
+    assert split_grads.keys() == whole_grads.keys()
+    for name, grad in whole_grads.items():
+        torch.testing.assert_close(split_grads[name], grad, rtol=1e-4, atol=1e-6)
+
+
+def test_plugin_sasrec_epoch_with_length_split_trains_the_same_weights(tiny_data):
+    weights = []
+    for split in (False, True):
+        config, _, train, _, _, model = _build(
+            tiny_data, "SASRec", train_batch_size=16, seed=7, hidden_dropout_prob=0.0,
+            attn_dropout_prob=0.0, length_split=split)
+        PluginTrainer(config, model)._train_epoch(train, 0)
+        weights.append({n: p.detach().clone() for n, p in model.named_parameters()})
+    for name in weights[0]:
+        torch.testing.assert_close(weights[1][name], weights[0][name], rtol=1e-4, atol=1e-5)

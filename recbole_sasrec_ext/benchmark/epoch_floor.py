@@ -6,10 +6,11 @@
 The bare loop (``sasrec_floor.py``, kept outside the project) trains SASRec (d=50, 2 blocks, 1
 head, pre-LN, dropout 0.2) with full-softmax CE on each user's last window, the whole (B, L) batch
 through the blocks. The plugin trains the same model on the same windows (``train_stride`` 0,
-``layer_norm: pre``, ``init: xavier``) through its own pipeline; its ``length_buckets`` and
-trimming decide how much padding it computes. The runs alternate (floor, plugin, floor, ...), each
-in its own process with one thread, so background load affects both alike; each reports the median
-epoch after its first. One JSON line per run, then the ratio plugin / floor. The floor's input is
+``layer_norm: pre``, ``init: xavier``) through its own pipeline; its batching settings
+(``--settings``: ``plain``, ``length_split=True``, ``length_buckets=32``) and trimming decide how
+much padding it computes. The runs alternate (floor, plugin, floor, ...), each in its own process
+with one thread, so background load affects both alike; each reports the median epoch after its
+first. One JSON line per run, then the ratio plugin / floor. The floor's input is
 written from the data set's atomic file (``user item`` lines, ids 1..n in file order).
 """
 
@@ -52,7 +53,21 @@ def write_floor_input(inter: Path, out: Path) -> int:
     return len(rows)
 
 
-def plugin_epochs(dataset: str, data_path: str, epochs: int, buckets: int, max_len: int) -> dict:
+#: The plugin run with RecBole's random batches and nothing but the per-batch trimming.
+PLAIN = "plain"
+
+
+def setting_keys(setting: str) -> dict:
+    """``plain`` or ``key=value[+key=value...]`` as config keys (values read as yaml)."""
+    import yaml
+
+    if setting == PLAIN:
+        return {}
+    pairs = (item.split("=", 1) for item in setting.split("+"))
+    return {key: yaml.safe_load(value) for key, value in pairs}
+
+
+def plugin_epochs(dataset: str, data_path: str, epochs: int, setting: str, max_len: int) -> dict:
     """Train the floor's model with the plugin's pipeline for ``epochs`` epochs (no evaluation);
     the seconds of each epoch."""
     import torch
@@ -61,7 +76,7 @@ def plugin_epochs(dataset: str, data_path: str, epochs: int, buckets: int, max_l
     from recbole_sasrec_ext.training.trainer import PluginTrainer
 
     settings = dict(FLOOR_MODEL, data_path=data_path, MAX_ITEM_LIST_LENGTH=max_len,
-                    length_buckets=buckets, show_progress=False, state="ERROR",
+                    **setting_keys(setting), show_progress=False, state="ERROR",
                     eval_args={"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full"})
     config = Config(model="SASRec", dataset=dataset, config_dict=settings)
     train, _, _ = data_preparation(config, create_dataset(config))
@@ -91,7 +106,7 @@ def _one_thread_env() -> dict:
 
 
 def _child(args) -> None:
-    print(json.dumps(plugin_epochs(args.dataset, args.data_path, args.epochs, args.buckets,
+    print(json.dumps(plugin_epochs(args.dataset, args.data_path, args.epochs, args.settings,
                                    args.max_len)))
 
 
@@ -104,13 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max_len", type=int, default=50, help="MAX_ITEM_LIST_LENGTH (L)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run (median after 1)")
     parser.add_argument("--rounds", type=int, default=2, help="floor/plugin alternations")
-    parser.add_argument("--buckets", type=int, nargs="+", default=[32, 0],
-                        help="length_buckets values of the plugin runs")
+    parser.add_argument("--settings", nargs="+", default=["length_split=True", PLAIN],
+                        help="batching settings of the plugin runs: plain or "
+                             "key=value[+key=value], e.g. length_split=True length_buckets=32")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None, help="also append the JSON lines here")
     args = parser.parse_args(argv)
     if args.child:
-        args.buckets = args.buckets[0]
+        args.settings = args.settings[0]
         _child(args)
         return 0
     inter = Path(args.data_path) / args.dataset / f"{args.dataset}.inter"
@@ -127,15 +143,15 @@ def main(argv: list[str] | None = None) -> int:
             results.append({"run": "floor", "round": round_, "median_s": floor["median"],
                             "output": floor["line"]})
             _emit(results[-1], args.out)
-            for buckets in args.buckets:
+            for setting in args.settings:
                 cmd = [sys.executable, "-m", "recbole_sasrec_ext.benchmark.epoch_floor", "--child",
                        "--floor", str(args.floor), "--dataset", args.dataset, "--data_path",
                        args.data_path, "--max_len", str(args.max_len), "--epochs",
-                       str(args.epochs), "--buckets", str(buckets)]
+                       str(args.epochs), "--settings", setting]
                 child = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True,
                                                   env=_one_thread_env()).stdout.splitlines()[-1])
                 seconds = child["seconds"]
-                results.append({"run": f"plugin length_buckets={buckets}", "round": round_,
+                results.append({"run": f"plugin {setting}", "round": round_,
                                 "median_s": statistics.median(seconds[1:] or seconds),
                                 "seconds": [round(s, 2) for s in seconds],
                                 "mean_batch_loss": round(child["last_loss"], 4)})

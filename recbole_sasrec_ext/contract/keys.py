@@ -171,8 +171,25 @@ class Requires:
         )
 
 
+@dataclass(frozen=True)
+class Unavailable:
+    """Rule of one model: ``key`` set to true is an error for it (e.g. ``length_split`` for RKSA,
+    whose kernel loss is pooled over the whole batch); ``why`` ends the message."""
+
+    key: str
+    model: str
+    why: str
+
+    def check(self, config: Mapping[str, Any]) -> None:
+        if config.get(self.key):
+            raise PluginError(
+                f"config key '{self.key}' = {config[self.key]!r} is not available for "
+                f"{self.model} ({self.why})"
+            )
+
+
 #: A rule between keys (checked after each key passed its own :class:`Key` check).
-Rule = Union[Divides, AtMost, Requires]
+Rule = Union[Divides, AtMost, Requires, Unavailable]
 
 #: ``n_heads`` divides ``hidden_size`` (multi-head attention splits the hidden size).
 N_HEADS_DIVIDES_HIDDEN = Divides("n_heads", "hidden_size")

@@ -72,8 +72,9 @@ def trims_recbole_model(config) -> bool:
 
 def check_length_buckets(config, model_class) -> None:
     """``length_buckets`` > 0 with one of RecBole's models that cannot be cut after the longest
-    sequence, or ``length_split`` on for any model but RecBole's GRU4Rec and SASRec trained
-    through the device loader, is a :class:`PluginError` naming the key."""
+    sequence, or ``length_split`` on for another RecBole model or without the device loader, is a
+    :class:`PluginError` naming the key (the plugin's models check ``length_split`` with their
+    own ``CONFIG_RULES``)."""
     recbole = _recbole_model(model_class)
     if config.get("length_buckets") and recbole and (
             model_class.__name__ not in TRIMMABLE_RECBOLE_MODELS):
@@ -82,15 +83,14 @@ def check_length_buckets(config, model_class) -> None:
             f"RecBole's {model_class.__name__} (only {', '.join(sorted(TRIMMABLE_RECBOLE_MODELS))}"
             " and the plugin's models); use length_buckets: 0"
         )
-    if not config.get("length_split"):
+    if not config.get("length_split") or not recbole:  # the plugin's models: their own rules
         return
-    if not recbole or model_class.__name__ not in TRIMMABLE_RECBOLE_MODELS:
-        owner = "RecBole's" if recbole else "the plugin's"
-        whose = f"{owner} {model_class.__name__}"
+    if model_class.__name__ not in TRIMMABLE_RECBOLE_MODELS:
         raise PluginError(
-            f"config key 'length_split' = True is not available for {whose} (only RecBole's "
-            f"{' and '.join(sorted(TRIMMABLE_RECBOLE_MODELS))}; the plugin's models cut their own "
-            "batches); use length_split: False"
+            f"config key 'length_split' = True is not available for RecBole's "
+            f"{model_class.__name__} (only RecBole's "
+            f"{' and '.join(sorted(TRIMMABLE_RECBOLE_MODELS))} and the plugin's SASRec); use "
+            "length_split: False"
         )
     neg = config.get("train_neg_sample_args")
     if neg is not None and neg.get("distribution", "none") != "none":

@@ -8,7 +8,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_sasrec_ext.contract.keys import Key
+from recbole_sasrec_ext.contract.keys import Key, Unavailable
 from recbole_sasrec_ext.data.full_sequence_dataset import FullSequenceDataset
 
 
@@ -23,7 +23,7 @@ class Pop(SequentialRecommender):
 
     input_type = InputType.POINTWISE
     CONFIG_KEYS: tuple[Key, ...] = ()
-    CONFIG_RULES = ()
+    CONFIG_RULES = (Unavailable("length_split", "Pop", "it counts items and trains no batch"),)
     DATASET_CLASS = FullSequenceDataset  # for ``train_pairs``
     TARGETS_AT_EVERY_POSITION = False
     ONE_PASS = True  # fitted at construction: the run summary's stopped_by is ``one_pass``

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from recbole_sasrec_ext.common.errors import PluginError
-from recbole_sasrec_ext.contract.keys import Key
+from recbole_sasrec_ext.contract.keys import Key, Unavailable
 from recbole_sasrec_ext.data.training_pairs import training_pairs
 from recbole_sasrec_ext.layers.cooccurrence import CooccurrenceTable
 from recbole_sasrec_ext.layers.rksa_attention import KernelizedSkewAttention
@@ -68,6 +68,8 @@ class RKSA(TransformerRecommender):
         Key("kernel_sharing", str, choices=tuple(s.value for s in KernelSharing)),
         Key("kernel_variant", str, choices=tuple(KERNEL_VARIANTS)),
     )
+    CONFIG_RULES = (*TransformerRecommender.CONFIG_RULES, Unavailable(
+        "length_split", "RKSA", "its kernel loss is pooled over the whole batch's pairs"))
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

@@ -99,6 +99,7 @@ class TransformerRecommender(SequentialRecommender):
         self.negatives_per = config["negatives_per"]
         self.exclude_own_negatives = bool(config["exclude_own_negatives"])
         self.bf16 = config["bf16"]
+        self.length_split = bool(config["length_split"])
         self.embedding = SequenceEmbedding(
             self.n_items,
             self.max_seq_length,
@@ -172,6 +173,29 @@ class TransformerRecommender(SequentialRecommender):
     def forward(self, interaction) -> torch.Tensor:
         return self.encode(interaction)[0]  # (B, L, d)
 
+    def encode_by_length(self, interaction) -> tuple[torch.Tensor, list]:
+        """:meth:`encode` computed in parts (``length_split``): the rows grouped by length class
+        (1, 2, 3–4, 5–8, ... items), each part cut after its own longest sequence, its hidden
+        states put back at the rows' places (zeros past a part's width). Every real position gets
+        what :meth:`encode` gives it (a row attends only to its own items, and a causal one only
+        to earlier ones), without most of the work on padding; no loss reads a padding position.
+        The attention outputs are not returned (models with an auxiliary loss refuse
+        ``length_split``)."""
+        lengths = interaction[self.ITEM_SEQ_LEN].clamp(min=1)  # (B,)
+        length_class = torch.ceil(torch.log2(lengths.double())).long()  # (B,) 0, 1, 2, 2, 3, ...
+        classes = torch.unique(length_class).tolist()
+        if len(classes) == 1:
+            return self.encode(interaction)
+        batch, width = interaction[self.ITEM_SEQ].shape
+        hidden = None
+        for value in classes:
+            index = torch.nonzero(length_class == value).squeeze(1)  # (b,)
+            part, _ = self.encode(self.trimmed(interaction[index]))  # (b, w, d)
+            if hidden is None:
+                hidden = part.new_zeros(batch, width, part.size(-1))  # (B, L, d)
+            hidden[index, : part.size(1)] = part
+        return hidden, []
+
     def trimmed(self, interaction) -> Interaction:
         """The batch cut after its longest sequence: every (B, L) field keeps its first
         ``max(item_length)`` columns. Exact for every valid position (right padding, causal
@@ -193,7 +217,8 @@ class TransformerRecommender(SequentialRecommender):
 
     def calculate_loss(self, interaction) -> torch.Tensor:
         interaction = self.trimmed(interaction)
-        hidden, extras = self.encode(interaction)  # (B, L, d)
+        hidden, extras = (self.encode_by_length(interaction) if self.length_split
+                          else self.encode(interaction))  # (B, L, d)
         if (TARGET_LIST_FIELD in interaction and self.negatives_per == "sequence"
                 and self.loss_type is LossType.SAMPLED_SOFTMAX):  # negatives drawn per row
             targets = interaction[TARGET_LIST_FIELD]  # (B, L)
