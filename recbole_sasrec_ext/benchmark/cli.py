@@ -8,9 +8,12 @@ the folder's results.csv.
 ``python -m recbole_sasrec_ext.benchmark speed <suite> --out <dir> [--target-metric ndcg@10]``
 runs the suite's ``reference`` and ``candidate`` models and writes ``speed.md`` comparing them
 (speed.py).
+``python -m recbole_sasrec_ext.benchmark merge <src> <dst>`` copies the finished runs of output
+folder ``src`` into ``dst`` (same suite) and remakes ``dst``'s report: a suite run in pieces in
+separate folders at once, combined (merge.py).
 
-Exit status: 0 when the suite finished (even with failed runs), 2 for a bad suite file or bad
-arguments, 130 when interrupted.
+Exit status: 0 when the suite finished (even with failed runs), 2 for a bad suite file, bad
+arguments or folders that cannot be merged, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from recbole_sasrec_ext.common.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTE
 PROG = "python -m recbole_sasrec_ext.benchmark"
 REPORT_COMMAND = "report"
 SPEED_COMMAND = "speed"
+MERGE_COMMAND = "merge"
 
 
 def _int_list(text: str) -> list[int]:
@@ -142,12 +146,25 @@ def _speed_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _merge_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} {MERGE_COMMAND}",
+        description="Copy the finished runs (rows, histories, per-user files, logs) of one output "
+        "folder into another of the same suite, then remake the destination's report.",
+    )
+    parser.add_argument("src", type=Path, help="the output folder to copy finished runs from")
+    parser.add_argument("dst", type=Path, help="the output folder to merge them into")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     lifetime.sigterm_as_interrupt()  # the running run is stopped as on Ctrl-C
     try:
         if argv and argv[0] == REPORT_COMMAND:
             return _report(_report_parser().parse_args(argv[1:]).out)
+        if argv and argv[0] == MERGE_COMMAND:
+            return _merge(_merge_parser().parse_args(argv[1:]))
         if argv and argv[0] == SPEED_COMMAND:
             return _speed(_speed_parser().parse_args(argv[1:]), f"{PROG} {shlex.join(argv)}")
         return _run(_run_parser().parse_args(argv), f"{PROG} {shlex.join(argv)}")
@@ -178,6 +195,17 @@ def _report(out: Path) -> int:
 
     for path in write_report(out):
         print(path)
+    return EXIT_OK
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from recbole_sasrec_ext.benchmark.merge import merge_folders
+
+    summary = merge_folders(args.src, args.dst)
+    print(
+        f"merged {summary.merged} runs from {args.src} into {args.dst} "
+        f"({summary.skipped} skipped: failed or incomplete)"
+    )
     return EXIT_OK
 
 
