@@ -38,6 +38,16 @@ from recbole_sasrec_ext.data.full_sequence_dataset import TARGET_LIST_FIELD, Ful
 TRIMMABLE_RECBOLE_MODELS = frozenset({"GRU4Rec", "SASRec"})
 
 
+def length_class_rows(lengths: torch.Tensor) -> list[torch.Tensor]:
+    """The rows of a batch grouped by length class — 1, 2, 3–4, 5–8, ... items (powers of two) —
+    as index tensors, shortest class first: a part cut after its longest sequence is never more
+    than half padding. ``lengths`` (B,) holds each row's number of items (0 counts as 1)."""
+    lengths = lengths.clamp(min=1).double()  # (B,)
+    length_class = torch.ceil(torch.log2(lengths)).long()  # (B,) 0, 1, 2, 2, 3, ...
+    return [torch.nonzero(length_class == value).squeeze(1)  # (b,) each
+            for value in torch.unique(length_class).tolist()]
+
+
 @dataclass(frozen=True)
 class BatchPart:
     """One part of a training batch: its rows and its share of the batch's loss (the part's
@@ -193,14 +203,12 @@ class DeviceTrainDataLoader(TrainDataLoader):
         """
         if not (self.length_split and self.prefix_rows and self.length_field in batch):
             return [BatchPart(batch, 1.0)]
-        lengths = batch[self.length_field].clamp(min=1)  # (k,)
-        length_class = torch.ceil(torch.log2(lengths.double())).long()  # (k,) 0, 1, 2, 2, 3, ...
+        n_rows = len(batch)
         fields = {field: batch[field] for field in batch.interaction}
         parts = []
-        for value in torch.unique(length_class).tolist():  # ascending
-            index = torch.nonzero(length_class == value).squeeze(1)  # (k_c,)
+        for index in length_class_rows(batch[self.length_field]):  # (k_c,) each
             rows = {field: values.index_select(0, index) for field, values in fields.items()}
-            parts.append(BatchPart(Interaction(self._cut(rows)), index.numel() / len(lengths)))
+            parts.append(BatchPart(Interaction(self._cut(rows)), index.numel() / n_rows))
         return parts
 
     def epoch_batches(self) -> list[torch.Tensor]:

@@ -23,6 +23,7 @@ from recbole_sasrec_ext.contract.keys import (
     Key,
 )
 from recbole_sasrec_ext.contract.model import separate_kv
+from recbole_sasrec_ext.data.device_loader import length_class_rows
 from recbole_sasrec_ext.data.full_sequence_dataset import TARGET_LIST_FIELD, FullSequenceDataset
 from recbole_sasrec_ext.layers.block import ACTIVATIONS, NormPlacement, TransformerBlock
 from recbole_sasrec_ext.layers.embedding import POSITION_ORDERS, SequenceEmbedding
@@ -181,15 +182,12 @@ class TransformerRecommender(SequentialRecommender):
         to earlier ones), without most of the work on padding; no loss reads a padding position.
         The attention outputs are not returned (models with an auxiliary loss refuse
         ``length_split``)."""
-        lengths = interaction[self.ITEM_SEQ_LEN].clamp(min=1)  # (B,)
-        length_class = torch.ceil(torch.log2(lengths.double())).long()  # (B,) 0, 1, 2, 2, 3, ...
-        classes = torch.unique(length_class).tolist()
-        if len(classes) == 1:
+        parts = length_class_rows(interaction[self.ITEM_SEQ_LEN])  # [(b,), ...]
+        if len(parts) == 1:
             return self.encode(interaction)
         batch, width = interaction[self.ITEM_SEQ].shape
         hidden = None
-        for value in classes:
-            index = torch.nonzero(length_class == value).squeeze(1)  # (b,)
+        for index in parts:
             part, _ = self.encode(self.trimmed(interaction[index]))  # (b, w, d)
             if hidden is None:
                 hidden = part.new_zeros(batch, width, part.size(-1))  # (B, L, d)
