@@ -285,7 +285,7 @@ class PluginTrainer(Trainer):
             interaction = interaction.to(self.device)
             self.optimizer.zero_grad()
             batch_parts = None  # () or (k,): the batch's loss (parts), summed over its BatchParts
-            for part in _batch_parts(train_data, interaction):
+            for part in _batch_parts(train_data, interaction, whole=self._ddp is not None):
                 with torch.autocast(device_type=self.device.type, enabled=self.enable_amp):
                     losses = loss_func(part.rows)
                 parts = torch.stack(losses) if isinstance(losses, tuple) else losses  # () or (k,)
@@ -442,9 +442,11 @@ class PluginTrainer(Trainer):
         return interaction, scores, positive_u, positive_i
 
 
-def _batch_parts(train_data, interaction) -> list[BatchPart]:
+def _batch_parts(train_data, interaction, whole: bool) -> list[BatchPart]:
     """The parts a training step computes ``interaction`` in: the device loader's
-    :meth:`~DeviceTrainDataLoader.length_parts` (``length_split``), else the batch itself."""
-    if isinstance(train_data, DeviceTrainDataLoader):
+    :meth:`~DeviceTrainDataLoader.length_parts` (``length_split``), else the batch itself. With
+    ``whole`` (a multi-process run: DDP synchronises once per backward, and the ranks' batches
+    may have different numbers of parts) always the batch itself."""
+    if not whole and isinstance(train_data, DeviceTrainDataLoader):
         return train_data.length_parts(interaction)
     return [BatchPart(interaction, 1.0)]
