@@ -224,3 +224,13 @@ def test_plugin_sasrec_epoch_with_length_split_trains_the_same_weights(tiny_data
         weights.append({n: p.detach().clone() for n, p in model.named_parameters()})
     for name in weights[0]:
         torch.testing.assert_close(weights[1][name], weights[0][name], rtol=1e-4, atol=1e-5)
+
+
+def test_length_classes_are_powers_of_two_shortest_first():
+    from recbole_sasrec_ext.data.device_loader import length_class_rows
+
+    lengths = torch.tensor([5, 1, 2, 3, 4, 8, 9, 0, 50, 33, 32])
+    parts = [index.tolist() for index in length_class_rows(lengths)]
+    # classes: {0, 1} -> 1 item, {2} -> 2, {3, 4} -> 3-4, {5, 8} -> 5-8, {9} -> 9-16,
+    # {32} -> 17-32, {33, 50} -> 33-64
+    assert parts == [[1, 7], [2], [3, 4], [0, 5], [6], [10], [8, 9]]
