@@ -23,6 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from recbole_sasrec_ext.benchmark.batch_settings import PLAIN, setting_args
 from recbole_sasrec_ext.benchmark.runner import cpu_description, now_iso
 from recbole_sasrec_ext.common.paths import PACKAGE_PARENT
 
@@ -32,15 +33,6 @@ PROTOCOL = (
     "--filter_seen=True", "--metrics=['Hit', 'NDCG']", "--topk=[10]",
     "--valid_metric=NDCG@10", "--eval_batch_size=4096", "--show_progress=False",
 )
-
-
-#: The setting that is the reference of the ratio column: RecBole's random batches, nothing cut.
-PLAIN = "plain"
-
-
-def setting_args(setting: str) -> list[str]:
-    """``plain`` or ``key=value[+key=value...]`` as command-line arguments."""
-    return [] if setting == PLAIN else [f"--{item}" for item in setting.split("+")]
 
 
 def run_epochs(model: str, dataset: str, data_path: str, epochs: int, setting: str, seed: int,
@@ -90,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--out", type=Path, default=Path("results/buckets"))
     args, extra = parser.parse_known_args(argv)
+    for setting in args.settings:
+        try:
+            setting_args(setting)
+        except ValueError as exc:
+            parser.error(str(exc))  # one line, exit 2, before any run
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for model in args.models.split(","):

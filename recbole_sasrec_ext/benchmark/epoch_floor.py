@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from recbole_sasrec_ext.benchmark.batch_settings import PLAIN, setting_keys
+
 #: The model of the bare loop, as plugin config keys (sasrec_floor.py's SASRec and Block).
 FLOOR_MODEL = {
     "loss_type": "CE", "hidden_size": 50, "inner_size": 50, "n_layers": 2, "n_heads": 1,
@@ -51,20 +53,6 @@ def write_floor_input(inter: Path, out: Path) -> int:
             item = items.setdefault(r[i], len(items) + 1)
             f.write(f"{user} {item}\n")
     return len(rows)
-
-
-#: The plugin run with RecBole's random batches and nothing but the per-batch trimming.
-PLAIN = "plain"
-
-
-def setting_keys(setting: str) -> dict:
-    """``plain`` or ``key=value[+key=value...]`` as config keys (values read as yaml)."""
-    import yaml
-
-    if setting == PLAIN:
-        return {}
-    pairs = (item.split("=", 1) for item in setting.split("+"))
-    return {key: yaml.safe_load(value) for key, value in pairs}
 
 
 def plugin_epochs(dataset: str, data_path: str, epochs: int, setting: str, max_len: int) -> dict:
@@ -125,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None, help="also append the JSON lines here")
     args = parser.parse_args(argv)
+    for setting in args.settings:
+        try:
+            setting_keys(setting)
+        except ValueError as exc:
+            parser.error(str(exc))  # one line, exit 2, before any run
     if args.child:
         args.settings = args.settings[0]
         _child(args)

@@ -1,0 +1,27 @@
+"""The speed benchmarks' batching settings: ``plain`` turns every batching key off explicitly (a
+recipe default must not leak into the reference), and a bad setting is one line, exit 2."""
+
+import pytest
+
+from recbole_sasrec_ext.benchmark import buckets, epoch_floor
+from recbole_sasrec_ext.benchmark.batch_settings import setting_args, setting_keys
+
+
+def test_plain_sets_every_batching_key_off_and_settings_override_it():
+    assert setting_keys("plain") == {"length_split": False, "length_buckets": 0}
+    assert setting_keys("length_buckets=32+length_split=True") == {
+        "length_split": True, "length_buckets": 32}
+    assert setting_args("length_split=True") == ["--length_split=True", "--length_buckets=0"]
+
+
+@pytest.mark.parametrize("main", [buckets.main, epoch_floor.main])
+@pytest.mark.parametrize("bad", ["length_split", "dropout=0.5"])
+def test_a_bad_setting_is_one_line_and_exit_2(main, bad, tmp_path, capsys):
+    floor = tmp_path / "floor.py"
+    floor.write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--floor", str(floor), "--dataset", "x", "--out", str(tmp_path / "out"),
+              "--settings", "plain", bad])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and f"--settings: {bad!r}" in err[-1]
+    assert not (tmp_path / "out").exists()
