@@ -1,6 +1,7 @@
-"""``length_buckets`` and ``length_split`` for RecBole's own GRU4Rec and SASRec: their prefix rows
-batched by length, or RecBole's random batches computed in parts of similar length, each cut after
-its longest sequence. Cutting changes nothing they compute (garbage in the cut-off columns
+"""``length_buckets`` and ``length_split`` for RecBole's own GRU4Rec and SASRec (``length_split``
+for BERT4Rec too, after its mask transform): their prefix rows batched by length, or RecBole's
+random batches computed in parts of similar length, each cut after its longest sequence. Cutting
+changes nothing they compute (garbage in the cut-off columns
 included); the parts of a split batch give the batch's loss and gradient; every row is still
 trained once per epoch; other models refuse the keys with one line."""
 
@@ -16,7 +17,7 @@ from recbole.data.interaction import Interaction
 from recbole_sasrec_ext import Config, PluginError
 from recbole_sasrec_ext.apps.cli import main
 from recbole_sasrec_ext.apps.quick_start import build
-from recbole_sasrec_ext.data.device_loader import DeviceTrainDataLoader
+from recbole_sasrec_ext.data.device_loader import DeviceTrainDataLoader, length_class_rows
 from recbole_sasrec_ext.training.trainer import PluginTrainer
 
 MODELS = ("GRU4Rec", "RecBole.SASRec")
@@ -94,8 +95,10 @@ def test_other_recbole_models_refuse_length_buckets(tiny_data, model_name, capsy
 
 
 # --- length_split: RecBole's batches, computed in parts ----------------------------------------
+SPLIT_MODELS = (*MODELS, "BERT4Rec")
 NO_DROPOUT = {"GRU4Rec": {"dropout_prob": 0.0},
-              "RecBole.SASRec": {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}}
+              "RecBole.SASRec": {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0},
+              "BERT4Rec": {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}}
 
 
 def _garbage_after_length(batch: Interaction, seq_field: str, len_field: str, n_items: int):
@@ -108,7 +111,35 @@ def _garbage_after_length(batch: Interaction, seq_field: str, len_field: str, n_
     return Interaction(rows)
 
 
-@pytest.mark.parametrize("model_name", MODELS)
+def _padded_with_garbage(batch: Interaction, config, n_items: int, garbage: bool = True):
+    """``batch`` with every item list (the mask transform's masked list too) widened back to
+    ``MAX_ITEM_LIST_LENGTH`` and real item ids (``garbage``, else the padding id 0) in every
+    position past each row's length."""
+    lengths = batch[config["ITEM_LIST_LENGTH_FIELD"]]  # (k,)
+    width = config["MAX_ITEM_LIST_LENGTH"]
+    rows = {}
+    for field in batch.interaction:
+        values = batch[field]
+        if field.endswith(config["LIST_SUFFIX"]) and values.dim() == 2:
+            padded = torch.zeros(len(values), width, dtype=values.dtype)  # (k, L)
+            padded[:, :values.size(1)] = values
+            after = torch.arange(width) >= lengths.unsqueeze(1)  # (k, L) past the length
+            ids = 1 + torch.arange(padded.numel()).view(padded.shape) % (n_items - 1)  # (k, L)
+            padded[after] = ids[after].to(values.dtype) if garbage else 0
+            values = padded
+        rows[field] = values
+    return Interaction(rows)
+
+
+def _targets(rows: Interaction) -> torch.Tensor:
+    """The training targets of each row (k,): masked positions under BERT4Rec's transform
+    (its loss reads slots with an index > 0), else one."""
+    if "MASK_INDEX" in rows:
+        return (rows["MASK_INDEX"] > 0).sum(1)
+    return torch.ones(len(rows), dtype=torch.long)
+
+
+@pytest.mark.parametrize("model_name", SPLIT_MODELS)
 def test_split_batch_parts_give_the_whole_batch_loss_and_gradient(tiny_data, model_name):
     config, _, train, _, _, model = _build(tiny_data, model_name, length_split=True,
                                            train_batch_size=64)
@@ -116,20 +147,30 @@ def test_split_batch_parts_give_the_whole_batch_loss_and_gradient(tiny_data, mod
     model.eval()  # no dropout: the parts and the whole batch see the same network
     seq_field = config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"]
     len_field = config["ITEM_LIST_LENGTH_FIELD"]
-    rows = train.rows()
     index = torch.arange(min(64, train.sample_size))  # (k,) rows of all lengths
     batch = train.batch_of(index)
     parts = train.length_parts(batch)
     assert len(parts) >= 3
-    assert sum(len(p.rows) for p in parts) == len(batch)
+    targets = _targets(batch)  # (k,)
+    assert bool((targets == 0).any()) == (model_name == "BERT4Rec")  # rows with nothing masked
+    trained = [rows for rows in length_class_rows(batch[len_field]) if int(targets[rows].sum())]
+    if model_name == "BERT4Rec":  # RecBole's loss never reads a mask at position 0
+        assert len(trained) < len(length_class_rows(batch[len_field]))
+    assert sum(len(p.rows) for p in parts) == sum(len(rows) for rows in trained)
     assert sum(p.share for p in parts) == pytest.approx(1.0)
     for part in parts:  # no part is more than half padding: width <= 2 x its shortest sequence
         lengths = part.rows[len_field]
         assert part.rows[seq_field].size(1) == int(lengths.max()) <= 2 * int(lengths.min())
-        assert part.share == len(part.rows) / len(batch)
+        assert part.share == int(_targets(part.rows).sum()) / int(targets.sum())
+        if model_name == "BERT4Rec":  # the mask slots are cut before the first used one
+            slots = part.rows["MASK_INDEX"]  # (k_c, s)
+            assert bool((slots[:, 0] > 0).any())
+    if model_name == "BERT4Rec":  # short parts use fewer slots than the batch's
+        assert min(p.rows["MASK_INDEX"].size(1) for p in parts) < batch["MASK_INDEX"].size(1)
 
-    whole = _garbage_after_length(Interaction({f: v.index_select(0, index) for f, v in
-                                               rows.items()}), seq_field, len_field, model.n_items)
+    # BERT4Rec reads padding as id 0 (RecBole masks its attention keys by id, not by length), so
+    # its columns past the length stay 0: the check is that the parts drop them exactly
+    whole = _padded_with_garbage(batch, config, model.n_items, garbage=model_name != "BERT4Rec")
     model.zero_grad()
     whole_loss = model.calculate_loss(whole)
     whole_loss.backward()
@@ -146,7 +187,21 @@ def test_split_batch_parts_give_the_whole_batch_loss_and_gradient(tiny_data, mod
                                    rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("model_name", MODELS)
+def test_bert4rec_parts_without_masked_targets_are_left_out(tiny_data):
+    """A length class in which the transform masked nothing adds nothing to BERT4Rec's loss (a
+    mean over masked positions): it is not computed, and the other parts share the whole."""
+    config, _, train, *_ = _build(tiny_data, "BERT4Rec", length_split=True, train_batch_size=64)
+    batch = train.batch_of(torch.arange(min(64, train.sample_size)))
+    rows = {f: batch[f].clone() for f in batch.interaction}
+    short = rows[config["ITEM_LIST_LENGTH_FIELD"]] <= 2  # (k,) length classes 1 and 2
+    assert 0 < int(short.sum()) < len(short)
+    rows["MASK_INDEX"][short] = 0  # nothing trained in those rows
+    parts = train.length_parts(Interaction(rows))
+    assert sum(len(p.rows) for p in parts) == int((~short).sum())
+    assert sum(p.share for p in parts) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("model_name", SPLIT_MODELS)
 def test_an_epoch_with_length_split_trains_the_same_weights_as_recbole_batches(tiny_data,
                                                                                model_name):
     """Without dropout, one epoch through RecBole's loader and one with length_split (the same
@@ -172,6 +227,8 @@ def test_an_epoch_with_length_split_trains_the_same_weights_as_recbole_batches(t
     ("RKSA", {}, "not available for RKSA (its kernel loss is pooled"),
     ("Pop", {}, "not available for Pop"),
     ("GRU4Rec", {"loss_type": "BPR"}, "needs 'train_neg_sample_args' = None"),
+    ("GRU4Rec", {"transform": "mask_itemseq"}, "cannot be combined with 'transform'"),
+    ("BERT4Rec", {"transform": "None"}, "cannot be combined with 'transform' = None"),
 ])
 def test_length_split_outside_its_models_is_one_line_exit_2(tiny_data, model_name, extra, says,
                                                             capsys):

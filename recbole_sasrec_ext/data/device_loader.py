@@ -18,6 +18,9 @@ cut after its longest sequence (their output at the last real position does not 
 padding columns; tests/test_recbole_buckets.py). On S3Rec Beauty 83 % of their right-padded
 positions are padding. ``length_split`` keeps RecBole's random batches and computes each in parts
 of similar length (:meth:`DeviceTrainDataLoader.length_parts`): the same gradient, less padding.
+RecBole's BERT4Rec takes ``length_split`` too: its batch goes through RecBole's own mask transform
+first (the same random draws, in the same order, as RecBole's loader), then each part is cut after
+its longest sequence and before its first used mask slot, and weighted by its masked targets.
 """
 
 from __future__ import annotations
@@ -37,6 +40,15 @@ from recbole_sasrec_ext.data.full_sequence_dataset import TARGET_LIST_FIELD, Ful
 #: ``length_buckets`` may batch them by length and ``length_split`` may compute a batch in parts.
 TRIMMABLE_RECBOLE_MODELS = frozenset({"GRU4Rec", "SASRec"})
 
+#: RecBole models that ``length_split`` may compute in parts: the trimmable ones, and BERT4Rec,
+#: whose bidirectional attention masks the padding keys and whose loss is a mean over the masked
+#: positions of the batch (:class:`BatchPart` weighs its parts by those).
+SPLITTABLE_RECBOLE_MODELS = TRIMMABLE_RECBOLE_MODELS | {"BERT4Rec"}
+
+#: The data transform each splittable RecBole model trains with (RecBole's yaml), applied by the
+#: device loader to every batch before it is split.
+OWN_TRANSFORM = {"BERT4Rec": "mask_itemseq"}
+
 
 def length_class_rows(lengths: torch.Tensor) -> list[torch.Tensor]:
     """The rows of a batch grouped by length class — 1, 2, 3–4, 5–8, ... items (powers of two) —
@@ -51,8 +63,9 @@ def length_class_rows(lengths: torch.Tensor) -> list[torch.Tensor]:
 @dataclass(frozen=True)
 class BatchPart:
     """One part of a training batch: its rows and its share of the batch's loss (the part's
-    rows / the batch's rows; the models of ``length_split`` average their loss over rows, so the
-    parts' losses times their shares sum to the batch's loss, and so do the gradients)."""
+    training targets / the batch's: rows for the models that average their loss over rows,
+    masked positions for BERT4Rec, so the parts' losses times their shares sum to the batch's
+    loss, and so do the gradients)."""
 
     rows: Interaction
     share: float
@@ -63,21 +76,26 @@ def device_loader_applies(config, dataset) -> bool:
     loader yields the same batches, built on the device)."""
     neg = config["train_neg_sample_args"]
     no_negatives = neg is None or neg.get("distribution", "none") == "none"
-    plain_rows = no_negatives and config["transform"] is None and bool(config["single_spec"])
+    one_process = no_negatives and bool(config["single_spec"])
     if isinstance(dataset, FullSequenceDataset):
-        return bool(config["device_train_loader"]) and plain_rows
-    cut = bool(config["length_buckets"]) or bool(config["length_split"])
-    return cut and plain_rows and trims_recbole_model(config)
+        return bool(config["device_train_loader"]) and one_process and config["transform"] is None
+    if not (one_process and _recbole_sequential(config)):
+        return False
+    name = config.model_class.__name__
+    if config["length_buckets"]:
+        return name in TRIMMABLE_RECBOLE_MODELS and config["transform"] is None
+    own_transform = config["transform"] == OWN_TRANSFORM.get(name)
+    return (bool(config["length_split"]) and name in SPLITTABLE_RECBOLE_MODELS
+            and own_transform)
 
 
 def _recbole_model(model_class: type) -> bool:
     return model_class.__module__.startswith("recbole.")
 
 
-def trims_recbole_model(config) -> bool:
-    """Whether the run trains one of RecBole's :data:`TRIMMABLE_RECBOLE_MODELS`."""
-    return (config["MODEL_TYPE"] == ModelType.SEQUENTIAL and _recbole_model(config.model_class)
-            and config.model_class.__name__ in TRIMMABLE_RECBOLE_MODELS)
+def _recbole_sequential(config) -> bool:
+    """Whether the run trains one of RecBole's own sequential models."""
+    return config["MODEL_TYPE"] == ModelType.SEQUENTIAL and _recbole_model(config.model_class)
 
 
 def check_length_buckets(config, model_class) -> None:
@@ -95,12 +113,12 @@ def check_length_buckets(config, model_class) -> None:
         )
     if not config.get("length_split") or not recbole:  # the plugin's models: their own rules
         return
-    if model_class.__name__ not in TRIMMABLE_RECBOLE_MODELS:
+    name = model_class.__name__
+    if name not in SPLITTABLE_RECBOLE_MODELS:
         raise PluginError(
-            f"config key 'length_split' = True is not available for RecBole's "
-            f"{model_class.__name__} (only RecBole's "
-            f"{' and '.join(sorted(TRIMMABLE_RECBOLE_MODELS))} and the plugin's SASRec); use "
-            "length_split: False"
+            f"config key 'length_split' = True is not available for RecBole's {name} (only "
+            f"RecBole's {', '.join(sorted(SPLITTABLE_RECBOLE_MODELS))} and the plugin's SASRec);"
+            " use length_split: False"
         )
     neg = config.get("train_neg_sample_args")
     if neg is not None and neg.get("distribution", "none") != "none":
@@ -108,10 +126,11 @@ def check_length_buckets(config, model_class) -> None:
             "config key 'length_split' = True needs 'train_neg_sample_args' = None (CE, no "
             "training negatives): the split batches are built by the device loader"
         )
-    if config.get("transform") is not None:
+    if config.get("transform") != OWN_TRANSFORM.get(name):
         raise PluginError(
             f"config key 'length_split' = True cannot be combined with 'transform' = "
-            f"{config['transform']!r}"
+            f"{config['transform']!r} for RecBole's {name} (it splits batches made with "
+            f"transform = {OWN_TRANSFORM.get(name)!r})"
         )
 
 
@@ -141,6 +160,11 @@ class DeviceTrainDataLoader(TrainDataLoader):
         # RecBole's prefix rows: one target each, lists cut here (the plugin's models cut their own)
         self.prefix_rows = not isinstance(dataset, FullSequenceDataset)
         self.list_suffix = config["LIST_SUFFIX"]
+        # RecBole's mask transform (BERT4Rec), applied to each batch as RecBole's collate does
+        self.transformed = config["transform"] is not None
+        self.mask_index_field = config["MASK_INDEX"] if self.transformed else None
+        self.mask_slot_fields = ((config["MASK_INDEX"], config["POS_ITEMS"], config["NEG_ITEMS"])
+                                 if self.transformed else ())  # (k, mask_len) each
 
     # --- data on the device --------------------------------------------------------------
     def to(self, device) -> DeviceTrainDataLoader:
@@ -180,16 +204,34 @@ class DeviceTrainDataLoader(TrainDataLoader):
         """The training rows ``index`` (k,) as one batch: one ``index_select`` per field."""
         index = index.to(self.device)  # (k,)
         batch = {field: values.index_select(0, index) for field, values in self.rows().items()}
+        if self.transformed:  # RecBole's collate: dataset[index], then the transform
+            transformed = self.transform(self._dataset, Interaction(batch))
+            batch = {field: transformed[field] for field in transformed.interaction}
         if self.prefix_rows and (self.length_buckets or self.length_split) and (
                 self.length_field in batch):
             batch = self._cut(batch)
         return Interaction(batch)
 
     def _cut(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``batch`` with its sequence lists cut after its longest sequence."""
+        """``batch`` with its sequence lists cut after its longest sequence and, with the mask
+        transform, its mask slots (left-padded; a slot trains only where its index is > 0, as
+        BERT4Rec's loss reads them) cut before the first slot any row uses."""
         width = max(int(batch[self.length_field].max()), 1)  # the longest sequence
-        return {field: values[:, :width] if field.endswith(self.list_suffix) and values.dim() == 2
-                else values for field, values in batch.items()}  # lists (k, width)
+        cut = {field: values[:, :width] if field.endswith(self.list_suffix) and values.dim() == 2
+               else values for field, values in batch.items()}  # lists (k, width)
+        if self.mask_index_field in cut:
+            used = (cut[self.mask_index_field] > 0).any(0)  # (mask_len,)
+            first = int(used.nonzero()[0]) if bool(used.any()) else used.numel() - 1
+            cut = {field: values[:, first:] if field in self.mask_slot_fields else values
+                   for field, values in cut.items()}  # mask slots (k, mask_len - first)
+        return cut
+
+    def _weights(self, batch: Interaction) -> torch.Tensor:
+        """Each row's weight in its batch's loss (k,): its masked targets under the mask
+        transform (BERT4Rec averages over those), else 1 (a mean over rows)."""
+        if self.mask_index_field in batch:
+            return (batch[self.mask_index_field] > 0).sum(1)  # (k,)
+        return torch.ones(len(batch), dtype=torch.long, device=self.device)  # (k,)
 
     def length_parts(self, batch: Interaction) -> list[BatchPart]:
         """``batch`` as the parts its training step computes.
@@ -197,18 +239,23 @@ class DeviceTrainDataLoader(TrainDataLoader):
         Without ``length_split``: the batch itself. With it (RecBole's prefix rows): the rows
         grouped by length class — lengths 1, 2, 3–4, 5–8, ... (powers of two) — each part cut
         after its own longest sequence, so no part is more than half padding; its share is its
-        rows / the batch's rows. The batch and its order of rows are RecBole's; only the padding
-        computed changes (exact for models whose output at the last real position ignores the
-        padding columns and whose loss is a mean over rows: :data:`TRIMMABLE_RECBOLE_MODELS`).
+        training targets / the batch's (rows, or masked positions under the mask transform); a
+        part without targets is left out. The batch and its order of rows are RecBole's; only the
+        padding computed changes (exact for models whose outputs at real positions ignore the
+        padding columns and whose loss is a mean over targets: :data:`SPLITTABLE_RECBOLE_MODELS`).
         """
         if not (self.length_split and self.prefix_rows and self.length_field in batch):
             return [BatchPart(batch, 1.0)]
-        n_rows = len(batch)
+        weights = self._weights(batch)  # (k,)
+        total = int(weights.sum())
         fields = {field: batch[field] for field in batch.interaction}
         parts = []
         for index in length_class_rows(batch[self.length_field]):  # (k_c,) each
+            targets = int(weights.index_select(0, index).sum())
+            if targets == 0:  # nothing to learn (a mean over no targets would be 0 / 0)
+                continue
             rows = {field: values.index_select(0, index) for field, values in fields.items()}
-            parts.append(BatchPart(Interaction(self._cut(rows)), index.numel() / n_rows))
+            parts.append(BatchPart(Interaction(self._cut(rows)), targets / total))
         return parts
 
     def epoch_batches(self) -> list[torch.Tensor]:
