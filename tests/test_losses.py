@@ -104,6 +104,25 @@ def test_chunked_softmax_ce_equals_cross_entropy_in_value_and_gradients(chunk):
     torch.testing.assert_close(w.grad, w_ref.grad)
 
 
+def test_chunked_softmax_ce_is_exact_where_the_target_probability_underflows():
+    """A target 200 nats below the best logit (softmax probability 0 in float32): the loss is
+    still logsumexp - target logit, and the gradient softmax - onehot."""
+    from recbole_sasrec_ext.layers.chunked_softmax import chunked_softmax_ce
+
+    h = torch.tensor([[1.0, 0.0], [0.5, 0.5]], requires_grad=True)  # (2, d)
+    w = torch.tensor([[200.0, 0.0], [0.0, 0.0], [0.0, 3.0]], requires_grad=True)  # (3, d)
+    target = torch.tensor([1, 2])  # position 0: logits 200 / 0 / 0, target 1
+    loss = chunked_softmax_ce(h, w, target, 1)
+    expected = F.cross_entropy(h.detach() @ w.detach().T, target)
+    assert torch.isfinite(loss) and loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert loss.item() > 100.0 / 2  # the first position alone adds 200 / 2
+    loss.backward()
+    h_ref, w_ref = h.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
+    F.cross_entropy(h_ref @ w_ref.T, target).backward()
+    torch.testing.assert_close(h.grad, h_ref.grad)
+    torch.testing.assert_close(w.grad, w_ref.grad)
+
+
 def test_chunked_softmax_ce_of_no_positions_is_zero_with_zero_gradients():
     from recbole_sasrec_ext.layers.chunked_softmax import chunked_softmax_ce
 

@@ -17,8 +17,18 @@ import torch
 DEFAULT_CHUNK = 128
 
 
+#: Below this softmax probability of the target, ``-log p`` is recomputed from the logits (the
+#: float32 softmax loses precision near its underflow, about 1e-38); above it ``-log p`` equals
+#: ``logsumexp - target logit`` to float rounding.
+_TINY = 1e-30
+
+
 class _ChunkedSoftmaxCE(torch.autograd.Function):
-    """Mean over positions of ``logsumexp(h W^T) - h·W[target]``; gradients made in forward."""
+    """Mean over positions of ``logsumexp(h W^T) - h·W[target]``; gradients made in forward.
+
+    Per chunk: one matmul for the logits, torch's fused softmax in place (one kernel: max,
+    exp and sum, scale; the loss of a position is ``-log`` of its target's probability), the
+    one-hot subtracted, and two matmuls for the gradients of ``h`` and ``W``."""
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, w: torch.Tensor, target: torch.Tensor, chunk: int):
@@ -33,14 +43,16 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
             c = hc.size(0)
             logits = torch.mm(hc, w.t(), out=buffer[:c])  # (c, V)
             rows = torch.arange(c, device=h.device)  # (c,)
-            target_logit = logits[rows, tc]  # (c,)
-            top = logits.max(dim=1, keepdim=True).values  # (c, 1)
-            logits.sub_(top).exp_()  # (c, V) exp(z - max)
-            norm = logits.sum(dim=1, keepdim=True)  # (c, 1)
-            lse = top.squeeze(1) + norm.squeeze(1).log()  # (c,)
-            total += (lse - target_logit).sum(dtype=torch.float64)
+            probs = torch.ops.aten._softmax.out(logits, 1, False, out=logits)  # (c, V) in place
+            target_prob = probs[rows, tc]  # (c,)
+            losses = -target_prob.double().log()  # (c,)
+            tiny = target_prob < _TINY  # (c,) recomputed exactly: logsumexp - target logit
+            if bool(tiny.any()):
+                exact = torch.mm(hc[tiny], w.t())  # (t, V)
+                losses[tiny] = (exact.logsumexp(1) - exact[torch.arange(exact.size(0),
+                                device=h.device), tc[tiny]]).double()  # (t,)
+            total += losses.sum()
             if needs_grad:
-                probs = logits.div_(norm)  # (c, V) softmax, in place
                 probs[rows, tc] -= 1.0  # (c, V) d loss_sum / d logits
                 torch.mm(probs, w, out=grad_h[start:start + c])  # (c, d)
                 grad_w.addmm_(probs.t(), hc)  # (V, d)
