@@ -16,6 +16,8 @@ OPTIONS = [
     {"layer_norm": "sasrec"},
     {"position_order": "from_start"},
     {"layer_norm": "sasrec", "position_order": "from_start", "init": "normal"},
+    {"layer_norm": "gated"},
+    {"layer_norm": "gated", "hidden_act": "swiglu", "inner_size": 16},
 ]
 
 
@@ -49,6 +51,27 @@ def test_sasrec_block_exact():
     h = block.norm2(q + attention.proj(y))  # residual on the normalised queries
     expected = h + block.ffn(h)  # FFN residual on its own normalised input
     assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_gated_block_exact():
+    """eSASRec's LiGR block: each residual branch gated by the stream; SwiGLU feed-forward."""
+    torch.manual_seed(0)
+    attention = CausalSelfAttention(8, 2, 0.0)
+    block = TransformerBlock(attention, 8, 12, 0.0, "swiglu", "gated", 1e-8).eval()
+    x = torch.randn(3, 5, 8)
+    out, _ = block(x)
+    a = attention(block.norm1(x)).out  # (3, 5, 8)
+    h = x + torch.sigmoid(block.gate1(x)) * a
+    w1, w2, w3 = block.ffn.net[0], block.ffn.net[3], block.ffn.up
+    n = block.norm2(h)
+    ffn = w2(torch.nn.functional.silu(w1(n)) * w3(n))
+    expected = h + torch.sigmoid(block.gate2(h)) * ffn
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_gated_block_has_no_final_norm(tiny_data):
+    assert isinstance(_model(tiny_data, layer_norm="gated").final_norm, torch.nn.Identity)
+    assert isinstance(_model(tiny_data, layer_norm="pre").final_norm, torch.nn.LayerNorm)
 
 
 def test_attention_kv_equal_to_queries_is_self_attention():

@@ -121,6 +121,7 @@ def test_onnx_top_k_equals_numpy_top_k(models):
 @pytest.mark.parametrize("options", [
     {"layer_norm": "post"}, {"layer_norm": "sasrec", "position_order": "from_start"},
     {"n_layers": 1, "n_heads": 2, "hidden_act": "gelu"},
+    {"layer_norm": "gated", "hidden_act": "swiglu", "inner_size": 16},
 ])
 def test_last_position_encoder_equals_the_model(tiny_data, options):
     """Every block placement: the encoder that computes only the last position of the last block

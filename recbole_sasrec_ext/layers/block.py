@@ -10,8 +10,8 @@ from torch import nn
 from recbole_sasrec_ext.contract.model import separate_kv
 from recbole_sasrec_ext.layers.attention import AttentionOutput
 
-#: Activations of the point-wise feed-forward network.
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
+#: Activations of the point-wise feed-forward network (``swiglu``: a gated unit, below).
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "swiglu": nn.SiLU}
 
 
 class NormPlacement(str, Enum):
@@ -22,15 +22,27 @@ class NormPlacement(str, Enum):
     * ``SASREC`` — the original SASRec code (TF, and SASRec.pytorch which SASRec+ adapts):
       ``q = LN(x)``; ``h = q + attn(q, keys/values x)`` (the residual adds the *normalised*
       queries, no dropout on the attention output); ``h' = LN(h)``; ``h' + drop(ffn(h'))``.
+    * ``GATED`` — eSASRec's LiGR block (Tikhonov et al., RecSys 2025; LiGR: Gupta et al. 2025):
+      pre-LN sub-layers whose residual branches are gated by the stream itself,
+      ``x + σ(G1·x) ⊙ drop(attn(LN(x)))``, then ``x + σ(G2·x) ⊙ drop(ffn(LN(x)))``; as the
+      reference code (RecTools' ``LiGRLayers``), no final LayerNorm after the last block.
     """
 
     PRE = "pre"
     POST = "post"
     SASREC = "sasrec"
+    GATED = "gated"
+
+    @property
+    def final_norm(self) -> bool:
+        """Whether the encoder normalises the last block's output (the pre-LN structures)."""
+        return self in (NormPlacement.PRE, NormPlacement.SASREC)
 
 
 class PointWiseFeedForward(nn.Module):
-    """``W2·act(W1·x)`` applied at every position (the paper's two 1x1 convolutions)."""
+    """``W2·act(W1·x)`` applied at every position (the paper's two 1x1 convolutions); with
+    ``swiglu`` the gated unit ``W2·(silu(W1·x) ⊙ W3·x)`` of eSASRec's feed-forward
+    (Shazeer 2020)."""
 
     def __init__(self, hidden_size: int, inner_size: int, dropout: float, activation: str):
         super().__init__()
@@ -40,9 +52,13 @@ class PointWiseFeedForward(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(inner_size, hidden_size),
         )
+        self.up = nn.Linear(hidden_size, inner_size) if activation == "swiglu" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # (B, L, d)
+        if self.up is None:
+            return self.net(x)  # (B, L, d)
+        first, act, drop, second = self.net
+        return second(drop(act(first(x)) * self.up(x)))  # (B, L, d)
 
 
 class TransformerBlock(nn.Module):
@@ -76,6 +92,9 @@ class TransformerBlock(nn.Module):
         self.norm1 = nn.LayerNorm(hidden_size, eps=eps)
         self.norm2 = nn.LayerNorm(hidden_size, eps=eps)
         self.dropout = nn.Dropout(dropout)
+        gated = self.placement is NormPlacement.GATED
+        self.gate1 = nn.Linear(hidden_size, hidden_size) if gated else None  # GATED only
+        self.gate2 = nn.Linear(hidden_size, hidden_size) if gated else None
 
     def forward(self, x: torch.Tensor, **attention_inputs) -> tuple[torch.Tensor, AttentionOutput]:
         if self.placement is NormPlacement.PRE:
@@ -86,6 +105,10 @@ class TransformerBlock(nn.Module):
             att = self.attention(x, **attention_inputs)
             x = self.norm1(x + self.dropout(att.out))  # (B, L, d)
             x = self.norm2(x + self.dropout(self.ffn(x)))  # (B, L, d)
+        elif self.placement is NormPlacement.GATED:
+            att = self.attention(self.norm1(x), **attention_inputs)
+            x = x + torch.sigmoid(self.gate1(x)) * self.dropout(att.out)  # (B, L, d)
+            x = x + torch.sigmoid(self.gate2(x)) * self.dropout(self.ffn(self.norm2(x)))
         else:
             q = self.norm1(x)  # (B, L, d) queries and residual
             att = self.attention(q, kv=x, **attention_inputs)

@@ -128,8 +128,7 @@ class TransformerRecommender(SequentialRecommender):
             )
             for attention in attentions
         )
-        has_final_norm = placement is not NormPlacement.POST
-        self.final_norm = (nn.LayerNorm(d, eps=config["layer_norm_eps"]) if has_final_norm
+        self.final_norm = (nn.LayerNorm(d, eps=config["layer_norm_eps"]) if placement.final_norm
                            else nn.Identity())
         self.init_std = config["init_std"] if config["init"] == "normal" else None
         self.apply(self._init_weights)

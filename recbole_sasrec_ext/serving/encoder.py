@@ -88,6 +88,11 @@ def last_position_block(
     elif block.placement is NormPlacement.POST:
         y = block.norm1(x_last + _last_query_attention(att, x_last, x, valid))  # (B, 1, d)
         y = block.norm2(y + block.ffn(y))  # (B, 1, d)
+    elif block.placement is NormPlacement.GATED:
+        n = block.norm1(x)  # (B, L, d)
+        out = _last_query_attention(att, n[rows, last].unsqueeze(1), n, valid)  # (B, 1, d)
+        y = x_last + torch.sigmoid(block.gate1(x_last)) * out  # (B, 1, d)
+        y = y + torch.sigmoid(block.gate2(y)) * block.ffn(block.norm2(y))  # (B, 1, d)
     else:  # SASREC: queries LN(x), keys/values x, residual on LN(x)
         q = block.norm1(x_last)  # (B, 1, d)
         h = block.norm2(q + _last_query_attention(att, q, x, valid))  # (B, 1, d)
@@ -123,9 +128,9 @@ class LastPositionEncoder(nn.Module):
             )
             for _ in range(settings["n_layers"])
         )
-        post = NormPlacement(settings["layer_norm"]) is NormPlacement.POST
-        self.final_norm = (nn.Identity() if post
-                           else nn.LayerNorm(d, eps=settings["layer_norm_eps"]))
+        final_norm = NormPlacement(settings["layer_norm"]).final_norm
+        self.final_norm = (nn.LayerNorm(d, eps=settings["layer_norm_eps"]) if final_norm
+                           else nn.Identity())
 
     def encode(self, item_seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Representation (B, d) of right-padded sequences (B, L) with ``lengths`` (B,) >= 1."""
