@@ -123,6 +123,37 @@ def test_chunked_softmax_ce_is_exact_where_the_target_probability_underflows():
     torch.testing.assert_close(w.grad, w_ref.grad)
 
 
+@pytest.mark.parametrize("chunk", [1, 4, 1000])
+def test_chunked_softmax_ce_leaves_out_each_rows_own_classes_but_the_target(chunk):
+    """``own``: a position's softmax drops its row's classes (padding -1 ignored) except its own
+    target, also when the target is one of them (a repeat)."""
+    from recbole_sasrec_ext.layers.chunked_softmax import chunked_softmax_ce
+
+    gen = torch.Generator().manual_seed(1)
+    h = torch.randn(6, 5, generator=gen, requires_grad=True)  # (P, d)
+    w = torch.randn(9, 5, generator=gen, requires_grad=True)  # (V, d)
+    target = torch.tensor([2, 4, 0, 2, 7, 3])  # (P,)
+    own = torch.tensor([[2, 4, 5, -1], [0, 7, 3, 3]])  # (R, M) row 0 holds target 2 (a repeat)
+    own_row = torch.tensor([0, 0, 0, 1, 1, 1])  # (P,)
+    (chunked_softmax_ce(h, w, target, chunk, own=own, own_row=own_row) * 1.5).backward()
+    h_ref, w_ref = h.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
+    logits = h_ref @ w_ref.T  # (P, V)
+    drop = torch.zeros(6, 9, dtype=torch.bool)
+    for p, r in enumerate(own_row.tolist()):
+        for c in own[r].tolist():
+            if c >= 0 and c != target[p]:
+                drop[p, c] = True
+    # row 0 owns {2, 4, 5}, row 1 {0, 3, 7}: a position whose target is one of them keeps it
+    assert drop.sum(1).tolist() == [2, 2, 3, 3, 2, 2]
+    expected = F.cross_entropy(logits.masked_fill(drop, float("-inf")), target)
+    (expected * 1.5).backward()
+    torch.testing.assert_close(chunked_softmax_ce(h, w, target, chunk, own=own, own_row=own_row),
+                               expected.detach())
+    torch.testing.assert_close(h.grad, h_ref.grad)
+    torch.testing.assert_close(w.grad, w_ref.grad)
+    assert chunked_softmax_ce(h, w, target, chunk) > expected  # fewer items in the softmax
+
+
 def test_chunked_softmax_ce_of_no_positions_is_zero_with_zero_gradients():
     from recbole_sasrec_ext.layers.chunked_softmax import chunked_softmax_ce
 

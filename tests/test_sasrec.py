@@ -157,3 +157,34 @@ def test_negatives_per_sequence_trains_and_exclusion_needs_it(tiny_data):
                                           "'sequence', not 'batch'"):
         Config("SASRec", "tiny", config_dict=fast_config(
             tiny_data, **{**settings, "negatives_per": "batch"}))
+
+
+def test_ce_excluding_own_items_drops_them_from_each_softmax(tiny_data):
+    """``exclude_own_negatives`` with CE (any ``negatives_per``): the same network's loss on the
+    same batch is lower (fewer items in each softmax), equal to a hand-masked full softmax."""
+    import torch.nn.functional as F
+
+    from recbole_sasrec_ext.data.full_sequence_dataset import TARGET_LIST_FIELD
+
+    cfg = fast_config(tiny_data, loss_type="CE", exclude_own_negatives=True, seed=3)
+    _, train, _, _, model = build(Config("SASRec", "tiny", config_dict=cfg))
+    model.eval()
+    batch = next(iter(train))
+    with torch.no_grad():
+        excluded = model.calculate_loss(batch).item()
+        model.exclude_own_negatives = False
+        plain = model.calculate_loss(batch).item()
+        hidden = model(model.trimmed(batch))  # (B, L, d)
+    batch = model.trimmed(batch)
+    targets, seq = batch[TARGET_LIST_FIELD], batch["item_id_list"]  # (B, L) each
+    logits = hidden @ model.embedding.item.weight[1:].T  # (B, L, V)
+    own = torch.zeros(seq.size(0), logits.size(-1), dtype=torch.bool)  # (B, V)
+    for r in range(seq.size(0)):
+        items = torch.cat([seq[r], targets[r]])
+        own[r, items[items > 0] - 1] = True
+    drop = own[:, None, :].expand_as(logits).clone()  # (B, L, V)
+    mask = targets > 0  # (B, L)
+    drop[mask, targets[mask] - 1] = False  # never the position's own target
+    expected = F.cross_entropy(logits.masked_fill(drop, float("-inf"))[mask], targets[mask] - 1)
+    assert excluded == pytest.approx(expected.item(), rel=1e-5)
+    assert excluded < plain

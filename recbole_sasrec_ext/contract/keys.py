@@ -160,9 +160,12 @@ class Requires:
     other: str
     value: Any
     why: str = ""
+    unless: tuple[str, Any] | None = None  # (key, value): the rule does not apply then
 
     def check(self, config: Mapping[str, Any]) -> None:
         if not config.get(self.key) or config.get(self.other) == self.value:
+            return
+        if self.unless is not None and config.get(self.unless[0]) == self.unless[1]:
             return
         why = f" ({self.why})" if self.why else ""
         raise PluginError(
@@ -196,8 +199,10 @@ N_HEADS_DIVIDES_HIDDEN = Divides("n_heads", "hidden_size")
 #: a training row never scores more targets than its window holds.
 TRAIN_STRIDE_AT_MOST_WINDOW = AtMost("train_stride", "MAX_ITEM_LIST_LENGTH", meaning="0 = off")
 #: a sequence's own items can only be left out of negatives drawn for that sequence.
+#: (CE has no sampled negatives: there it leaves the row's items out of the full softmax)
 OWN_NEGATIVES_PER_SEQUENCE = Requires("exclude_own_negatives", "negatives_per", "sequence",
-                                      why="a batch's negatives are shared by every user")
+                                      why="a batch's negatives are shared by every user",
+                                      unless=("loss_type", "CE"))
 
 
 def check_keys(

@@ -31,7 +31,8 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
     one-hot subtracted, and two matmuls for the gradients of ``h`` and ``W``."""
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor, w: torch.Tensor, target: torch.Tensor, chunk: int):
+    def forward(ctx, h: torch.Tensor, w: torch.Tensor, target: torch.Tensor, chunk: int,
+                own: torch.Tensor | None, own_row: torch.Tensor | None):
         n, _ = h.shape  # (P, d)
         grad_h = torch.empty_like(h)  # (P, d)
         grad_w = torch.zeros_like(w)  # (V, d)
@@ -41,19 +42,21 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
         for start in range(0, n, chunk):
             hc, tc = h[start:start + chunk], target[start:start + chunk]  # (c, d), (c,)
             c = hc.size(0)
-            logits = torch.mm(hc, w.t(), out=buffer[:c])  # (c, V)
             rows = torch.arange(c, device=h.device)  # (c,)
+            left_out = None if own is None else _left_out(own, own_row[start:start + c], tc)
+            logits = _logits(hc, w, tc, left_out, buffer[:c])  # (c, V)
             probs = torch.ops.aten._softmax.out(logits, 1, False, out=logits)  # (c, V) in place
             target_prob = probs[rows, tc]  # (c,)
             losses = -target_prob.double().log()  # (c,)
             tiny = target_prob < _TINY  # (c,) recomputed exactly: logsumexp - target logit
             if bool(tiny.any()):
-                exact = torch.mm(hc[tiny], w.t())  # (t, V)
+                exact = _logits(hc[tiny], w, tc[tiny],
+                                None if left_out is None else left_out[tiny])  # (t, V)
                 losses[tiny] = (exact.logsumexp(1) - exact[torch.arange(exact.size(0),
                                 device=h.device), tc[tiny]]).double()  # (t,)
             total += losses.sum()
             if needs_grad:
-                probs[rows, tc] -= 1.0  # (c, V) d loss_sum / d logits
+                probs[rows, tc] -= 1.0  # (c, V) d loss_sum / d logits (0 at left-out items)
                 torch.mm(probs, w, out=grad_h[start:start + c])  # (c, d)
                 grad_w.addmm_(probs.t(), hc)  # (V, d)
         ctx.save_for_backward(grad_h.div_(n), grad_w.div_(n))
@@ -62,13 +65,34 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         grad_h, grad_w = ctx.saved_tensors
-        return grad_h * grad_out, grad_w * grad_out, None, None
+        return grad_h * grad_out, grad_w * grad_out, None, None, None, None
+
+
+def _left_out(own: torch.Tensor, own_row: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The classes each position leaves out of its softmax (c, M): its row's own classes, with
+    padding (-1) and the position's own target replaced by the target (which is restored)."""
+    classes = own.index_select(0, own_row)  # (c, M)
+    return torch.where(classes < 0, target[:, None], classes)  # (c, M)
+
+
+def _logits(h: torch.Tensor, w: torch.Tensor, target: torch.Tensor,
+            left_out: torch.Tensor | None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``h @ w.T`` (c, V), with the ``left_out`` classes (c, M) at -inf except each target."""
+    logits = torch.mm(h, w.t(), out=out) if out is not None else torch.mm(h, w.t())  # (c, V)
+    if left_out is not None:
+        rows = torch.arange(h.size(0), device=h.device)  # (c,)
+        target_logit = logits[rows, target]  # (c,) a copy
+        logits.scatter_(1, left_out, float("-inf"))  # (c, V)
+        logits[rows, target] = target_logit
+    return logits
 
 
 def chunked_softmax_ce(
-    h: torch.Tensor, w: torch.Tensor, target: torch.Tensor, chunk: int = DEFAULT_CHUNK
+    h: torch.Tensor, w: torch.Tensor, target: torch.Tensor, chunk: int = DEFAULT_CHUNK,
+    own: torch.Tensor | None = None, own_row: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean cross-entropy of ``softmax(h @ w.T)`` against ``target``.
+    """Mean cross-entropy of ``softmax(h @ w.T)`` against ``target``; with ``own``, each
+    position's softmax leaves out its row's own classes other than its target.
 
     Parameters
     ----------
@@ -80,6 +104,12 @@ def chunked_softmax_ce(
         Class index of each position, in ``0..V-1``.
     chunk : int
         Positions whose (chunk, V) logits are formed at once.
+    own : (R, M) long tensor, optional
+        Classes of each row (a user's items), -1 = none: left out of the softmax of that row's
+        positions (never the position's target), as the paper's negatives are never one of the
+        user's items.
+    own_row : (P,) long tensor, optional (with ``own``)
+        The row of ``own`` each position belongs to.
 
     Returns
     -------
@@ -87,4 +117,4 @@ def chunked_softmax_ce(
     """
     if h.size(0) == 0:
         return (h.sum() + w.sum()) * 0.0  # no positions: zero loss, zero gradients
-    return _ChunkedSoftmaxCE.apply(h.contiguous(), w, target, chunk)
+    return _ChunkedSoftmaxCE.apply(h.contiguous(), w, target, chunk, own, own_row)

@@ -43,10 +43,15 @@ def bce_loss(h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor) -> torch.T
     return (F.softplus(-pos_logit) + F.softplus(neg_logit)).mean()
 
 
-def ce_loss(h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+def ce_loss(h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor,
+            own_items: torch.Tensor | None = None,
+            own_row: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy over every item except padding; the (P, n_items-1) logits are formed a chunk
-    of positions at a time (:mod:`~recbole_sasrec_ext.layers.chunked_softmax`)."""
-    return chunked_softmax_ce(h, items[1:], pos - 1)
+    of positions at a time (:mod:`~recbole_sasrec_ext.layers.chunked_softmax`). With
+    ``own_items`` (B, M) (each row's items, 0 = padding) and ``own_row`` (P,) (each position's
+    row), a position's softmax leaves out its row's items other than its target."""
+    own = None if own_items is None else own_items - 1  # (B, M) classes, -1 = padding
+    return chunked_softmax_ce(h, items[1:], pos - 1, own=own, own_row=own_row)
 
 
 def sampled_softmax_loss(

@@ -29,6 +29,7 @@ from recbole_sasrec_ext.layers.block import ACTIVATIONS, NormPlacement, Transfor
 from recbole_sasrec_ext.layers.embedding import POSITION_ORDERS, SequenceEmbedding
 from recbole_sasrec_ext.layers.losses import (
     LossType,
+    ce_loss,
     next_item_loss,
     sequence_sampled_softmax_loss,
 )
@@ -227,6 +228,13 @@ class TransformerRecommender(SequentialRecommender):
         if TARGET_LIST_FIELD in interaction:  # full-sequence rows: a target at every position
             targets = interaction[TARGET_LIST_FIELD]  # (B, L)
             mask = targets > 0  # (B, L)
+            if self.exclude_own_negatives and self.loss_type is LossType.CE:
+                own = torch.cat([interaction[self.ITEM_SEQ], targets], dim=1)  # (B, 2L)
+                row = torch.arange(targets.size(0), device=targets.device)  # (B,)
+                own_row = row[:, None].expand_as(targets)[mask]  # (N,)
+                loss = ce_loss(hidden[mask], targets[mask], self.embedding.item.weight, own,
+                               own_row)
+                return loss + self.auxiliary_loss(extras)
             hidden, targets = hidden[mask], targets[mask]  # (N, d), (N,)
         else:  # RecBole's prefix samples: the loss at the last position, as RecBole's SASRec
             _note_prefix_samples()
