@@ -187,6 +187,20 @@ def test_split_batch_parts_give_the_whole_batch_loss_and_gradient(tiny_data, mod
                                    rtol=1e-4, atol=1e-6)
 
 
+def test_bert4rec_parts_with_several_mask_slots_compute(tiny_data):
+    """With a longer window (mask_len = 0.2 x 30 = 6 slots) a part's slots are cut in the middle
+    of the slot columns; RecBole's BERT4Rec reshapes them with ``view``, so they must come out
+    contiguous (a Beauty run failed there before)."""
+    config, _, train, _, _, model = _build(tiny_data, "BERT4Rec", length_split=True,
+                                           train_batch_size=64, MAX_ITEM_LIST_LENGTH=30)
+    batch = train.batch_of(torch.arange(min(64, train.sample_size)))
+    parts = train.length_parts(batch)
+    assert batch["MASK_INDEX"].size(1) == 6
+    assert any(1 < p.rows["MASK_INDEX"].size(1) < 6 for p in parts)
+    for part in parts:
+        assert torch.isfinite(model.calculate_loss(part.rows))
+
+
 def test_bert4rec_parts_without_masked_targets_are_left_out(tiny_data):
     """A length class in which the transform masked nothing adds nothing to BERT4Rec's loss (a
     mean over masked positions): it is not computed, and the other parts share the whole."""

@@ -217,13 +217,13 @@ class DeviceTrainDataLoader(TrainDataLoader):
         transform, its mask slots (left-padded; a slot trains only where its index is > 0, as
         BERT4Rec's loss reads them) cut before the first slot any row uses."""
         width = max(int(batch[self.length_field].max()), 1)  # the longest sequence
-        cut = {field: values[:, :width] if field.endswith(self.list_suffix) and values.dim() == 2
-               else values for field, values in batch.items()}  # lists (k, width)
+        cut = {field: values[:, :width].contiguous() if field.endswith(self.list_suffix)
+               and values.dim() == 2 else values for field, values in batch.items()}  # (k, width)
         if self.mask_index_field in cut:
             used = (cut[self.mask_index_field] > 0).any(0)  # (mask_len,)
             first = int(used.nonzero()[0]) if bool(used.any()) else used.numel() - 1
-            cut = {field: values[:, first:] if field in self.mask_slot_fields else values
-                   for field, values in cut.items()}  # mask slots (k, mask_len - first)
+            cut = {field: values[:, first:].contiguous() if field in self.mask_slot_fields
+                   else values for field, values in cut.items()}  # (k, mask_len - first)
         return cut
 
     def _weights(self, batch: Interaction) -> torch.Tensor:
