@@ -195,3 +195,31 @@ def test_sequence_negatives_that_are_all_own_items_leave_only_the_target():
     own = torch.tensor([[3, 1, 2], [2, 3, 1]])  # every item is each row's own
     loss = losses.sequence_sampled_softmax_loss(hidden, targets, items, 50, own)
     assert loss.item() == 0.0  # softmax over the target alone
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 64])
+def test_chunked_softmax_ce_label_smoothing_equals_torch_in_value_and_gradients(chunk):
+    from recbole_sasrec_ext.layers.chunked_softmax import chunked_softmax_ce
+    g = torch.Generator().manual_seed(7)
+    h = torch.randn(10, 4, generator=g, requires_grad=True)
+    w = torch.randn(13, 4, generator=g, requires_grad=True)
+    target = torch.randint(0, 13, (10,), generator=g)
+    expected = F.cross_entropy(h @ w.T, target, label_smoothing=0.3)
+    (expected * 1.5).backward()
+    grad_h, grad_w = h.grad.clone(), w.grad.clone()
+    h.grad = w.grad = None
+    got = chunked_softmax_ce(h, w, target, chunk, smoothing=0.3)
+    (got * 1.5).backward()
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(h.grad, grad_h)
+    torch.testing.assert_close(w.grad, grad_w)
+    plain = chunked_softmax_ce(h, w, target, chunk)
+    assert abs(got.item() - plain.item()) > 1e-2  # smoothing changes the loss
+
+
+def test_label_smoothing_is_refused_with_left_out_classes():
+    from recbole_sasrec_ext.layers.chunked_softmax import chunked_softmax_ce
+    h, w = torch.randn(2, 3), torch.randn(5, 3)
+    with pytest.raises(ValueError, match="label smoothing"):
+        chunked_softmax_ce(h, w, torch.tensor([0, 1]), own=torch.tensor([[2]]),
+                           own_row=torch.tensor([0, 0]), smoothing=0.1)

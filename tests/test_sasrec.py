@@ -188,3 +188,31 @@ def test_ce_excluding_own_items_drops_them_from_each_softmax(tiny_data):
     expected = F.cross_entropy(logits.masked_fill(drop, float("-inf"))[mask], targets[mask] - 1)
     assert excluded == pytest.approx(expected.item(), rel=1e-5)
     assert excluded < plain
+
+
+def test_label_smoothing_is_the_models_ce_loss_and_needs_ce(tiny_data):
+    """``label_smoothing`` reaches the model's loss (equal to torch's smoothed cross-entropy of
+    the same hidden states) and is refused with one line for a loss that has no full softmax."""
+    import torch.nn.functional as F
+
+    from recbole_sasrec_ext import PluginError
+    from recbole_sasrec_ext.data.full_sequence_dataset import TARGET_LIST_FIELD
+
+    cfg = fast_config(tiny_data, loss_type="CE", label_smoothing=0.2, seed=3)
+    _, train, _, _, model = build(Config("SASRec", "tiny", config_dict=cfg))
+    model.eval()
+    batch = model.trimmed(next(iter(train)))
+    with torch.no_grad():
+        got = model.calculate_loss(batch).item()
+        hidden = model(batch)  # (B, L, d)
+    targets = batch[TARGET_LIST_FIELD]  # (B, L)
+    mask = targets > 0  # (B, L)
+    logits = hidden[mask] @ model.embedding.item.weight[1:].T  # (N, V)
+    expected = F.cross_entropy(logits, targets[mask] - 1, label_smoothing=0.2)
+    assert got == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(PluginError, match="'label_smoothing' = 0.2 needs 'loss_type' = 'CE', "
+                                          "not 'BCE'"):
+        Config("SASRec", "tiny", config_dict={**cfg, "loss_type": "BCE"})
+    with pytest.raises(PluginError, match="'label_smoothing' = 0.2 needs "
+                                          "'exclude_own_negatives' = False"):
+        Config("SASRec", "tiny", config_dict={**cfg, "exclude_own_negatives": True})

@@ -32,8 +32,9 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, w: torch.Tensor, target: torch.Tensor, chunk: int,
-                own: torch.Tensor | None, own_row: torch.Tensor | None):
+                own: torch.Tensor | None, own_row: torch.Tensor | None, smoothing: float):
         n, _ = h.shape  # (P, d)
+        n_classes = w.size(0)
         grad_h = torch.empty_like(h)  # (P, d)
         grad_w = torch.zeros_like(w)  # (V, d)
         needs_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
@@ -45,6 +46,8 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
             rows = torch.arange(c, device=h.device)  # (c,)
             left_out = None if own is None else _left_out(own, own_row[start:start + c], tc)
             logits = _logits(hc, w, tc, left_out, buffer[:c])  # (c, V)
+            if smoothing:  # loss + eps * (target logit - mean logit), read before softmax
+                spread = (logits[rows, tc] - logits.mean(1)).double() * smoothing  # (c,)
             probs = torch.ops.aten._softmax.out(logits, 1, False, out=logits)  # (c, V) in place
             target_prob = probs[rows, tc]  # (c,)
             losses = -target_prob.double().log()  # (c,)
@@ -54,9 +57,11 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
                                 None if left_out is None else left_out[tiny])  # (t, V)
                 losses[tiny] = (exact.logsumexp(1) - exact[torch.arange(exact.size(0),
                                 device=h.device), tc[tiny]]).double()  # (t,)
-            total += losses.sum()
+            total += losses.sum() + (spread.sum() if smoothing else 0.0)
             if needs_grad:
-                probs[rows, tc] -= 1.0  # (c, V) d loss_sum / d logits (0 at left-out items)
+                probs[rows, tc] -= 1.0 - smoothing  # (c, V) d loss_sum / d logits
+                if smoothing:
+                    probs.sub_(smoothing / n_classes)  # (c, V) the uniform part of the label
                 torch.mm(probs, w, out=grad_h[start:start + c])  # (c, d)
                 grad_w.addmm_(probs.t(), hc)  # (V, d)
         ctx.save_for_backward(grad_h.div_(n), grad_w.div_(n))
@@ -65,7 +70,7 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         grad_h, grad_w = ctx.saved_tensors
-        return grad_h * grad_out, grad_w * grad_out, None, None, None, None
+        return grad_h * grad_out, grad_w * grad_out, None, None, None, None, None
 
 
 def _left_out(own: torch.Tensor, own_row: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -90,9 +95,12 @@ def _logits(h: torch.Tensor, w: torch.Tensor, target: torch.Tensor,
 def chunked_softmax_ce(
     h: torch.Tensor, w: torch.Tensor, target: torch.Tensor, chunk: int = DEFAULT_CHUNK,
     own: torch.Tensor | None = None, own_row: torch.Tensor | None = None,
+    smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Mean cross-entropy of ``softmax(h @ w.T)`` against ``target``; with ``own``, each
-    position's softmax leaves out its row's own classes other than its target.
+    position's softmax leaves out its row's own classes other than its target; with
+    ``smoothing`` = eps, against the label ``(1 - eps) onehot + eps / V`` (label smoothing:
+    ``-log p(target) + eps * (target logit - mean logit)``).
 
     Parameters
     ----------
@@ -110,11 +118,16 @@ def chunked_softmax_ce(
         user's items.
     own_row : (P,) long tensor, optional (with ``own``)
         The row of ``own`` each position belongs to.
+    smoothing : float in [0, 1)
+        Label smoothing eps; not with ``own`` (a left-out class has no probability to share).
 
     Returns
     -------
     Scalar tensor; its gradients flow to ``h`` and ``w``.
     """
+    if smoothing and own is not None:
+        raise ValueError("label smoothing spreads over every class: not with left-out classes")
     if h.size(0) == 0:
         return (h.sum() + w.sum()) * 0.0  # no positions: zero loss, zero gradients
-    return _ChunkedSoftmaxCE.apply(h.contiguous(), w, target, chunk, own, own_row)
+    return _ChunkedSoftmaxCE.apply(h.contiguous(), w, target, chunk, own, own_row,
+                                   float(smoothing))

@@ -45,13 +45,15 @@ def bce_loss(h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor) -> torch.T
 
 def ce_loss(h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor,
             own_items: torch.Tensor | None = None,
-            own_row: torch.Tensor | None = None) -> torch.Tensor:
+            own_row: torch.Tensor | None = None, smoothing: float = 0.0) -> torch.Tensor:
     """Cross-entropy over every item except padding; the (P, n_items-1) logits are formed a chunk
     of positions at a time (:mod:`~recbole_sasrec_ext.layers.chunked_softmax`). With
     ``own_items`` (B, M) (each row's items, 0 = padding) and ``own_row`` (P,) (each position's
-    row), a position's softmax leaves out its row's items other than its target."""
+    row), a position's softmax leaves out its row's items other than its target. ``smoothing``:
+    label smoothing eps over the n_items-1 real items."""
     own = None if own_items is None else own_items - 1  # (B, M) classes, -1 = padding
-    return chunked_softmax_ce(h, items[1:], pos - 1, own=own, own_row=own_row)
+    return chunked_softmax_ce(h, items[1:], pos - 1, own=own, own_row=own_row,
+                              smoothing=smoothing)
 
 
 def sampled_softmax_loss(
@@ -109,13 +111,13 @@ def gbce_loss(
 
 def next_item_loss(
     loss_type: LossType, h: torch.Tensor, pos: torch.Tensor, items: torch.Tensor,
-    n_negatives: int, gbce_t: float,
+    n_negatives: int, gbce_t: float, label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """Dispatch on ``loss_type``."""
+    """Dispatch on ``loss_type`` (``label_smoothing``: CE only)."""
     if loss_type is LossType.BCE:
         return bce_loss(h, pos, items)
     if loss_type is LossType.CE:
-        return ce_loss(h, pos, items)
+        return ce_loss(h, pos, items, smoothing=label_smoothing)
     if loss_type is LossType.SAMPLED_SOFTMAX:
         return sampled_softmax_loss(h, pos, items, n_negatives)
     return gbce_loss(h, pos, items, n_negatives, gbce_t)

@@ -17,6 +17,8 @@ from torch import nn
 
 from recbole_sasrec_ext.common.errors import PluginError
 from recbole_sasrec_ext.contract.keys import (
+    LABEL_SMOOTHING_CE_ONLY,
+    LABEL_SMOOTHING_NOT_WITH_OWN,
     N_HEADS_DIVIDES_HIDDEN,
     OWN_NEGATIVES_PER_SEQUENCE,
     TRAIN_STRIDE_AT_MOST_WINDOW,
@@ -55,6 +57,7 @@ TRANSFORMER_KEYS: tuple[Key, ...] = (
     Key("gbce_t", float, low=0.0, high=1.0),
     Key("negatives_per", str, choices=("batch", "sequence")),
     Key("exclude_own_negatives", bool),
+    Key("label_smoothing", float, low=0.0, high=1.0, high_open=True),
     Key("bf16", bool),
     Key("train_stride", int, low=0),
     Key("recipe", str, choices=tuple(r.value for r in Recipe)),
@@ -85,7 +88,8 @@ class TransformerRecommender(SequentialRecommender):
     input_type = InputType.POINTWISE
     CONFIG_KEYS = TRANSFORMER_KEYS
     CONFIG_RULES = (
-        N_HEADS_DIVIDES_HIDDEN, TRAIN_STRIDE_AT_MOST_WINDOW, OWN_NEGATIVES_PER_SEQUENCE
+        N_HEADS_DIVIDES_HIDDEN, TRAIN_STRIDE_AT_MOST_WINDOW, OWN_NEGATIVES_PER_SEQUENCE,
+        LABEL_SMOOTHING_CE_ONLY, LABEL_SMOOTHING_NOT_WITH_OWN,
     )
     DATASET_CLASS = FullSequenceDataset  # one row per user, the next item at every position
     TARGETS_AT_EVERY_POSITION = True  # calculate_loss reads TARGET_LIST_FIELD
@@ -100,6 +104,7 @@ class TransformerRecommender(SequentialRecommender):
         self.gbce_t = config["gbce_t"]
         self.negatives_per = config["negatives_per"]
         self.exclude_own_negatives = bool(config["exclude_own_negatives"])
+        self.label_smoothing = float(config["label_smoothing"])
         self.bf16 = config["bf16"]
         self.length_split = bool(config["length_split"])
         self.embedding = SequenceEmbedding(
@@ -242,7 +247,7 @@ class TransformerRecommender(SequentialRecommender):
             targets = interaction[self.ITEM_ID]  # (B,)
         loss = next_item_loss(
             self.loss_type, hidden, targets, self.embedding.item.weight, self.n_negatives,
-            self.gbce_t,
+            self.gbce_t, self.label_smoothing,
         )
         return loss + self.auxiliary_loss(extras)
 
