@@ -110,3 +110,19 @@ def test_quiet_console_after_20_epochs_shows_every_10th_and_new_bests():
     assert [int(ln.split()[1]) for ln in lines] == [*range(20), 25, 29]
     assert lines[0] == "epoch 0 training [time: 1.00s, train loss: 2.0] | valid: ndcg@10 : 0.1"
     assert lines[20].endswith("ndcg@10 : 0.2 *") and not lines[21].endswith("*")
+
+
+def test_quiet_console_writes_to_the_stderr_of_the_moment(monkeypatch):
+    """A console made while another stream was sys.stderr (a closed pytest capture, a caller's
+    redirect) writes to today's sys.stderr, not to the closed one."""
+    import io
+
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    console = QuietConsole()
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    console.emit(logging.makeLogRecord({"msg": "boom", "levelno": logging.WARNING,
+                                        "levelname": "WARNING", "name": "x"}))
+    assert second.getvalue() == "warning: boom\n"

@@ -64,6 +64,7 @@ class QuietConsole(logging.StreamHandler):
 
     def __init__(self, stream=None):
         super().__init__(stream or sys.stderr)
+        self.follows_stderr = stream is None  # write to the sys.stderr of the moment
         self.pending: str | None = None
         self.epoch = -1
         self.best: float | None = None
@@ -102,6 +103,8 @@ class QuietConsole(logging.StreamHandler):
         self.pending = None
 
     def _write(self, line: str) -> None:
+        if self.follows_stderr:  # sys.stderr may have been replaced (and the old one closed)
+            self.stream = sys.stderr
         self.stream.write(line + "\n")
         self.flush()
 
