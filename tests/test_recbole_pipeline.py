@@ -62,7 +62,8 @@ def test_plain_recbole_pipeline_trains_to_a_test_metric(model_class, tiny_data, 
 
 
 def test_prefix_sample_loss_is_the_last_position_loss(tiny_data, caplog):
-    """On RecBole's prefix samples the loss is the CE of the last position against ITEM_ID."""
+    """On RecBole's prefix samples the loss is the CE of the last position against ITEM_ID (with
+    the full-ranking recipe's label smoothing, which RecBole's own Config route gets too)."""
     import torch
     import torch.nn.functional as F
 
@@ -76,7 +77,8 @@ def test_prefix_sample_loss_is_the_last_position_loss(tiny_data, caplog):
         hidden = model.forward(batch)  # (B, L, d)
         last = hidden[torch.arange(len(hidden)), batch["item_length"] - 1]  # (B, d)
         logits = last @ model.embedding.item.weight.T  # (B, n_items)
-        expected = F.cross_entropy(logits[:, 1:], batch["item_id"] - 1)
+        expected = F.cross_entropy(logits[:, 1:], batch["item_id"] - 1, label_smoothing=0.3)
+    assert model.label_smoothing == 0.3
     assert "target_item_id_list" not in batch
     torch.testing.assert_close(loss, expected)
 

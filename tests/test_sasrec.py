@@ -8,6 +8,7 @@ from recbole.data.interaction import Interaction
 from recbole_sasrec_ext import Config
 from recbole_sasrec_ext.apps.quick_start import build
 from recbole_sasrec_ext.data import TARGET_LIST_FIELD
+from recbole_sasrec_ext.layers.losses import LossType
 
 
 def _model(tiny_data, **extra):
@@ -190,13 +191,11 @@ def test_ce_excluding_own_items_drops_them_from_each_softmax(tiny_data):
     assert excluded < plain
 
 
-def test_label_smoothing_is_the_models_ce_loss_and_needs_ce(tiny_data):
-    """``label_smoothing`` reaches the model's loss (equal to torch's smoothed cross-entropy of
-    the same hidden states) and is refused with one line for a loss that has no full softmax."""
+def test_label_smoothing_is_the_models_ce_loss_and_ignored_by_bce(tiny_data):
+    """``label_smoothing`` reaches the model's CE loss (equal to torch's smoothed cross-entropy of
+    the same hidden states); BCE, which has no softmax label, trains with it set (the recipe sets
+    it, a user who picks BCE must not have to unset it) to the same loss as without it."""
     import torch.nn.functional as F
-
-    from recbole_sasrec_ext import PluginError
-    from recbole_sasrec_ext.data.full_sequence_dataset import TARGET_LIST_FIELD
 
     cfg = fast_config(tiny_data, loss_type="CE", label_smoothing=0.2, seed=3)
     _, train, _, _, model = build(Config("SASRec", "tiny", config_dict=cfg))
@@ -210,9 +209,11 @@ def test_label_smoothing_is_the_models_ce_loss_and_needs_ce(tiny_data):
     logits = hidden[mask] @ model.embedding.item.weight[1:].T  # (N, V)
     expected = F.cross_entropy(logits, targets[mask] - 1, label_smoothing=0.2)
     assert got == pytest.approx(expected.item(), rel=1e-5)
-    with pytest.raises(PluginError, match="'label_smoothing' = 0.2 needs 'loss_type' = 'CE', "
-                                          "not 'BCE'"):
-        Config("SASRec", "tiny", config_dict={**cfg, "loss_type": "BCE"})
-    with pytest.raises(PluginError, match="'label_smoothing' = 0.2 needs "
-                                          "'exclude_own_negatives' = False"):
-        Config("SASRec", "tiny", config_dict={**cfg, "exclude_own_negatives": True})
+    assert got != pytest.approx(F.cross_entropy(logits, targets[mask] - 1).item(), rel=1e-4)
+    with torch.no_grad():
+        model.loss_type = LossType.BCE
+        torch.manual_seed(0)
+        bce_smoothed = model.calculate_loss(batch).item()
+        model.label_smoothing = 0.0
+        torch.manual_seed(0)
+        assert model.calculate_loss(batch).item() == bce_smoothed

@@ -204,14 +204,6 @@ OWN_NEGATIVES_PER_SEQUENCE = Requires("exclude_own_negatives", "negatives_per", 
                                       why="a batch's negatives are shared by every user",
                                       unless=("loss_type", "CE"))
 
-#: label smoothing spreads the label over the full softmax's items.
-LABEL_SMOOTHING_CE_ONLY = Requires("label_smoothing", "loss_type", "CE",
-                                   why="it smooths the full softmax's label")
-#: a left-out item has no probability to take a share of the label.
-LABEL_SMOOTHING_NOT_WITH_OWN = Requires("label_smoothing", "exclude_own_negatives", False,
-                                        why="items left out of the softmax cannot share the label")
-
-
 def check_keys(
     config: Mapping[str, Any], keys: Iterable[Key], rules: Iterable[Rule] = ()
 ) -> None:

@@ -40,6 +40,7 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
         needs_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         total = h.new_zeros((), dtype=torch.float64)
         buffer = h.new_empty((min(chunk, n), w.size(0)))  # (c, V) reused by every chunk
+        w_mean = w.mean(0) if smoothing else None  # (d,) the mean logit of h is h · w_mean
         for start in range(0, n, chunk):
             hc, tc = h[start:start + chunk], target[start:start + chunk]  # (c, d), (c,)
             c = hc.size(0)
@@ -47,7 +48,7 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
             left_out = None if own is None else _left_out(own, own_row[start:start + c], tc)
             logits = _logits(hc, w, tc, left_out, buffer[:c])  # (c, V)
             if smoothing:  # loss + eps * (target logit - mean logit), read before softmax
-                spread = (logits[rows, tc] - logits.mean(1)).double() * smoothing  # (c,)
+                spread = (logits[rows, tc] - hc @ w_mean).double() * smoothing  # (c,)
             probs = torch.ops.aten._softmax.out(logits, 1, False, out=logits)  # (c, V) in place
             target_prob = probs[rows, tc]  # (c,)
             losses = -target_prob.double().log()  # (c,)
@@ -59,11 +60,12 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
                                 device=h.device), tc[tiny]]).double()  # (t,)
             total += losses.sum() + (spread.sum() if smoothing else 0.0)
             if needs_grad:
-                probs[rows, tc] -= 1.0 - smoothing  # (c, V) d loss_sum / d logits
-                if smoothing:
-                    probs.sub_(smoothing / n_classes)  # (c, V) the uniform part of the label
+                probs[rows, tc] -= 1.0 - smoothing  # (c, V) d loss_sum / d logits, but eps/V
                 torch.mm(probs, w, out=grad_h[start:start + c])  # (c, d)
                 grad_w.addmm_(probs.t(), hc)  # (V, d)
+        if smoothing and needs_grad:  # the label's uniform eps/V as rank-one terms, added once
+            grad_h -= smoothing * w_mean  # (P, d)
+            grad_w -= (smoothing / n_classes) * h.sum(0)  # (V, d)
         ctx.save_for_backward(grad_h.div_(n), grad_w.div_(n))
         return (total / n).to(h.dtype)
 

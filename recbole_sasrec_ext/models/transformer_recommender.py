@@ -17,8 +17,6 @@ from torch import nn
 
 from recbole_sasrec_ext.common.errors import PluginError
 from recbole_sasrec_ext.contract.keys import (
-    LABEL_SMOOTHING_CE_ONLY,
-    LABEL_SMOOTHING_NOT_WITH_OWN,
     N_HEADS_DIVIDES_HIDDEN,
     OWN_NEGATIVES_PER_SEQUENCE,
     TRAIN_STRIDE_AT_MOST_WINDOW,
@@ -88,8 +86,7 @@ class TransformerRecommender(SequentialRecommender):
     input_type = InputType.POINTWISE
     CONFIG_KEYS = TRANSFORMER_KEYS
     CONFIG_RULES = (
-        N_HEADS_DIVIDES_HIDDEN, TRAIN_STRIDE_AT_MOST_WINDOW, OWN_NEGATIVES_PER_SEQUENCE,
-        LABEL_SMOOTHING_CE_ONLY, LABEL_SMOOTHING_NOT_WITH_OWN,
+        N_HEADS_DIVIDES_HIDDEN, TRAIN_STRIDE_AT_MOST_WINDOW, OWN_NEGATIVES_PER_SEQUENCE
     )
     DATASET_CLASS = FullSequenceDataset  # one row per user, the next item at every position
     TARGETS_AT_EVERY_POSITION = True  # calculate_loss reads TARGET_LIST_FIELD
