@@ -34,8 +34,11 @@ class SASRec(TransformerRecommender):
     * extra options: ``loss_type`` CE / SAMPLED_SOFTMAX / GBCE, ``layer_norm: post`` or ``sasrec``
       (the original code's block: keys/values un-normalised, residual on the normalised queries),
       ``init: normal`` (SASRec+), ``position_order: from_start``, ``train_stride`` (the whole
-      history of long users), ``hidden_act: gelu``, ``scale_embedding: False``;
-    * under full ranking, unless set, ``loss_type`` is CE and ``train_stride`` half the window.
+      history of long users), ``hidden_act: gelu`` / ``swiglu``, ``layer_norm: gated``
+      (eSASRec's block), ``label_smoothing`` (CE), ``scale_embedding: False``;
+    * under full ranking, unless set, the full-ranking recipe applies
+      (``properties/model/recipe-full-ranking.yaml``: CE with label smoothing 0.3, d=64, one
+      block, the original code's block, ``train_stride`` half the window, ...).
     """
 
     def build_attention(self, config) -> nn.Module:
