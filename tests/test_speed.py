@@ -334,3 +334,17 @@ def test_shipped_speed_suites_follow_the_brief() -> None:
         assert run.overrides["stopping_step"] == 1
         assert run.overrides["data_path"].endswith("/datasets/")
     assert any("not quality" in n for n in rksa.notes)
+
+
+def test_loss_cost_times_each_loss_and_label_smoothing_side_by_side(capsys):
+    """The loss benchmark prints one line per variant (CE, sampled softmax, and CE with label
+    smoothing when asked), each with its ratio to CE (CE's own is exactly 1)."""
+    from recbole_sasrec_ext.benchmark import loss_cost
+
+    assert loss_cost.main(["--items", "30", "--users", "8", "--max-len", "6", "--batch", "4",
+                           "--hidden", "8", "--negatives", "5", "--steps", "1",
+                           "--label-smoothing", "0.3"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["loss_type"] for r in rows] == ["CE", "SAMPLED_SOFTMAX", "CE+label_smoothing=0.3"]
+    assert rows[0]["ratio_to_ce"] == 1.0 and rows[1]["n_negatives"] == 5
+    assert all(r["shape"] == [4, 6, 8, 30] and r["median_s_per_batch"] > 0 for r in rows)

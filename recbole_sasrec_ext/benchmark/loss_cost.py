@@ -3,7 +3,8 @@
 Times forward + backward + Adam step of the plugin's SASRec stack (embedding, blocks, final norm,
 loss at every position) on synthetic full-length batches of the size of an ML-1M epoch (6,040
 users, 3,416 items, length 200, batch 128 = 48 batches), alternating the losses step by step so
-that background load affects each the same. Prints one JSON line per loss and the ratios to CE.
+that background load affects each the same. Prints one JSON line per loss and the ratios to CE;
+``--label-smoothing eps`` adds CE with that label smoothing (the full-ranking recipe's 0.3).
 The loss cost does not depend on which items are in the batch, so synthetic ids suffice.
 """  # noqa: E501
 
@@ -52,37 +53,44 @@ def main(argv: list[str] | None = None) -> int:
                         help="timed steps per loss (after 1 warm-up)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--layer-norm", default="sasrec")
+    parser.add_argument("--label-smoothing", type=float, default=0.0,
+                        help="also time CE with this label smoothing (0: not timed)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    losses = [LossType.CE, LossType.SAMPLED_SOFTMAX]
+    # (name, loss, label smoothing): each variant trains its own copy of the stack
+    variants = [("CE", LossType.CE, 0.0), ("SAMPLED_SOFTMAX", LossType.SAMPLED_SOFTMAX, 0.0)]
+    if args.label_smoothing:
+        variants.append((f"CE+label_smoothing={args.label_smoothing}", LossType.CE,
+                         args.label_smoothing))
     models = {
-        t: _Stack(args.items + 1, args.max_len, args.hidden, 2, args.layer_norm) for t in losses
+        name: _Stack(args.items + 1, args.max_len, args.hidden, 2, args.layer_norm)
+        for name, _, _ in variants
     }
-    optims = {t: torch.optim.Adam(m.parameters(), lr=1e-3) for t, m in models.items()}
+    optims = {name: torch.optim.Adam(m.parameters(), lr=1e-3) for name, m in models.items()}
     seq = torch.randint(1, args.items + 1, (args.batch, args.max_len))  # (B, L) full windows
     target = torch.randint(1, args.items + 1, (args.batch, args.max_len))  # (B, L)
     length = torch.full((args.batch,), args.max_len)
-    times: dict[LossType, list[float]] = {t: [] for t in losses}
+    times: dict[str, list[float]] = {name: [] for name, _, _ in variants}
     for step in range(args.steps + 1):
-        for t in losses:
-            model, opt = models[t], optims[t]
+        for name, loss_type, smoothing in variants:
+            model, opt = models[name], optims[name]
             start = time.perf_counter()
             opt.zero_grad()
             h = model(seq, length)  # (B, L, d)
-            loss = next_item_loss(t, h.flatten(0, 1), target.flatten(),
-                                  model.embedding.item.weight, args.negatives, 0.75)
+            loss = next_item_loss(loss_type, h.flatten(0, 1), target.flatten(),
+                                  model.embedding.item.weight, args.negatives, 0.75, smoothing)
             loss.backward()
             opt.step()
             if step:
-                times[t].append(time.perf_counter() - start)
+                times[name].append(time.perf_counter() - start)
     batches = -(-args.users // args.batch)
-    ce = statistics.median(times[LossType.CE])
-    for t in losses:
-        med = statistics.median(times[t])
+    ce = statistics.median(times["CE"])
+    for name, loss_type, _ in variants:
+        med = statistics.median(times[name])
         print(json.dumps({
-            "loss_type": t.value,
-            "n_negatives": args.negatives if t is LossType.SAMPLED_SOFTMAX else None,
+            "loss_type": name,
+            "n_negatives": args.negatives if loss_type is LossType.SAMPLED_SOFTMAX else None,
             "median_s_per_batch": round(med, 4), "est_s_per_epoch": round(med * batches, 1),
             "ratio_to_ce": round(med / ce, 3), "steps": args.steps, "threads": args.threads,
             "shape": [args.batch, args.max_len, args.hidden, args.items],
