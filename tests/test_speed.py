@@ -348,3 +348,17 @@ def test_loss_cost_times_each_loss_and_label_smoothing_side_by_side(capsys):
     assert [r["loss_type"] for r in rows] == ["CE", "SAMPLED_SOFTMAX", "CE+label_smoothing=0.3"]
     assert rows[0]["ratio_to_ce"] == 1.0 and rows[1]["n_negatives"] == 5
     assert all(r["shape"] == [4, 6, 8, 30] and r["median_s_per_batch"] > 0 for r in rows)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--label-smoothing", "1.5"], "--label-smoothing 1.5: expected a float in [0, 1)"),
+    (["--steps", "0"], "--steps 0: expected an int >= 1"),
+])
+def test_loss_cost_refuses_bad_arguments_in_one_line(args, message, capsys):
+    from recbole_sasrec_ext.benchmark import loss_cost
+
+    with pytest.raises(SystemExit) as exit_info:
+        loss_cost.main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].endswith(message)

@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label-smoothing", type=float, default=0.0,
                         help="also time CE with this label smoothing (0: not timed)")
     args = parser.parse_args(argv)
+    if args.steps < 1:
+        parser.error(f"--steps {args.steps}: expected an int >= 1")
+    if not 0.0 <= args.label_smoothing < 1.0:
+        parser.error(f"--label-smoothing {args.label_smoothing}: expected a float in [0, 1)")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     # (name, loss, label smoothing): each variant trains its own copy of the stack

@@ -204,6 +204,7 @@ OWN_NEGATIVES_PER_SEQUENCE = Requires("exclude_own_negatives", "negatives_per", 
                                       why="a batch's negatives are shared by every user",
                                       unless=("loss_type", "CE"))
 
+
 def check_keys(
     config: Mapping[str, Any], keys: Iterable[Key], rules: Iterable[Rule] = ()
 ) -> None:
