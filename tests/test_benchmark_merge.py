@@ -183,3 +183,34 @@ def test_a_locked_folder_is_an_error(pieces: dict[int, Path], tmp_path: Path, ca
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "another benchmark runner" in err and str(src) in err
     assert _snapshot(dst) == before
+
+
+def test_a_run_with_changed_suite_settings_supersedes_the_old_row(
+    pieces: dict[int, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The suite's entry for a model changed (new config_hash): the new run of the same model and
+    seed replaces the old row, its history and its per-user file; other seeds are kept."""
+    src, dst = _copies(pieces, tmp_path)
+    old = _rows(dst)[0]
+    new = {**old, "config_hash": "0123456789ab", "test_ndcg@5": "0.5",
+           "per_user": old["per_user"].replace(old["config_hash"], "0123456789ab")}
+    assert new["per_user"] != old["per_user"]
+    shutil.copyfile(dst / old["per_user"], src / new["per_user"])
+    history = results.read_histories(dst / results.HISTORIES_NAME)[0]
+    results.write_histories(src / results.HISTORIES_NAME, [
+        *results.read_histories(src / results.HISTORIES_NAME),
+        results.HistoryEntry(history.model, history.dataset, history.seed, "0123456789ab",
+                             history.valid_history, history.explanation)])
+    results.write_rows(src / results.CSV_NAME, [*_rows(src), new])
+
+    assert cli.main(["merge", str(src), str(dst)]) == 0
+    assert capsys.readouterr().out.endswith(
+        "(0 skipped: failed or incomplete); 1 runs made with other suite settings replaced\n")
+
+    rows = {(r["seed"], r["config_hash"]): r for r in _rows(dst)}
+    assert set(rows) == {("1", "0123456789ab"), ("2", _rows(src)[0]["config_hash"])}
+    assert rows["1", "0123456789ab"]["test_ndcg@5"] == "0.5"
+    keys = {(h.seed, h.config_hash) for h in results.read_histories(dst / results.HISTORIES_NAME)}
+    assert keys == {(1, "0123456789ab"), (2, _rows(src)[0]["config_hash"])}
+    assert not (dst / old["per_user"]).exists() and (dst / new["per_user"]).is_file()
+    assert "- Runs in results.csv: 2 (2 ok, 0 failed)" in (dst / "results.md").read_text()

@@ -205,6 +205,8 @@ def _merge(args: argparse.Namespace) -> int:
     print(
         f"merged {summary.merged} runs from {args.src} into {args.dst} "
         f"({summary.skipped} skipped: failed or incomplete)"
+        + (f"; {summary.superseded} runs made with other suite settings replaced"
+           if summary.superseded else "")
     )
     return EXIT_OK
 

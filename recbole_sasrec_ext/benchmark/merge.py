@@ -3,10 +3,14 @@
 A suite can be run in pieces in separate folders at once (each folder is locked by its runner)
 and combined afterwards: every ``ok`` and complete row of the source's ``results.csv`` replaces the
 row of the same run key in the destination (or is added), with its ``histories.jsonl`` entry, its
-per-user file and its log; failed or incomplete source rows are left out. The destination's
-``suite.json`` gets the source's commands, and its report is made again. Both folders are locked
-while merging; every file is replaced atomically, ``results.csv`` last, so a merge cut short leaves
-no row without its files and can simply be run again (merging twice changes nothing).
+per-user file and its log; failed or incomplete source rows are left out. A merged run supersedes
+the destination's runs of the same model, data set and seed made with other suite settings (another
+``config_hash``: the suite's entry for that model was changed): those rows and their histories are
+dropped, so the table keeps one row per model and seed, made with the settings now in the suite.
+The destination's ``suite.json`` gets the source's commands, and its report is made again. Both
+folders are locked while merging; every file is replaced atomically, ``results.csv`` last, so a
+merge cut short leaves no row without its files and can simply be run again (merging twice changes
+nothing).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class MergeSummary:
 
     merged: int
     skipped: int  # failed or incomplete rows of the source
+    superseded: int = 0  # destination rows of the same model, data set and seed, other settings
     report: tuple[Path, ...] = ()
 
 
@@ -46,14 +51,14 @@ def merge_folders(src: Path, dst: Path) -> MergeSummary:
         for folder in (src, dst):
             stack.enter_context(results.folder_lock(folder))
         _check_pair(src, dst)  # as it stands now that no runner can change it
-        merged, skipped = _merge_locked(src, dst)
+        merged, skipped, superseded = _merge_locked(src, dst)
         from recbole_sasrec_ext.benchmark.report import write_report  # matplotlib when needed
 
-        return MergeSummary(merged, skipped, tuple(write_report(dst)))
+        return MergeSummary(merged, skipped, superseded, tuple(write_report(dst)))
 
 
-def _merge_locked(src: Path, dst: Path) -> tuple[int, int]:
-    """Merge the files; return (runs merged, source rows left out)."""
+def _merge_locked(src: Path, dst: Path) -> tuple[int, int, int]:
+    """Merge the files; return (runs merged, source rows left out, destination rows superseded)."""
     src_rows = results.read_rows(src / results.CSV_NAME)
     dst_rows = results.read_rows(dst / results.CSV_NAME)
     src_histories = {h.key: h for h in results.read_histories(src / results.HISTORIES_NAME)}
@@ -62,6 +67,13 @@ def _merge_locked(src: Path, dst: Path) -> tuple[int, int]:
     src_meta = _suite_meta(src)
 
     finished = [r for r in src_rows if r["status"] == Status.OK.value and results.is_complete(r)]
+    new_keys = {results.row_key(r) for r in finished}
+    runs = {key[:3] for key in new_keys}  # (model, data set, seed)
+    stale_rows = [r for r in dst_rows
+                  if results.row_key(r)[:3] in runs and results.row_key(r) not in new_keys]
+    stale = {results.row_key(r) for r in stale_rows}
+    dst_rows = [r for r in dst_rows if results.row_key(r) not in stale]
+    dst_histories = [h for h in dst_histories if h.key not in stale]
     for row in finished:
         for column in ("per_user", "log"):
             _copy_file(src, dst, row.get(column, ""))
@@ -69,11 +81,14 @@ def _merge_locked(src: Path, dst: Path) -> tuple[int, int]:
         if entry is not None:
             results.upsert_history(dst_histories, entry)
         results.upsert_row(dst_rows, dict(row))
-    if finished:
+    if finished or stale:
         results.write_histories(dst / results.HISTORIES_NAME, dst_histories)
     results.write_meta(dst, _merged_meta(dst_meta, src_meta))
     results.write_rows(dst / results.CSV_NAME, dst_rows)  # last: rows only with their files
-    return len(finished), len(src_rows) - len(finished)
+    kept = {r.get("per_user", "") for r in dst_rows}
+    for row in stale_rows:  # after the rows: a cut-short merge leaves a file too many, never too few
+        _remove_file(dst, row.get("per_user", ""), kept)
+    return len(finished), len(src_rows) - len(finished), len(stale)
 
 
 def _merged_meta(dst: dict[str, Any], src: dict[str, Any]) -> dict[str, Any]:
@@ -95,6 +110,15 @@ def _copy_file(src: Path, dst: Path, relative: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
+
+
+def _remove_file(folder: Path, relative: str, kept: set[str]) -> None:
+    """Delete ``folder/relative`` if it is a file inside ``folder`` that no kept row names."""
+    if not relative or relative in kept:
+        return
+    path = folder / relative
+    if path.is_file() and path.resolve().is_relative_to(folder.resolve()):
+        path.unlink()
 
 
 def _check_pair(src: Path, dst: Path) -> None:
