@@ -86,7 +86,7 @@ def _merge_locked(src: Path, dst: Path) -> tuple[int, int, int]:
     results.write_meta(dst, _merged_meta(dst_meta, src_meta))
     results.write_rows(dst / results.CSV_NAME, dst_rows)  # last: rows only with their files
     kept = {r.get("per_user", "") for r in dst_rows}
-    for row in stale_rows:  # after the rows: a cut-short merge leaves a file too many, never too few
+    for row in stale_rows:  # after the rows: a cut-short merge leaves a file too many, not too few
         _remove_file(dst, row.get("per_user", ""), kept)
     return len(finished), len(src_rows) - len(finished), len(stale)
 
