@@ -14,6 +14,7 @@ def test_plugin_model_defaults_and_implementation(tiny_data):
     assert (config["n_layers"], config["layer_norm"], config["init"]) == (1, "sasrec", "normal")
     assert config["adam_betas"] == [0.9, 0.999] and config["train_batch_size"] == 128
     assert config["train_stride"] == config["MAX_ITEM_LIST_LENGTH"] // 2
+    assert (config["label_smoothing"], config["stopping_step"]) == (0.3, 20)
     assert any(note.startswith("full-ranking recipe: ") for note in config.notes)
     assert config["train_neg_sample_args"]["distribution"] == "none"
     assert config["implementation"] == "recbole_sasrec_ext.models.sasrec.SASRec"
@@ -45,6 +46,8 @@ def test_rksa_takes_the_recipe_but_its_own_block(tiny_data):
     config = Config("RKSA", "tiny", config_dict={"data_path": str(tiny_data)})
     assert (config["hidden_size"], config["n_layers"], config["loss_type"]) == (64, 1, "CE")
     assert config["layer_norm"] == "pre" and config["init"] == "normal"
+    assert (config["label_smoothing"], config["stopping_step"], config["length_split"]) == (
+        0.3, 20, False)
 
 
 def test_recbole_builtin_under_explicit_name(tiny_data):
