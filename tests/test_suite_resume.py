@@ -139,3 +139,40 @@ def test_newest_checkpoint_is_the_last_written(tmp_path):
     os.utime(older, ns=(1_000_000_000, 1_000_000_000))
     os.utime(newer, ns=(2_000_000_000, 2_000_000_000))
     assert newest_checkpoint(tmp_path) == newer
+
+
+def test_a_row_made_before_a_default_changed_is_run_again(tmp_path, in_root):
+    """A finished row whose ``settings_hash`` differs from what its command resolves to now (a
+    default changed since) is trained again from epoch 0; a row without a hash (made before runs
+    reported one) and a current row are skipped."""
+    from recbole_sasrec_ext.benchmark.settings_probe import probe
+
+    suite = load_suite(_suite(tmp_path))
+    (tmp_path / "run.killed").write_text("never killed")
+    out = tmp_path / "out"
+    run_suite(suite, out, command_prefix=_prefix(tmp_path, "run"), stream=io.StringIO())
+    rows = {r["model"]: r for r in results.read_rows(out / results.CSV_NAME)}
+    specs = {spec.model: spec for spec in suite.runs()}
+    assert [rows[m]["settings_hash"] for m in ("Pop", "SASRec")] == probe(
+        [specs["Pop"].args(), specs["SASRec"].args()])  # the run and the probe agree
+    assert len(rows["SASRec"]["settings_hash"]) == 12
+    assert rows["Pop"]["settings_hash"] != rows["SASRec"]["settings_hash"]
+
+    stream = io.StringIO()
+    again = run_suite(suite, out, command_prefix=_prefix(tmp_path, "run"), stream=stream)
+    assert (again.ran, again.skipped) == (0, 2), stream.getvalue()
+
+    current = rows["SASRec"]["settings_hash"]
+    rows["SASRec"]["settings_hash"] = "0123456789ab"  # as if made with another default
+    rows["Pop"]["settings_hash"] = ""  # as if made before runs reported a hash
+    results.write_rows(out / results.CSV_NAME, list(rows.values()))
+    trained = len(_trained(tmp_path, "run"))
+    stream = io.StringIO()
+    third = run_suite(suite, out, command_prefix=_prefix(tmp_path, "run"), stream=stream)
+    assert (third.ran, third.skipped, third.failed) == (1, 1, 0)
+    assert (f"SASRec on tiny seed 7: its row was made with other settings (settings hash "
+            f"0123456789ab, now {current}: a default changed since); running it again"
+            ) in stream.getvalue()
+    assert _trained(tmp_path, "run")[trained:][0] == "SASRec 0"  # from scratch, not resumed
+    rows = {r["model"]: r for r in results.read_rows(out / results.CSV_NAME)}
+    assert rows["SASRec"]["settings_hash"] == current and rows["Pop"]["settings_hash"] == ""

@@ -23,6 +23,7 @@ from recbole_sasrec_ext import parallel
 from recbole_sasrec_ext.common.argv import swapped_argv
 from recbole_sasrec_ext.common.errors import PluginError
 from recbole_sasrec_ext.config.plugin_config import Config
+from recbole_sasrec_ext.config.settings_hash import settings_hash
 from recbole_sasrec_ext.contract.model import Explainable, declarations
 from recbole_sasrec_ext.contract.plan import plan_of
 from recbole_sasrec_ext.contract.summary import Explanation, RunSummary, StoppedBy, ValidationRecord
@@ -298,6 +299,7 @@ def _train_and_test(
         world_size=plan_of(config).world_size,
         stopped_by=stopped_by(trainer),
         per_user_file=per_user_file,
+        settings_hash=settings_hash(config),
     )
     trainer.tensorboard.close()  # RecBole leaves it open: its writer thread would outlive the run
     run_log.close()

@@ -57,6 +57,7 @@ TAIL_COLUMNS = (
     *_COST_FIELDS,
     "config_hash",  # hash of the suite's overrides for this run: part of the resume key
     "run_config_hash",  # the run's own "config_hash" (of its final config), when it reports one
+    "settings_hash",  # the run's "settings_hash": every declared key's final value (defaults too)
     "versions",
     "date",
     "hardware",
@@ -182,6 +183,7 @@ def make_row(
         "error": format_cell(error),
         "config_hash": config_hash,
         "run_config_hash": format_cell(result.config_hash if result else None),
+        "settings_hash": format_cell(result.settings_hash if result else None),
         "versions": format_versions(result.versions if result else None),
         "date": date,
         "hardware": hardware,

@@ -126,6 +126,31 @@ def now_iso() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
+def changed_settings(
+    specs: Sequence[RunSpec], rows: dict[results.RunKey, results.Row]
+) -> dict[results.RunKey, tuple[str, str]]:
+    """Finished runs whose row's ``settings_hash`` is not what its command resolves to now:
+    run key -> (the row's hash, today's). Rows without a hash (made before runs reported one) and
+    commands whose config cannot be built here are kept as they are."""
+    hashed = [spec for spec in specs if rows[spec.key].get("settings_hash")]
+    if not hashed:
+        return {}
+    probe = subprocess.run(
+        [sys.executable, "-m", "recbole_sasrec_ext.benchmark.settings_probe"],
+        input=json.dumps([spec.args() for spec in hashed]), capture_output=True, text=True,
+        env=_child_env(), check=False,
+    )
+    lines = probe.stdout.strip().splitlines()
+    try:
+        now = json.loads(lines[-1]) if probe.returncode == 0 and lines else None
+    except json.JSONDecodeError:
+        now = None
+    if not isinstance(now, list) or len(now) != len(hashed):
+        return {}  # the probe failed: skip finished rows as before
+    return {spec.key: (rows[spec.key]["settings_hash"], new) for spec, new in zip(hashed, now)
+            if new and new != rows[spec.key]["settings_hash"]}
+
+
 def run_one(
     spec: RunSpec, command_prefix: Sequence[str], out_dir: Path, timeout_s: float
 ) -> RunOutcome:
@@ -160,12 +185,7 @@ def _run_process(
     if resume is not None:
         command.append(f"--resume={resume}")
     log_path = out_dir / results.LOGS_DIR / spec.log_name
-    env = dict(os.environ)
-    # this package, the caller's PYTHONPATH, then the caller's folder (the run's is the output
-    # folder): a suite's model class given by import path imports in the run as it did here
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(PACKAGE_PARENT), env.get("PYTHONPATH", ""), os.getcwd()) if p
-    )
+    env = _child_env()
     start = time.monotonic()
     timed_out = False
     # a resumed run's log follows the interrupted one's
@@ -200,6 +220,17 @@ def _run_process(
         log.seek(0, os.SEEK_END)
         log.write(f"\n----- stderr (exit code {returncode}) -----\n{stderr}".encode())
     return _outcome(stdout, stderr, returncode, timed_out, timeout_s, seconds)
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of a child process: this package, the caller's PYTHONPATH, then the
+    caller's folder (the run's is the output folder), so that a suite's model class given by
+    import path imports in the child as it did here."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(PACKAGE_PARENT), env.get("PYTHONPATH", ""), os.getcwd()) if p
+    )
+    return env
 
 
 def _die_with_parent_hook():
@@ -319,10 +350,11 @@ def _run_suite_locked(
     rows = results.read_rows(csv_path)
     histories = results.read_histories(histories_path)
     done = {
-        results.row_key(r)
+        results.row_key(r): r
         for r in rows
         if r["status"] == Status.OK.value and results.is_complete(r)
     }
+    changed = changed_settings([spec for spec in plan if spec.key in done], done)
     _write_suite_meta(out_dir, suite, command_line)
     _warn_missing_data(plan, stream)
 
@@ -332,10 +364,15 @@ def _run_suite_locked(
     stopped = False
     for index, spec in enumerate(plan, start=1):
         where = f"[{index}/{len(plan)}] {spec.model} on {spec.dataset} seed {spec.seed}"
-        if spec.key in done:
+        if spec.key in done and spec.key not in changed:
             skipped += 1
             print(f"{where}: already in {results.CSV_NAME}, skipped", file=stream, flush=True)
             continue
+        if spec.key in changed:
+            old, new = changed[spec.key]
+            print(f"{where}: its row was made with other settings (settings hash {old}, now "
+                  f"{new}: a default changed since); running it again", file=stream, flush=True)
+            shutil.rmtree(out_dir / CHECKPOINTS_DIR / spec.run_name, ignore_errors=True)
         if max_runs is not None and ran >= max_runs:
             stopped = True
             break

@@ -248,6 +248,12 @@ class RunSummary:
         _optional(_str),
         default=None,
     )
+    settings_hash: str | None = _field(
+        "hash of the final value of every key the plugin declares for the model "
+        "(config/settings_hash.py): changes when a default does",
+        _optional(_str),
+        default=None,
+    )
     schema_version: int = _field(
         "layout version of this summary (`SCHEMA_VERSION`)", _int, default=SCHEMA_VERSION
     )
