@@ -1,10 +1,12 @@
 """Command line of the benchmark.
 
 ``python -m recbole_sasrec_ext.benchmark <suite> --out <dir> [--profile cpu|gpu] [--seeds 1,2,3]
-[--only-models A,B] [--max-runs N] [--timeout S] [--data-root DIR] [--dry-run]`` runs a suite (a
-name in ``properties/benchmark`` or a path to a yaml file) and writes results.csv, results.md and
-plots. ``python -m recbole_sasrec_ext.benchmark report <dir>`` remakes results.md and the plots from
-the folder's results.csv.
+[--only-models A,B] [--max-runs N] [--timeout S] [--data-root DIR] [--dry-run] [--search]`` runs a
+suite (a name in ``properties/benchmark`` or a path to a yaml file) and writes results.csv,
+results.md and plots; with ``--search``, the suite's validation search into ``<dir>/search``
+(search.py), whose chosen settings the suite's later runs into ``<dir>`` use.
+``python -m recbole_sasrec_ext.benchmark report <dir>`` remakes results.md and the plots from the
+folder's results.csv.
 ``python -m recbole_sasrec_ext.benchmark speed <suite> --out <dir> [--target-metric ndcg@10]``
 runs the suite's ``reference`` and ``candidate`` models and writes ``speed.md`` comparing them
 (speed.py).
@@ -27,6 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from recbole_sasrec_ext.benchmark import results
 from recbole_sasrec_ext.benchmark.results import ResultsError
 from recbole_sasrec_ext.benchmark.runner import (
     RUN_CMD_ENV,
@@ -34,7 +37,17 @@ from recbole_sasrec_ext.benchmark.runner import (
     default_command_prefix,
     run_suite,
 )
+from recbole_sasrec_ext.benchmark.search import (
+    CHOSEN_NAME,
+    SEARCH_DIR,
+    choices_note,
+    choose,
+    read_choices,
+    with_choices,
+    write_choices,
+)
 from recbole_sasrec_ext.benchmark.suite import (
+    Suite,
     SuiteError,
     available_suites,
     load_suite,
@@ -112,6 +125,11 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="print the run commands, run nothing"
+    )
+    parser.add_argument(
+        "--search", action="store_true",
+        help="run the suite's validation search (its `search` block) into OUT/search and write "
+        "OUT/search/chosen.json; later runs into OUT use the chosen settings",
     )
     return parser
 
@@ -243,6 +261,15 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
                   f"(the suite has {', '.join(suite.datasets)})", file=sys.stderr)
             return EXIT_BAD_INPUT
         suite = replace(suite, datasets={d: suite.datasets[d] for d in args.only_datasets})
+    out = args.out
+    if args.search:
+        if args.seeds:
+            print(f"error: --seeds: not with --search (the search runs on {suite.source}'s "
+                  "search.seed)", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        suite, out = suite.search_suite(args.only_models), args.out / SEARCH_DIR
+    else:
+        suite = _with_search_choices(suite, args.out)
     plan = suite.runs(seeds=args.seeds, models=args.only_models, data_root=args.data_root)
     if args.dry_run:
         from recbole_sasrec_ext.benchmark.dry_run import check_plan
@@ -260,12 +287,12 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
         return EXIT_OK
     print(
         f"{suite.name}{_profile_text(suite.profile)} ({suite.source}): {plan_summary(plan)} "
-        f"into {args.out}",
+        f"into {out}",
         file=sys.stderr,
     )
     summary = run_suite(
         suite,
-        args.out,
+        out,
         seeds=args.seeds,
         models=args.only_models,
         max_runs=args.max_runs,
@@ -274,8 +301,14 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
     )
     from recbole_sasrec_ext.benchmark.report import write_report
 
-    written = write_report(args.out.resolve())
+    written = write_report(out.resolve())
     print(f"report: {', '.join(str(p) for p in written)}", file=sys.stderr)
+    if args.search:
+        content = choose(suite.search, results.read_rows(out / results.CSV_NAME))
+        path = write_choices(out, content)
+        print(f"search: settings chosen for {len(content['models'])} of "
+              f"{len(suite.search.dropout_keys)} models ({path}); models not listed there are "
+              "still running or failed", file=sys.stderr)
     print(
         f"finished: {summary.ran} run now ({summary.failed} failed), {summary.skipped} already "
         f"done, of {summary.planned} planned",
@@ -292,6 +325,21 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+def _with_search_choices(suite: Suite, out: Path) -> Suite:
+    """``suite`` with the settings its validation search chose (``out/search/chosen.json``)."""
+    choices = read_choices(out) if suite.search is not None else None
+    if suite.search is None:
+        return suite
+    if not choices:
+        print(f"{suite.name}: validation search not run (no {out / SEARCH_DIR / CHOSEN_NAME}): "
+              "every model keeps its settings", file=sys.stderr)
+        return suite
+    metric = str(suite.common.get("valid_metric", "valid_metric"))
+    note = choices_note(suite.search, choices, metric)
+    print(f"{suite.name}: {note}", file=sys.stderr)
+    return replace(with_choices(suite, choices), notes=(*suite.notes, note))
 
 
 def _profile_text(profile: str) -> str:

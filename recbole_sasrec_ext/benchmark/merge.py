@@ -68,9 +68,8 @@ def _merge_locked(src: Path, dst: Path) -> tuple[int, int, int]:
 
     finished = [r for r in src_rows if r["status"] == Status.OK.value and results.is_complete(r)]
     new_keys = {results.row_key(r) for r in finished}
-    runs = {key[:3] for key in new_keys}  # (model, data set, seed)
-    stale_rows = [r for r in dst_rows
-                  if results.row_key(r)[:3] in runs and results.row_key(r) not in new_keys]
+    stale_rows = [old for row in finished for old in results.superseded(dst_rows, row)
+                  if results.row_key(old) not in new_keys]
     stale = {results.row_key(r) for r in stale_rows}
     dst_rows = [r for r in dst_rows if results.row_key(r) not in stale]
     dst_histories = [h for h in dst_histories if h.key not in stale]
@@ -85,9 +84,8 @@ def _merge_locked(src: Path, dst: Path) -> tuple[int, int, int]:
         results.write_histories(dst / results.HISTORIES_NAME, dst_histories)
     results.write_meta(dst, _merged_meta(dst_meta, src_meta))
     results.write_rows(dst / results.CSV_NAME, dst_rows)  # last: rows only with their files
-    kept = {r.get("per_user", "") for r in dst_rows}
-    for row in stale_rows:  # after the rows: a cut-short merge leaves a file too many, not too few
-        _remove_file(dst, row.get("per_user", ""), kept)
+    # after the rows: a cut-short merge leaves a file too many, not too few
+    results.remove_per_user_files(dst, stale_rows, dst_rows)
     return len(finished), len(src_rows) - len(finished), len(stale)
 
 
@@ -110,15 +108,6 @@ def _copy_file(src: Path, dst: Path, relative: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
-
-
-def _remove_file(folder: Path, relative: str, kept: set[str]) -> None:
-    """Delete ``folder/relative`` if it is a file inside ``folder`` that no kept row names."""
-    if not relative or relative in kept:
-        return
-    path = folder / relative
-    if path.is_file() and path.resolve().is_relative_to(folder.resolve()):
-        path.unlink()
 
 
 def _check_pair(src: Path, dst: Path) -> None:

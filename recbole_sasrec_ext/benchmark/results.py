@@ -286,6 +286,27 @@ def write_rows(path: Path, rows: list[Row]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+def superseded(rows: Iterable[Row], row: Row) -> list[Row]:
+    """The rows of ``rows`` that ``row`` replaces as a finished run: the same model, data set,
+    seed and profile made with other suite settings (another ``config_hash``). Rows of another
+    profile (another run budget) are kept beside it."""
+    key, profile = row_key(row), row.get("profile", "")
+    return [r for r in rows if row_key(r)[:3] == key[:3] and row_key(r) != key
+            and r.get("profile", "") == profile]
+
+
+def remove_per_user_files(folder: Path, removed: Iterable[Row], kept: Iterable[Row]) -> None:
+    """Delete the per-user files of ``removed`` rows that lie inside ``folder`` and that no row
+    of ``kept`` names."""
+    names = {r.get("per_user", "") for r in kept}
+    for row in removed:
+        relative = row.get("per_user", "")
+        path = folder / relative
+        if (relative and relative not in names and path.is_file()
+                and path.resolve().is_relative_to(folder.resolve())):
+            path.unlink()
+
+
 def upsert_row(rows: list[Row], row: Row) -> None:
     """Replace the row with the same run key in place, or append."""
     for i, old in enumerate(rows):

@@ -398,10 +398,17 @@ def _run_suite_locked(
             stopped_by=outcome.stopped_by,
             per_user=_per_user_path(out_dir, spec, outcome),
         )
+        # a finished run replaces its rows made with other suite settings (e.g. a search's choice)
+        stale_rows = results.superseded(rows, row) if outcome.status is Status.OK else []
+        stale = {results.row_key(r) for r in stale_rows}
+        rows[:] = [r for r in rows if results.row_key(r) not in stale]
         results.upsert_row(rows, row)
         results.write_rows(csv_path, rows)
-        if outcome.result is not None:
-            results.upsert_history(histories, results.history_entry(spec.key, outcome.result))
+        results.remove_per_user_files(out_dir, stale_rows, rows)
+        if outcome.result is not None or stale:
+            histories[:] = [h for h in histories if h.key not in stale]
+            if outcome.result is not None:
+                results.upsert_history(histories, results.history_entry(spec.key, outcome.result))
             results.write_histories(histories_path, histories)
         print(f"    {_describe(outcome)}", file=stream, flush=True)
     return SuiteSummary(len(plan), ran, skipped, failed, stopped, tuple(rows), tuple(histories))

@@ -27,6 +27,9 @@ key is an error that names it:
     profiles). A budget may hold ``timeout_s``, ``notes`` (added to the suite's), ``common``,
     ``datasets`` and ``models`` (with ``per_dataset``), merged after the suite's own layers, e.g.
     ``cpu`` with epoch caps that fit a 2-core machine and ``gpu`` without caps.
+``search`` (mapping, optional)
+    The validation search: one grid of learning rate and dropout for every model it lists, run
+    on one seed with ``--search`` (``search.py``, where the block's keys are described).
 ``reference``, ``candidate`` (str, optional)
     Two of the suite's models, compared side by side by the ``speed`` command (``speed.py``); the
     plain benchmark ignores them.
@@ -53,6 +56,7 @@ from typing import Any
 
 import yaml
 
+from recbole_sasrec_ext.benchmark.search import SearchSpace, Variant, parse_search, search_variants
 from recbole_sasrec_ext.common.errors import PluginError
 from recbole_sasrec_ext.common.paths import DATASET_NAME, REPO_ROOT
 from recbole_sasrec_ext.common.strict_yaml import UniqueKeysMixin
@@ -62,7 +66,7 @@ from recbole_sasrec_ext.contract.plan import phase_modes, protocol_label
 COMPARISON_KEYS = ("reference", "candidate")  # read only by the ``speed`` command
 BENCHMARK_KEYS = (
     "description", "timeout_s", "seeds", "common", "datasets", "models", "notes", "profiles",
-    "anchors",
+    "anchors", "search",
 )
 PROFILE_KEYS = ("timeout_s", "notes", "common", "datasets", "models")
 SUITE_KEYS = BENCHMARK_KEYS + COMPARISON_KEYS
@@ -201,6 +205,27 @@ class Suite:
     model_classes: Mapping[str, str] = field(default_factory=dict)  # label -> import path
     # data set -> model -> published numbers
     anchors: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    search: SearchSpace | None = None  # the ``search`` block
+    # run label -> a model of the suite with settings applied last (the search's runs, or the
+    # chosen settings); empty: one run label per model, as the file says
+    variants: Mapping[str, Variant] = field(default_factory=dict)
+
+    def search_suite(self, models: Sequence[str] | None = None) -> Suite:
+        """The suite of the validation search: every setting of every searched model (of
+        ``models``, if given), on the search's seed.
+
+        Raises
+        ------
+        SuiteError
+            If the suite has no ``search`` block, or ``models`` names none it searches.
+        """
+        if self.search is None:
+            raise SuiteError(f"{self.source}: search: the suite has no search block")
+        variants = search_variants(self.search, models)
+        if not variants:
+            raise SuiteError(f"{self.source}: search.models: none of {', '.join(models or [])} "
+                             f"is searched (the block lists {', '.join(self.search.dropout_keys)})")
+        return replace(self, seeds=(self.search.seed,), variants=variants, anchors={})
 
     def with_profile(self, name: str | None) -> Suite:
         """This suite under profile ``name``: its layers merged last, its ``timeout_s`` and its
@@ -226,8 +251,11 @@ class Suite:
         timeout_s = self.timeout_s if chosen.timeout_s is None else chosen.timeout_s
         return replace(self, profile=name, timeout_s=timeout_s, notes=self.notes + chosen.notes)
 
-    def overrides(self, model: str, dataset: str, data_root: Path | None = None) -> dict[str, Any]:
-        """Merged overrides of one model on one data set, with ``data_path`` made absolute."""
+    def overrides(self, label: str, dataset: str, data_root: Path | None = None) -> dict[str, Any]:
+        """Merged overrides of one run label (a model, or a variant of one) on one data set, with
+        ``data_path`` made absolute."""
+        variant = self.variants.get(label, Variant(label, {}))
+        model = variant.model
         merged = {**self.common, **self.datasets[dataset], **self.models[model]}
         merged.update(self.per_dataset.get(model, {}).get(dataset, {}))
         if self.profile:
@@ -236,6 +264,7 @@ class Suite:
             merged.update(chosen.datasets.get(dataset, {}))
             merged.update(chosen.models.get(model, {}))
             merged.update(chosen.per_dataset.get(model, {}).get(dataset, {}))
+        merged.update(variant.settings)
         if DATA_PATH_KEY in merged:
             path = Path(str(merged[DATA_PATH_KEY])).expanduser()
             if not path.is_absolute():
@@ -264,18 +293,22 @@ class Suite:
                 f"{self.source}: models: no model {', '.join(unknown)} "
                 f"(the suite has {', '.join(self.models)})"
             )
+        variants = self.variants or {m: Variant(m, {}) for m in self.models}
+        labels = [label for label, v in variants.items() if v.model in chosen]
         return [
             RunSpec(
-                model,
+                label,
                 dataset,
                 seed,
-                self.overrides(model, dataset, data_root),
+                self.overrides(label, dataset, data_root),
                 self.profile,
-                self.model_classes.get(model),
+                # the model to run: its class path, or its name when the label is a variant's
+                self.model_classes.get(variants[label].model)
+                or (variants[label].model if label != variants[label].model else None),
             )
             for dataset in self.datasets
             for seed in (self.seeds if seeds is None else seeds)
-            for model in chosen
+            for label in labels
         ]
 
 
@@ -400,6 +433,7 @@ def _validate(path: Path, raw: Any) -> Suite:
         raise fail("candidate", "must differ from reference")
     profiles = _profiles(fail, raw.get("profiles"), datasets, models, model_keys)
     anchors = _anchors(fail, raw.get("anchors"), datasets, models)
+    search = parse_search(fail, raw.get("search"), models)
     return Suite(
         name=path.stem,
         source=path,
@@ -416,6 +450,7 @@ def _validate(path: Path, raw: Any) -> Suite:
         profiles=profiles,
         model_classes=model_classes,
         anchors=anchors,
+        search=search,
     )
 
 

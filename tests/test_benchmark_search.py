@@ -1,0 +1,172 @@
+"""The validation search of a suite (``--search``): the same learning rate x dropout grid for
+every searched model on one seed, the best validation setting chosen, and the suite's later runs
+made with it (real runs of a tiny SASRec on a tiny generated data set)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import tiny_rows, write_inter
+
+from recbole_sasrec_ext.benchmark import cli, results
+from recbole_sasrec_ext.benchmark.search import (
+    SearchSpace,
+    Variant,
+    choose,
+    variant_label,
+)
+from recbole_sasrec_ext.benchmark.suite import SuiteError, load_suite
+
+SEARCH_BLOCK = """\
+search:
+  seed: 5
+  learning_rate: [0.01, 0.001]
+  dropout: [0.1, 0.3]
+  models:
+    SASRec: [hidden_dropout_prob, attn_dropout_prob]
+"""
+
+
+def _suite_yaml(folder: Path, search: str = SEARCH_BLOCK) -> Path:
+    data = write_inter(folder / "data", "tiny", tiny_rows(n_users=40, max_len=12))
+    path = folder / "tiny-search.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        description: SASRec and Pop on a tiny data set, with a validation search.
+        timeout_s: 600
+        seeds: [1]
+        common:
+          data_path: {data}
+          eval_args: {{split: {{LS: valid_and_test}}, order: TO, mode: full}}
+          metrics: [Hit, NDCG]
+          topk: [5]
+          valid_metric: NDCG@5
+          show_progress: false
+          epochs: 2
+          MAX_ITEM_LIST_LENGTH: 8
+        datasets:
+          tiny: {{}}
+        models:
+          Pop: {{epochs: 1, train_neg_sample_args: ~}}
+          SASRec: {{hidden_size: 8, inner_size: 8, hidden_dropout_prob: 0.5}}
+        """) + search)
+    return path
+
+
+def _rows(folder: Path) -> list[results.Row]:
+    return results.read_rows(folder / results.CSV_NAME)
+
+
+def test_the_search_block_expands_into_one_grid_per_searched_model(tmp_path: Path) -> None:
+    suite = load_suite(_suite_yaml(tmp_path))
+    assert suite.search == SearchSpace(5, (0.01, 0.001), (0.1, 0.3), {
+        "SASRec": ("hidden_dropout_prob", "attn_dropout_prob")})
+    plan = suite.search_suite().runs()
+    assert [s.model for s in plan] == ["SASRec-lr0.01-do0.1", "SASRec-lr0.01-do0.3",
+                                       "SASRec-lr0.001-do0.1", "SASRec-lr0.001-do0.3"]
+    assert {s.seed for s in plan} == {5} and {s.model_class for s in plan} == {"SASRec"}
+    first = plan[1].overrides  # the grid's values win over the model's own dropout
+    assert (first["learning_rate"], first["hidden_dropout_prob"], first["attn_dropout_prob"],
+            first["hidden_size"]) == (0.01, 0.3, 0.3, 8)
+    assert plan[1].args()[:2] == ["--model", "SASRec"]
+    # the suite's own plan is unchanged: one run per model and seed
+    assert [s.model for s in suite.runs()] == ["Pop", "SASRec"]
+
+
+@pytest.mark.parametrize("block, message", [
+    ("search: {seed: 1, learning_rate: [0.1], dropout: [0.1], models: {SASRec: []}, x: 1}",
+     "search.x: unknown key (allowed: seed, learning_rate, dropout, models)"),
+    ("search: {seed: 1, learning_rate: [], dropout: [0.1], models: {SASRec: []}}",
+     "search.learning_rate: must be a non-empty list of numbers > 0, got []"),
+    ("search: {seed: 1, learning_rate: [0.1], dropout: [1.0], models: {SASRec: []}}",
+     "search.dropout: must be a non-empty list of numbers [0, 1), got [1.0]"),
+    ("search: {seed: 1, learning_rate: [0.1], dropout: [0.1], models: {GRU4Rec: []}}",
+     "search.models.GRU4Rec: not a model of this suite (Pop, SASRec)"),
+    ("search: {seed: 1, learning_rate: [0.1], dropout: [0.1]}", "search.models: missing"),
+])
+def test_a_bad_search_block_names_its_key_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, block: str, message: str
+) -> None:
+    path = _suite_yaml(tmp_path, block + "\n")
+    with pytest.raises(SuiteError, match=message.replace("[", r"\[").replace("(", r"\(")
+                       .replace(")", r"\)").replace("]", r"\]")):
+        load_suite(path)
+    out = tmp_path / "out"
+    assert cli.main([str(path), "--out", str(out), "--search"]) == 2
+    assert capsys.readouterr().err == f"error: {path}: {message}\n"
+    assert not out.exists()
+
+
+def test_choose_takes_the_best_validation_and_waits_for_every_setting() -> None:
+    space = SearchSpace(5, (0.01, 0.001), (0.1,), {"SASRec": ("hidden_dropout_prob",),
+                                                   "GRU4Rec": ("dropout_prob",)})
+
+    def row(label: str, score: str, status: str = "ok", seed: str = "5") -> results.Row:
+        return {"model": label, "seed": seed, "status": status, "best_valid_score": score}
+
+    rows = [row("SASRec-lr0.01-do0.1", "0.2"), row("SASRec-lr0.001-do0.1", "0.3"),
+            row("SASRec-lr0.01-do0.1", "0.9", seed="6"),  # another seed: not the search's
+            row("GRU4Rec-lr0.01-do0.1", "0.4"), row("GRU4Rec-lr0.001-do0.1", "", "failed")]
+    content = choose(space, rows)
+    assert content["seed"] == 5 and list(content["models"]) == ["SASRec"]  # GRU4Rec unfinished
+    chosen = content["models"]["SASRec"]
+    assert chosen["settings"] == {"learning_rate": 0.001, "hidden_dropout_prob": 0.1}
+    assert chosen["best_valid_score"] == 0.3
+    assert [t["best_valid_score"] for t in chosen["tried"]] == [0.2, 0.3]
+    tie = choose(space, [row("SASRec-lr0.01-do0.1", "0.3"), row("SASRec-lr0.001-do0.1", "0.3")])
+    assert tie["models"]["SASRec"]["settings"]["learning_rate"] == 0.01  # first in grid order
+    assert variant_label("Caser", {"learning_rate": 0.0005}) == "Caser-lr0.0005"
+    assert Variant("SASRec", {}).settings == {}
+
+
+def test_search_then_the_suite_runs_with_the_chosen_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    path, out = _suite_yaml(tmp_path), tmp_path / "out"
+    assert cli.main([str(path), "--out", str(out)]) == 0  # before any search: the file's settings
+    before = {r["model"]: r for r in _rows(out)}
+    assert "validation search not run" in capsys.readouterr().err
+
+    assert cli.main([str(path), "--out", str(out), "--search"]) == 0
+    err = capsys.readouterr().err
+    assert "search: settings chosen for 1 of 1 models" in err
+    search_rows = _rows(out / "search")
+    assert sorted(r["model"] for r in search_rows) == sorted(
+        ["SASRec-lr0.01-do0.1", "SASRec-lr0.01-do0.3", "SASRec-lr0.001-do0.1",
+         "SASRec-lr0.001-do0.3"])
+    assert {r["seed"] for r in search_rows} == {"5"} and all(r["status"] == "ok"
+                                                             for r in search_rows)
+    chosen = json.loads((out / "search" / "chosen.json").read_text())["models"]["SASRec"]
+    best = max(search_rows, key=lambda r: float(r["best_valid_score"]))
+    assert chosen["best_valid_score"] == float(best["best_valid_score"])
+    assert variant_label("SASRec", chosen["settings"]) == best["model"]
+
+    assert cli.main([str(path), "--out", str(out), "--dry-run"]) == 0
+    dry = capsys.readouterr().out
+    lr = chosen["settings"]["learning_rate"]
+    assert f"--learning_rate={lr}" in dry and "--hidden_dropout_prob=0.5" not in dry
+
+    assert cli.main([str(path), "--out", str(out)]) == 0
+    rows = _rows(out)
+    assert sorted(r["model"] for r in rows) == ["Pop", "SASRec"]  # the old SASRec row replaced
+    after = {r["model"]: r for r in rows}
+    assert after["Pop"] == before["Pop"]  # not searched: skipped, unchanged
+    assert after["SASRec"]["config_hash"] != before["SASRec"]["config_hash"]
+    overrides = json.loads(after["SASRec"]["overrides"])
+    assert {k: overrides[k] for k in chosen["settings"]} == chosen["settings"]
+    assert not (out / before["SASRec"]["per_user"]).exists()
+    keys = {(h.model, h.config_hash) for h in results.read_histories(out / results.HISTORIES_NAME)}
+    assert ("SASRec", before["SASRec"]["config_hash"]) not in keys
+    report = (out / "results.md").read_text()
+    assert "Validation search (seed 5, NDCG@5 on validation only)" in report
+    assert "chosen: SASRec: attn_dropout_prob=" in report and f"learning_rate={lr:g}." in report
+
+
+def test_search_refuses_seeds(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path, out = _suite_yaml(tmp_path), tmp_path / "out"
+    assert cli.main([str(path), "--out", str(out), "--search", "--seeds", "1"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --seeds: not with --search (the search runs on {path}'s search.seed)\n")
+    assert not (out / "search").exists()
