@@ -25,3 +25,15 @@ def test_a_bad_setting_is_one_line_and_exit_2(main, bad, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2 and f"--settings: {bad!r}" in err[-1]
     assert not (tmp_path / "out").exists()
+
+
+def test_the_floor_benchmark_trains_the_loops_model_not_the_recipes(tiny_data):
+    """The plugin side of epoch_floor is the bare loop's model under full ranking: no recipe key
+    (label smoothing, d=64, one block, ...) may change it."""
+    from recbole_sasrec_ext import Config
+
+    config = Config("SASRec", "tiny", config_dict={
+        **epoch_floor.FLOOR_MODEL, "data_path": str(tiny_data),
+        "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full"}})
+    assert (config["loss_type"], config["label_smoothing"], config["hidden_size"],
+            config["n_layers"], config["train_stride"]) == ("CE", 0.0, 50, 2, 0)

@@ -34,6 +34,7 @@ FLOOR_MODEL = {
     "hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.2, "layer_norm": "pre", "init": "xavier",
     "position_order": "from_end", "adam_betas": [0.9, 0.98], "train_stride": 0,
     "train_batch_size": 128, "learning_rate": 0.001,
+    "label_smoothing": 0.0,  # the loop's plain CE (the full-ranking recipe would add 0.3)
 }
 
 
