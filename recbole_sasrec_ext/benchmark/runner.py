@@ -368,14 +368,14 @@ def _run_suite_locked(
             skipped += 1
             print(f"{where}: already in {results.CSV_NAME}, skipped", file=stream, flush=True)
             continue
+        if max_runs is not None and ran >= max_runs:
+            stopped = True
+            break
         if spec.key in changed:
             old, new = changed[spec.key]
             print(f"{where}: its row was made with other settings (settings hash {old}, now "
                   f"{new}: a default changed since); running it again", file=stream, flush=True)
             shutil.rmtree(out_dir / CHECKPOINTS_DIR / spec.run_name, ignore_errors=True)
-        if max_runs is not None and ran >= max_runs:
-            stopped = True
-            break
         elapsed = dt.timedelta(seconds=int(time.monotonic() - start))
         print(f"{where} (elapsed {elapsed}, {len(plan) - index} left)", file=stream, flush=True)
         outcome = run_one(spec, prefix, out_dir, suite.timeout_s)
