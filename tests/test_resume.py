@@ -67,9 +67,10 @@ def _scores(summary: dict) -> list[tuple[int, float]]:
     return [(h["epoch"], h["valid_score"]) for h in summary["valid_history"]]
 
 
-def test_killed_run_resumes_to_the_same_test_metrics(tmp_path):
+@pytest.mark.parametrize("extra", [{}, {"weight_ema_epochs": 2.0}], ids=["plain", "weight_ema"])
+def test_killed_run_resumes_to_the_same_test_metrics(tmp_path, extra):
     data = write_inter(tmp_path / "data", "tiny", tiny_rows(n_users=60, max_len=25))
-    config = {**ARGS, "data_path": str(data)}
+    config = {**ARGS, **extra, "data_path": str(data)}
     full = json.loads(run("SASRec", "tiny", config_dict=dict(config)).to_json())
 
     work = tmp_path / "killed"

@@ -102,6 +102,7 @@ COMMON_KEYS: tuple[Key, ...] = (
     Key("lr_scaling", str, choices=("none", "sqrt", "linear")),
     Key("lr_base_batch_size", int, low=1),
     Key("warmup_epochs", float, low=0.0),
+    Key("weight_ema_epochs", float, low=0.0),
     Key("torch_compile", bool),
     Key("filter_seen", bool),
     Key("length_buckets", int, low=0),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import torch
@@ -14,7 +15,7 @@ from recbole.utils import EvaluatorType, set_color
 from torch.nn.utils.clip_grad import clip_grad_norm_
 from tqdm import tqdm
 
-from recbole_sasrec_ext.common.errors import TrainingDivergedError
+from recbole_sasrec_ext.common.errors import PluginError, TrainingDivergedError
 from recbole_sasrec_ext.contract.model import CompilableEncoder
 from recbole_sasrec_ext.contract.plan import plan_of
 from recbole_sasrec_ext.data.device_loader import BatchPart, DeviceTrainDataLoader
@@ -27,6 +28,7 @@ from recbole_sasrec_ext.training import checkpoint
 from recbole_sasrec_ext.training.lr_schedule import LrScaling, LrSchedule, make_schedule
 from recbole_sasrec_ext.training.other_parameter import encode_other_parameter
 from recbole_sasrec_ext.training.sequence_scoring import sequence_scorer
+from recbole_sasrec_ext.training.weight_average import WeightAverage
 
 
 class PluginTrainer(Trainer):
@@ -42,6 +44,9 @@ class PluginTrainer(Trainer):
       not finite, or above ``divergence_factor`` × the run's first batch loss, raises
       :class:`~recbole_sasrec_ext.common.errors.TrainingDivergedError` and ``fit`` deletes the run's
       checkpoint. Gradient clipping (``clip_grad_norm``), AMP and the GradScaler work as in RecBole;
+    * ``weight_ema_epochs`` > 0: validation, checkpoints and so test use an exponential moving
+      average of the weights (:mod:`recbole_sasrec_ext.training.weight_average`); training goes
+      on with the raw weights, which a checkpoint also holds for resuming;
     * optional large-batch recipe: ``lr_scaling``/``lr_base_batch_size``/``warmup_epochs``
       (:mod:`recbole_sasrec_ext.training.lr_schedule`), and ``torch_compile`` of the training loss;
     * sampled evaluation encodes each user once and scores its candidates by dot products, for
@@ -85,6 +90,8 @@ class PluginTrainer(Trainer):
         self._eval_dataset = None
         self._group = current_group()
         self._ddp = None
+        horizon = config["weight_ema_epochs"] or 0.0
+        self._ema = WeightAverage(model, horizon) if horizon > 0 else None
         if self._group is not None:
             self._join_group()
 
@@ -155,7 +162,7 @@ class PluginTrainer(Trainer):
             "epoch": int(epoch),
             "cur_step": int(self.cur_step),
             "best_valid_score": float(self.best_valid_score),
-            "state_dict": self.model.state_dict(),
+            "state_dict": self._evaluated_state(),
             "other_parameter": encode_other_parameter(self.model),  # weights-only loadable
             "optimizer": self.optimizer.state_dict(),
             "rng": checkpoint.rng_state(self._loader_generator()),
@@ -172,6 +179,8 @@ class PluginTrainer(Trainer):
                 "epochs_run": int(self.epochs_run),
             },
         }
+        if self._ema is not None:  # what training continues from
+            state["weight_ema"] = {"steps": self._ema.steps, "raw": self.model.state_dict()}
         checkpoint.save_atomic(state, path)
         if verbose:
             self.logger.info(f"Saving current: {path}")
@@ -188,6 +197,8 @@ class PluginTrainer(Trainer):
         self.cur_step = state["cur_step"]
         self.best_valid_score = state["best_valid_score"]
         checkpoint.load_weights(self.model, state)
+        if self._ema is not None:
+            self._resume_weight_average(resume_file, state)
         self.optimizer.load_state_dict(state["optimizer"])
         progress = state.get("progress") or {}
         self.history = list(progress.get("history", []))
@@ -199,6 +210,27 @@ class PluginTrainer(Trainer):
         self._epoch = int(state["epoch"])
         self._resumed_rng = state.get("rng")
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+    def _evaluated_state(self) -> dict:
+        """The weights validation scores: the moving average with ``weight_ema_epochs``."""
+        with self._evaluated_weights():
+            return {k: v.clone() for k, v in self.model.state_dict().items()}
+
+    def _evaluated_weights(self) -> AbstractContextManager:
+        return nullcontext() if self._ema is None else self._ema.applied(self.model)
+
+    def _resume_weight_average(self, resume_file, state: dict) -> None:
+        """The model holds the checkpoint's averaged weights: they become the average, and
+        training continues from the raw weights saved beside them."""
+        saved = state.get("weight_ema")
+        if saved is None:
+            raise PluginError(
+                f"{resume_file}: weight_ema_epochs is set but the checkpoint was written without "
+                f"it; resume with the settings it was trained with"
+            )
+        self._ema = WeightAverage(self.model, self._ema.horizon_epochs)
+        self._ema.steps = int(saved["steps"])
+        self.model.load_state_dict(saved["raw"])
 
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
@@ -303,6 +335,8 @@ class PluginTrainer(Trainer):
                 clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
             scaler.step(self.optimizer)
             scaler.update()
+            if self._ema is not None:
+                self._ema.update(self.model, steps)
         if total is None:
             return 0.0
         values = torch.cat([total.reshape(-1), first.reshape(1)])  # (parts + 1,)
@@ -349,7 +383,8 @@ class PluginTrainer(Trainer):
     # --- bookkeeping ---------------------------------------------------------------------
 
     def _valid_epoch(self, valid_data, show_progress=False):
-        score, result = super()._valid_epoch(valid_data, show_progress)
+        with self._evaluated_weights():
+            score, result = super()._valid_epoch(valid_data, show_progress)
         best = self._best_seen
         if best is None or (score > best if self.valid_metric_bigger else score < best):
             self._best_seen = score
