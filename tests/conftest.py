@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,6 +36,32 @@ def tiny_rows(
         rows += [(u, int(i), int(t)) for i, t in zip(items, times)]
     order = rng.permutation(len(rows))
     return [rows[i] for i in order]
+
+
+def tiny_suite_yaml(folder: Path, file_name: str, *, description: str, seeds: list[int],
+                    models: dict, n_users: int, max_len: int, max_item_list_length: int,
+                    common: dict | None = None, tail: str = "") -> Path:
+    """A benchmark suite file ``folder/file_name`` on a tiny data set ``tiny`` written under
+    ``folder/data``: leave-one-out, full ranking, HR/NDCG@5, ``models`` as given, ``tail`` (yaml
+    text, e.g. a search block) appended."""
+    data = write_inter(folder / "data", "tiny", tiny_rows(n_users=n_users, max_len=max_len))
+    suite = {
+        "description": description,
+        "timeout_s": 600,
+        "seeds": list(seeds),
+        "common": {
+            "data_path": str(data),
+            "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full"},
+            "metrics": ["Hit", "NDCG"], "topk": [5], "valid_metric": "NDCG@5",
+            "show_progress": False, **(common or {}),
+            "MAX_ITEM_LIST_LENGTH": max_item_list_length,
+        },
+        "datasets": {"tiny": {}},
+        "models": models,
+    }
+    path = folder / file_name
+    path.write_text(yaml.safe_dump(suite, sort_keys=False) + tail, encoding="utf-8")
+    return path
 
 
 @pytest.fixture

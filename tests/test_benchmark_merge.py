@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import io
 import shutil
-import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import tiny_rows, write_inter
+from conftest import tiny_suite_yaml
 
 from recbole_sasrec_ext.benchmark import cli, results
 from recbole_sasrec_ext.benchmark.merge import merge_folders
@@ -21,26 +20,11 @@ SEEDS = (1, 2)
 
 
 def _suite_yaml(folder: Path, description: str = "Pop on a tiny data set.") -> Path:
-    data = write_inter(folder / "data", "tiny", tiny_rows(n_users=50, max_len=20))
-    path = folder / "tiny-suite.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        description: {description}
-        timeout_s: 600
-        seeds: {list(SEEDS)}
-        common:
-          data_path: {data}
-          eval_args: {{split: {{LS: valid_and_test}}, order: TO, mode: full}}
-          metrics: [Hit, NDCG]
-          topk: [5]
-          valid_metric: NDCG@5
-          show_progress: false
-          MAX_ITEM_LIST_LENGTH: 10
-        datasets:
-          tiny: {{}}
-        models:
-          Pop: {{epochs: 1, train_neg_sample_args: ~}}
-        """))
-    return path
+    return tiny_suite_yaml(
+        folder, "tiny-suite.yaml", description=description, seeds=list(SEEDS),
+        models={"Pop": {"epochs": 1, "train_neg_sample_args": None}},
+        n_users=50, max_len=20, max_item_list_length=10,
+    )
 
 
 def _command(seed: int) -> str:

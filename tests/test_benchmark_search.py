@@ -5,11 +5,10 @@ made with it (real runs of a tiny SASRec on a tiny generated data set)."""
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import tiny_rows, write_inter
+from conftest import tiny_suite_yaml
 
 from recbole_sasrec_ext.benchmark import cli, results
 from recbole_sasrec_ext.benchmark.search import (
@@ -31,28 +30,13 @@ search:
 
 
 def _suite_yaml(folder: Path, search: str = SEARCH_BLOCK) -> Path:
-    data = write_inter(folder / "data", "tiny", tiny_rows(n_users=40, max_len=12))
-    path = folder / "tiny-search.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        description: SASRec and Pop on a tiny data set, with a validation search.
-        timeout_s: 600
-        seeds: [1]
-        common:
-          data_path: {data}
-          eval_args: {{split: {{LS: valid_and_test}}, order: TO, mode: full}}
-          metrics: [Hit, NDCG]
-          topk: [5]
-          valid_metric: NDCG@5
-          show_progress: false
-          epochs: 2
-          MAX_ITEM_LIST_LENGTH: 8
-        datasets:
-          tiny: {{}}
-        models:
-          Pop: {{epochs: 1, train_neg_sample_args: ~}}
-          SASRec: {{hidden_size: 8, inner_size: 8, hidden_dropout_prob: 0.5}}
-        """) + search)
-    return path
+    return tiny_suite_yaml(
+        folder, "tiny-search.yaml",
+        description="SASRec and Pop on a tiny data set, with a validation search.", seeds=[1],
+        models={"Pop": {"epochs": 1, "train_neg_sample_args": None},
+                "SASRec": {"hidden_size": 8, "inner_size": 8, "hidden_dropout_prob": 0.5}},
+        n_users=40, max_len=12, max_item_list_length=8, common={"epochs": 2}, tail=search,
+    )
 
 
 def _rows(folder: Path) -> list[results.Row]:

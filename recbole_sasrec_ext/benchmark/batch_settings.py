@@ -1,5 +1,6 @@
 """The batching settings the speed benchmarks compare (``--settings plain length_split=True
-length_buckets=32``): ``plain`` or ``key=value[+key=value...]`` of the batching keys."""
+length_buckets=32``): ``plain`` or ``key=value[+key=value...]`` of the batching keys (and
+``bf16``, the blocks' bfloat16 autocast, which changes how a batch is computed too)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import yaml
 #: a recipe that turns ``length_split`` on does not leak into the reference).
 PLAIN = "plain"
 #: The keys a setting may name, with their values in ``plain``.
-PLAIN_KEYS = {"length_split": False, "length_buckets": 0}
+PLAIN_KEYS = {"length_split": False, "length_buckets": 0, "bf16": False}  # bf16: the blocks' autocast
 
 
 def setting_keys(setting: str) -> dict:
