@@ -37,3 +37,11 @@ def test_the_floor_benchmark_trains_the_loops_model_not_the_recipes(tiny_data):
         "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full"}})
     assert (config["loss_type"], config["label_smoothing"], config["hidden_size"],
             config["n_layers"], config["train_stride"]) == ("CE", 0.0, 50, 2, 0)
+
+
+def test_bf16_is_given_only_where_a_setting_names_it():
+    """RecBole's models have no bf16 key: a setting that does not name it must not pass it."""
+    assert setting_keys("length_split=True+bf16=True") == {
+        "length_split": True, "length_buckets": 0, "bf16": True}
+    assert "bf16" not in setting_keys("plain")
+    assert "bf16" not in setting_keys("length_split=True")

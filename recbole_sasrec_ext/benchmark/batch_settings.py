@@ -10,7 +10,10 @@ import yaml
 #: a recipe that turns ``length_split`` on does not leak into the reference).
 PLAIN = "plain"
 #: The keys a setting may name, with their values in ``plain``.
-PLAIN_KEYS = {"length_split": False, "length_buckets": 0, "bf16": False}  # bf16: the blocks' autocast
+PLAIN_KEYS = {"length_split": False, "length_buckets": 0}
+#: Keys a setting may also name, given only where named: the plugin models' ``bf16`` (the blocks'
+#: bfloat16 autocast; RecBole's models have no such key).
+OPTIONAL_KEYS = ("bf16",)
 
 
 def setting_keys(setting: str) -> dict:
@@ -27,9 +30,9 @@ def setting_keys(setting: str) -> dict:
         return keys
     for item in setting.split("+"):
         key, sep, value = item.partition("=")
-        if not sep or key not in PLAIN_KEYS:
+        if not sep or (key not in PLAIN_KEYS and key not in OPTIONAL_KEYS):
             raise ValueError(f"--settings: {setting!r}: expected 'plain' or key=value[+key=value] "
-                             f"with keys from {', '.join(PLAIN_KEYS)}")
+                             f"with keys from {', '.join([*PLAIN_KEYS, *OPTIONAL_KEYS])}")
         keys[key] = yaml.safe_load(value)
     return keys
 
