@@ -1,9 +1,9 @@
 """Command line of the benchmark.
 
 ``python -m recbole_sasrec_ext.benchmark <suite> --out <dir> [--profile cpu|gpu] [--seeds 1,2,3]
-[--only-models A,B] [--max-runs N] [--timeout S] [--data-root DIR] [--dry-run] [--search]`` runs a
-suite (a name in ``properties/benchmark`` or a path to a yaml file) and writes results.csv,
-results.md and plots; with ``--search``, the suite's validation search into ``<dir>/search``
+[--only-models A,B] [--max-runs N] [--jobs N] [--timeout S] [--data-root DIR] [--dry-run]
+[--search]`` runs a suite (a name in ``properties/benchmark`` or a path to a yaml file) and
+writes results.csv, results.md and plots (``--jobs N``: N runs at a time); with ``--search``, the suite's validation search into ``<dir>/search``
 (search.py), whose chosen settings the suite's later runs into ``<dir>`` use.
 ``python -m recbole_sasrec_ext.benchmark report <dir>`` remakes results.md and the plots from the
 folder's results.csv.
@@ -112,6 +112,11 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-runs", type=_positive(int), help="start at most N runs now; rerun to continue"
+    )
+    parser.add_argument(
+        "--jobs", type=_positive(int), default=1,
+        help="runs at the same time, one thread each unless OMP_NUM_THREADS is set (default 1; "
+        "2 on a 2-core machine)",
     )
     parser.add_argument(
         "--timeout", type=_positive(float), help="seconds per run (replaces the suite's timeout_s)"
@@ -298,6 +303,7 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
         max_runs=args.max_runs,
         data_root=args.data_root,
         command_line=command_line,
+        jobs=args.jobs,
     )
     from recbole_sasrec_ext.benchmark.report import write_report
 

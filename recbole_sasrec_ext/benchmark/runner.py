@@ -47,6 +47,7 @@ CHECKPOINTS_DIR = "checkpoints"  # one folder per run inside the output folder
 _FINISHED_MARK = "this run finished"
 _KILL_GRACE_S = 5.0
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_POLL_S = 0.2  # how often parallel runs are checked
 
 
 @dataclass(frozen=True)
@@ -181,45 +182,81 @@ def _run_process(
     spec: RunSpec, command_prefix: Sequence[str], out_dir: Path, timeout_s: float,
     checkpoints: Path, resume: Path | None,
 ) -> RunOutcome:
+    started = _start_process(spec, command_prefix, out_dir, checkpoints, resume)
+    try:
+        returncode = started.process.wait(timeout=timeout_s)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        returncode = _kill_group(started.process)
+    except BaseException:  # e.g. Ctrl-C: do not leave the run behind
+        _kill_group(started.process)
+        started.close()
+        raise
+    return started.finish(returncode, timed_out, timeout_s)
+
+
+@dataclass
+class _Started:
+    """A run's subprocess and its log files, from start to :meth:`finish`."""
+
+    spec: RunSpec
+    process: subprocess.Popen
+    log: object
+    err: object
+    stdout_start: int
+    start: float
+    checkpoints: Path
+    resume: Path | None
+
+    def finish(self, returncode: int, timed_out: bool, timeout_s: float) -> RunOutcome:
+        """Read its output and close its files: the outcome."""
+        seconds = time.monotonic() - self.start
+        self.log.seek(self.stdout_start)
+        stdout = self.log.read().decode("utf-8", errors="replace")
+        self.err.seek(0)
+        stderr = self.err.read().decode("utf-8", errors="replace")
+        self.log.seek(0, os.SEEK_END)
+        self.log.write(f"\n----- stderr (exit code {returncode}) -----\n{stderr}".encode())
+        self.close()
+        return _outcome(stdout, stderr, returncode, timed_out, timeout_s, seconds)
+
+    def close(self) -> None:
+        self.log.close()
+        self.err.close()
+
+
+def _start_process(
+    spec: RunSpec, command_prefix: Sequence[str], out_dir: Path, checkpoints: Path,
+    resume: Path | None, threads: int | None = None,
+) -> _Started:
+    """Start one run (``threads``: its OpenMP/MKL thread count, unless the caller set one)."""
     command = [*command_prefix, *spec.args(), f"--checkpoint_dir={checkpoints}"]
     if resume is not None:
         command.append(f"--resume={resume}")
     log_path = out_dir / results.LOGS_DIR / spec.log_name
     env = _child_env()
-    start = time.monotonic()
-    timed_out = False
+    if threads is not None:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(name, str(threads))
     # a resumed run's log follows the interrupted one's
-    with log_path.open("a+b" if resume else "w+b") as log, tempfile.TemporaryFile("w+b") as err:
-        log.write(f"$ {command_text(command)}\n# cwd: {out_dir}\n".encode())
-        log.flush()
-        stdout_start = log.tell()
-        process = subprocess.Popen(
-            command,
-            cwd=out_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=err,
-            env=env,
-            start_new_session=True,  # one process group: a timeout kills its workers too
-            # the run dies with the runner (the runner starts no threads)
-            preexec_fn=_die_with_parent_hook(),  # noqa: PLW1509
-        )
-        try:
-            returncode = process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            returncode = _kill_group(process)
-        except BaseException:  # e.g. Ctrl-C: do not leave the run behind
-            _kill_group(process)
-            raise
-        seconds = time.monotonic() - start
-        log.seek(stdout_start)
-        stdout = log.read().decode("utf-8", errors="replace")
-        err.seek(0)
-        stderr = err.read().decode("utf-8", errors="replace")
-        log.seek(0, os.SEEK_END)
-        log.write(f"\n----- stderr (exit code {returncode}) -----\n{stderr}".encode())
-    return _outcome(stdout, stderr, returncode, timed_out, timeout_s, seconds)
+    log = log_path.open("a+b" if resume else "w+b")
+    err = tempfile.TemporaryFile("w+b")
+    log.write(f"$ {command_text(command)}\n# cwd: {out_dir}\n".encode())
+    log.flush()
+    stdout_start = log.tell()
+    process = subprocess.Popen(
+        command,
+        cwd=out_dir,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=err,
+        env=env,
+        start_new_session=True,  # one process group: a timeout kills its workers too
+        # the run dies with the runner (the runner starts no threads)
+        preexec_fn=_die_with_parent_hook(),  # noqa: PLW1509
+    )
+    return _Started(spec, process, log, err, stdout_start, time.monotonic(), checkpoints, resume)
 
 
 def _child_env() -> dict[str, str]:
@@ -310,6 +347,7 @@ def run_suite(
     data_root: Path | None = None,
     command_line: str = "",
     stream: TextIO | None = None,
+    jobs: int = 1,
 ) -> SuiteSummary:
     """Run every planned run not yet in ``results.csv`` with status ok; save after each run.
 
@@ -331,15 +369,21 @@ def run_suite(
         The command used, for the report's header.
     stream
         Where progress lines go (default stderr).
+    jobs
+        Runs at the same time (each in its own subprocess, started in plan order); with more
+        than one, each run gets one OpenMP/MKL thread unless the environment sets a number.
+        Rows are written as runs end, so results.csv's order may differ from the plan's; the
+        rows themselves are the same as with one job.
     """
     out_dir = out_dir.resolve()
     with results.folder_lock(out_dir):  # two runners on one folder would lose rows
         return _run_suite_locked(suite, out_dir, seeds, models, max_runs, command_prefix,
-                                 data_root, command_line, stream)
+                                 data_root, command_line, stream, jobs)
 
 
 def _run_suite_locked(
-    suite, out_dir, seeds, models, max_runs, command_prefix, data_root, command_line, stream
+    suite, out_dir, seeds, models, max_runs, command_prefix, data_root, command_line, stream,
+    jobs=1,
 ) -> SuiteSummary:
     stream = stream or sys.stderr
     prefix = list(command_prefix) if command_prefix else default_command_prefix()
@@ -360,26 +404,32 @@ def _run_suite_locked(
 
     cpu = cpu_description()
     start = time.monotonic()
-    ran = skipped = failed = 0
+    skipped = 0
     stopped = False
+    todo: list[tuple[str, RunSpec]] = []  # (progress label, spec) of the runs to start
     for index, spec in enumerate(plan, start=1):
         where = f"[{index}/{len(plan)}] {spec.model} on {spec.dataset} seed {spec.seed}"
         if spec.key in done and spec.key not in changed:
             skipped += 1
             print(f"{where}: already in {results.CSV_NAME}, skipped", file=stream, flush=True)
             continue
-        if max_runs is not None and ran >= max_runs:
+        if max_runs is not None and len(todo) >= max_runs:
             stopped = True
             break
+        todo.append((where, spec))
+    failed = 0
+
+    def begin(where: str, spec: RunSpec, left: int) -> None:
         if spec.key in changed:
             old, new = changed[spec.key]
             print(f"{where}: its row was made with other settings (settings hash {old}, now "
                   f"{new}: a default changed since); running it again", file=stream, flush=True)
             shutil.rmtree(out_dir / CHECKPOINTS_DIR / spec.run_name, ignore_errors=True)
         elapsed = dt.timedelta(seconds=int(time.monotonic() - start))
-        print(f"{where} (elapsed {elapsed}, {len(plan) - index} left)", file=stream, flush=True)
-        outcome = run_one(spec, prefix, out_dir, suite.timeout_s)
-        ran += 1
+        print(f"{where} (elapsed {elapsed}, {left} left)", file=stream, flush=True)
+
+    def record(where: str, spec: RunSpec, outcome: RunOutcome) -> None:
+        nonlocal failed
         failed += outcome.status is Status.FAILED
         row = results.make_row(
             model=spec.model,
@@ -410,8 +460,55 @@ def _run_suite_locked(
             if outcome.result is not None:
                 results.upsert_history(histories, results.history_entry(spec.key, outcome.result))
             results.write_histories(histories_path, histories)
-        print(f"    {_describe(outcome)}", file=stream, flush=True)
+        label = f"{where}: " if jobs > 1 else ""
+        print(f"    {label}{_describe(outcome)}", file=stream, flush=True)
+
+    if jobs == 1:
+        for number, (where, spec) in enumerate(todo, start=1):
+            begin(where, spec, len(todo) - number)
+            record(where, spec, run_one(spec, prefix, out_dir, suite.timeout_s))
+    else:
+        _run_parallel(todo, jobs, prefix, out_dir, suite.timeout_s, begin, record)
+    ran = len(todo)
     return SuiteSummary(len(plan), ran, skipped, failed, stopped, tuple(rows), tuple(histories))
+
+
+def _run_parallel(todo, jobs, prefix, out_dir, timeout_s, begin, record) -> None:
+    """Keep up to ``jobs`` runs going, in plan order; ``record`` each as it ends. A run with a
+    checkpoint resumes from it; one whose checkpoint had finished training starts again (as
+    :func:`run_one`). On an exception (e.g. Ctrl-C) every running run is killed."""
+    queue = list(todo)
+    running: list[tuple[str, _Started]] = []
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                where, spec = queue.pop(0)
+                begin(where, spec, len(queue))
+                checkpoints = out_dir / CHECKPOINTS_DIR / spec.run_name
+                running.append((where, _start_process(spec, prefix, out_dir, checkpoints,
+                                                      newest_checkpoint(checkpoints), 1)))
+            time.sleep(_POLL_S)
+            for item in list(running):
+                where, started = item
+                returncode = started.process.poll()
+                timed_out = returncode is None and time.monotonic() - started.start > timeout_s
+                if returncode is None and not timed_out:
+                    continue
+                if timed_out:
+                    returncode = _kill_group(started.process)
+                running.remove(item)
+                outcome = started.finish(returncode, timed_out, timeout_s)
+                if started.resume is not None and _FINISHED_MARK in outcome.error:
+                    shutil.rmtree(started.checkpoints)  # trained to the end: train again
+                    running.append((where, _start_process(started.spec, prefix, out_dir,
+                                                          started.checkpoints, None, 1)))
+                    continue
+                record(where, started.spec, outcome)
+    except BaseException:
+        for _, started in running:
+            _kill_group(started.process)
+            started.close()
+        raise
 
 
 def _per_user_path(out_dir: Path, spec: RunSpec, outcome: RunOutcome) -> str:

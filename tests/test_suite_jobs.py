@@ -1,0 +1,92 @@
+"""``--jobs N``: N runs of a suite at a time, one thread each, and the same rows as one by one."""
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from test_benchmark import calls_of, kill_hung_fakes, make_fake, read_csv, write_suite
+
+from recbole_sasrec_ext.benchmark import cli, results, runner
+from recbole_sasrec_ext.benchmark.suite import load_suite
+
+MODELS = ["SASRec", "RKSA", "Crash", "Slow"]
+#: Columns that differ between two runs of the same suite (times, dates, where it ran, and the
+#: checksum over them).
+VOLATILE = {"date", "train_seconds", "wall_seconds", "seconds_per_epoch", "fit_wall_seconds",
+            "hardware", "peak_memory_mb", "check"}
+
+
+def _run(tmp_path: Path, name: str, jobs: int, monkeypatch) -> tuple[list[dict], int, list[str]]:
+    fake = make_fake(tmp_path / f"fake-{name}")
+    config_path = Path(fake["prefix"][-1])
+    config = json.loads(config_path.read_text())
+    config["threads"] = str(tmp_path / f"threads-{name}.txt")
+    config_path.write_text(json.dumps(config))
+    suite = load_suite(write_suite(tmp_path / f"{name}.yaml", MODELS, [1, 2], timeout_s=1.0))
+    running, most = set(), [0]
+    start, finish = runner._start_process, runner._Started.finish
+
+    def counting_start(*args, **kwargs):
+        started = start(*args, **kwargs)
+        running.add(started.process.pid)
+        most[0] = max(most[0], len(running))
+        return started
+
+    def counting_finish(self, *args, **kwargs):
+        running.discard(self.process.pid)
+        return finish(self, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "_start_process", counting_start)
+    monkeypatch.setattr(runner._Started, "finish", counting_finish)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    try:
+        runner.run_suite(suite, tmp_path / name, command_prefix=fake["prefix"],
+                         stream=io.StringIO(), jobs=jobs)
+    finally:
+        kill_hung_fakes(fake)
+    rows = read_csv(tmp_path / name / results.CSV_NAME)
+    threads = Path(config["threads"]).read_text().splitlines()
+    assert len(calls_of(fake)) == len(MODELS) * 2
+    return rows, most[0], threads
+
+
+def _comparable(rows: list[dict]) -> list[dict]:
+    return sorted(({k: v for k, v in r.items() if k not in VOLATILE} for r in rows),
+                  key=lambda r: (r["model"], r["seed"]))
+
+
+def test_jobs_run_at_once_one_thread_each_with_the_rows_of_a_sequential_run(
+    tmp_path, monkeypatch
+):
+    one, most_one, threads_one = _run(tmp_path, "one", 1, monkeypatch)
+    two, most_two, threads_two = _run(tmp_path, "two", 2, monkeypatch)
+    assert most_one == 1 and most_two == 2
+    assert _comparable(two) == _comparable(one)
+    statuses = {(r["model"], r["status"]) for r in two}
+    assert ("Crash", "failed") in statuses and ("Slow", "failed") in statuses  # timeout too
+    assert ("SASRec", "ok") in statuses
+    assert all(line.endswith(" 1") for line in threads_two)  # one thread per parallel run
+    assert all(line.endswith(" -") for line in threads_one)  # one job: the caller's setting
+
+
+def test_an_explicit_thread_count_is_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    fake = make_fake(tmp_path / "fake")
+    config_path = Path(fake["prefix"][-1])
+    config = json.loads(config_path.read_text())
+    config["threads"] = str(tmp_path / "threads.txt")
+    config_path.write_text(json.dumps(config))
+    suite = load_suite(write_suite(tmp_path / "s.yaml", ["SASRec", "RKSA"], [1], timeout_s=30))
+    runner.run_suite(suite, tmp_path / "out", command_prefix=fake["prefix"],
+                     stream=io.StringIO(), jobs=2)
+    assert sorted(Path(config["threads"]).read_text().splitlines()) == ["RKSA 1 2", "SASRec 1 2"]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_bad_jobs_is_a_usage_error(tmp_path, value, capsys):
+    suite = write_suite(tmp_path / "s.yaml", ["SASRec"], [1])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([str(suite), "--out", str(tmp_path / "out"), "--jobs", value])
+    assert exit_info.value.code == 2
+    assert "--jobs" in capsys.readouterr().err
