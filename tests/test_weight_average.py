@@ -101,3 +101,16 @@ def test_settings_hash_of_a_run_without_the_key_is_kept_at_zero(tiny_data):
     assert settings_hash(config) == at_zero
     averaged = Config("SASRec", "tiny", config_dict=fast_config(tiny_data, weight_ema_epochs=2.0))
     assert settings_hash(averaged) != at_zero
+
+
+def test_evaluating_the_current_weights_scores_the_average_and_keeps_the_raw(tiny_data, tmp_path):
+    trainer, train, valid = _trainer(tiny_data, weight_ema_epochs=3.0, epochs=2,
+                                     checkpoint_dir=str(tmp_path))
+    trainer.fit(train, valid, saved=False)
+    raw = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    scored = dict(trainer.evaluate(valid, load_best_model=False))
+    assert all(torch.equal(v, raw[k]) for k, v in trainer.model.state_dict().items())
+    ema, trainer._ema = trainer._ema, None
+    with ema.applied(trainer.model):  # the average put in by hand, scored as it is
+        by_hand = dict(trainer.evaluate(valid, load_best_model=False))
+    assert scored == by_hand

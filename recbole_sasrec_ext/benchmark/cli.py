@@ -3,8 +3,9 @@
 ``python -m recbole_sasrec_ext.benchmark <suite> --out <dir> [--profile cpu|gpu] [--seeds 1,2,3]
 [--only-models A,B] [--max-runs N] [--jobs N] [--timeout S] [--data-root DIR] [--dry-run]
 [--search]`` runs a suite (a name in ``properties/benchmark`` or a path to a yaml file) and
-writes results.csv, results.md and plots (``--jobs N``: N runs at a time); with ``--search``, the suite's validation search into ``<dir>/search``
-(search.py), whose chosen settings the suite's later runs into ``<dir>`` use.
+writes results.csv, results.md and plots (``--jobs N``: N runs at a time); with ``--search``,
+the suite's validation search into ``<dir>/search`` (search.py), whose chosen settings the
+suite's later runs into ``<dir>`` use.
 ``python -m recbole_sasrec_ext.benchmark report <dir>`` remakes results.md and the plots from the
 folder's results.csv.
 ``python -m recbole_sasrec_ext.benchmark speed <suite> --out <dir> [--target-metric ndcg@10]``

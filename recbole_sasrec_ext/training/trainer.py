@@ -234,7 +234,11 @@ class PluginTrainer(Trainer):
 
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
-        if load_best_model and eval_data:
+        """RecBole's ``evaluate``; a checkpoint is loaded safely, and the model's current weights
+        (no checkpoint loaded: validation, or ``load_best_model=False``) are evaluated as their
+        moving average with ``weight_ema_epochs`` (a checkpoint already holds the average)."""
+        loaded = bool(load_best_model and eval_data)
+        if loaded:
             if self._group is not None:
                 torch.distributed.barrier()  # rank 0 has written its last checkpoint
             path = model_file or self.saved_model_file
@@ -242,9 +246,10 @@ class PluginTrainer(Trainer):
             checkpoint.load_weights(self.model, state)
             self.logger.info(f"Loading model structure and parameters from {path}")
         self._eval_dataset = eval_data._dataset if eval_data else None
-        if self._group is not None and eval_data:
-            return evaluate_sharded(self, eval_data, self._group.rank, self._group.world_size)
-        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        with nullcontext() if loaded else self._evaluated_weights():
+            if self._group is not None and eval_data:
+                return evaluate_sharded(self, eval_data, self._group.rank, self._group.world_size)
+            return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 
     # --- training -----------------------------------------------------------------------------
     def _peak_learning_rate(self) -> float:
@@ -383,8 +388,7 @@ class PluginTrainer(Trainer):
     # --- bookkeeping ---------------------------------------------------------------------
 
     def _valid_epoch(self, valid_data, show_progress=False):
-        with self._evaluated_weights():
-            score, result = super()._valid_epoch(valid_data, show_progress)
+        score, result = super()._valid_epoch(valid_data, show_progress)  # evaluate(): the average
         best = self._best_seen
         if best is None or (score > best if self.valid_metric_bigger else score < best):
             self._best_seen = score
