@@ -29,7 +29,7 @@ def test_average_follows_the_formula_by_hand():
             model.weight.fill_(w)
         d = min(0.875, (1 + steps) / (10 + steps))  # warm-up 0.1, 0.18, 0.25, ..., then 0.875
         expected = d * expected + (1 - d) * w
-        ema.update(model, steps_per_epoch=4)
+        ema.update(steps_per_epoch=4)
         steps += 1
         assert ema.average["weight"].item() == pytest.approx(expected, rel=1e-6)
     assert ema.decay(4) == 0.875  # the warm-up is over
@@ -41,10 +41,10 @@ def test_applied_swaps_the_average_in_and_restores_the_raw_weights():
     ema = WeightAverage(model, horizon_epochs=1.0)
     with torch.no_grad():
         model.weight.fill_(5.0)
-    with ema.applied(model):
+    with ema.applied():
         assert model.weight.item() == 1.0
     assert model.weight.item() == 5.0
-    with pytest.raises(RuntimeError), ema.applied(model):
+    with pytest.raises(RuntimeError), ema.applied():
         raise RuntimeError("evaluation failed")
     assert model.weight.item() == 5.0  # restored after an error too
 
@@ -111,6 +111,6 @@ def test_evaluating_the_current_weights_scores_the_average_and_keeps_the_raw(tin
     scored = dict(trainer.evaluate(valid, load_best_model=False))
     assert all(torch.equal(v, raw[k]) for k, v in trainer.model.state_dict().items())
     ema, trainer._ema = trainer._ema, None
-    with ema.applied(trainer.model):  # the average put in by hand, scored as it is
+    with ema.applied():  # the average put in by hand, scored as it is
         by_hand = dict(trainer.evaluate(valid, load_best_model=False))
     assert scored == by_hand

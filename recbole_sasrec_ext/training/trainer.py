@@ -217,7 +217,7 @@ class PluginTrainer(Trainer):
             return {k: v.clone() for k, v in self.model.state_dict().items()}
 
     def _evaluated_weights(self) -> AbstractContextManager:
-        return nullcontext() if self._ema is None else self._ema.applied(self.model)
+        return nullcontext() if self._ema is None else self._ema.applied()
 
     def _resume_weight_average(self, resume_file, state: dict) -> None:
         """The model holds the checkpoint's averaged weights: they become the average, and
@@ -228,7 +228,7 @@ class PluginTrainer(Trainer):
                 f"{resume_file}: weight_ema_epochs is set but the checkpoint was written without "
                 f"it; resume with the settings it was trained with"
             )
-        self._ema = WeightAverage(self.model, self._ema.horizon_epochs)
+        self._ema.adopt_model_weights()
         self._ema.steps = int(saved["steps"])
         self.model.load_state_dict(saved["raw"])
 
@@ -341,7 +341,7 @@ class PluginTrainer(Trainer):
             scaler.step(self.optimizer)
             scaler.update()
             if self._ema is not None:
-                self._ema.update(self.model, steps)
+                self._ema.update(steps)
         if total is None:
             return 0.0
         values = torch.cat([total.reshape(-1), first.reshape(1)])  # (parts + 1,)

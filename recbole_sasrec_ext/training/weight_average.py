@@ -17,16 +17,25 @@ import torch
 
 
 class WeightAverage:
-    """The EMA of ``model``'s floating-point state (parameters and buffers, by state-dict name)."""
+    """The EMA of ``model``'s floating-point state (parameters and buffers, by state-dict name).
+
+    The model's tensors are looked up once: loading a state dict copies into them in place, so
+    they stay the model's for its life."""
 
     def __init__(self, model: torch.nn.Module, horizon_epochs: float) -> None:
         if horizon_epochs <= 0:
             raise ValueError(f"horizon_epochs must be > 0, got {horizon_epochs}")
         self.horizon_epochs = float(horizon_epochs)
         self.steps = 0
-        self.average: dict[str, torch.Tensor] = {
-            name: value.detach().clone() for name, value in _floating_state(model)
-        }
+        pairs = list(_floating_state(model))
+        self._names = [name for name, _ in pairs]
+        self._tensors = [tensor.detach() for _, tensor in pairs]  # the model's own
+        self._average: list[torch.Tensor] = [t.clone() for t in self._tensors]
+
+    @property
+    def average(self) -> dict[str, torch.Tensor]:
+        """The averaged tensors by state-dict name."""
+        return dict(zip(self._names, self._average))
 
     def decay(self, steps_per_epoch: int) -> float:
         """The decay of the next update: ``min(1 − 1/(horizon·steps_per_epoch), (1+t)/(10+t))``."""
@@ -34,41 +43,31 @@ class WeightAverage:
         return min(target, (1.0 + self.steps) / (10.0 + self.steps))
 
     @torch.no_grad()
-    def update(self, model: torch.nn.Module, steps_per_epoch: int) -> None:
-        """One step: ``ema ← d·ema + (1 − d)·w``."""
-        d = self.decay(steps_per_epoch)
-        for name, value in _floating_state(model):
-            self.average[name].lerp_(value.detach(), 1.0 - d)  # ema + (1-d)(w - ema)
+    def update(self, steps_per_epoch: int) -> None:
+        """One step: ``ema ← d·ema + (1 − d)·w``, one fused call over all tensors."""
+        if self._average:
+            torch._foreach_lerp_(self._average, self._tensors, 1.0 - self.decay(steps_per_epoch))
         self.steps += 1
 
     @contextmanager
-    @torch.no_grad()
-    def applied(self, model: torch.nn.Module) -> Iterator[None]:
+    def applied(self) -> Iterator[None]:
         """Inside the block the model holds the averaged weights; the raw ones come back after."""
-        raw = {name: value.detach().clone() for name, value in _floating_state(model)}
-        _copy_into(model, self.average)
+        with torch.no_grad():
+            raw = [t.clone() for t in self._tensors]
+            torch._foreach_copy_(self._tensors, self._average)
         try:
             yield
         finally:
-            _copy_into(model, raw)
+            with torch.no_grad():
+                torch._foreach_copy_(self._tensors, raw)
 
-    def state(self) -> dict:
-        """Checkpoint entry: the step count and the averaged tensors."""
-        return {"steps": self.steps, "average": dict(self.average)}
-
-    def load_state(self, state: dict) -> None:
-        self.steps = int(state["steps"])
-        for name, value in state["average"].items():
-            self.average[name].copy_(value)
+    def adopt_model_weights(self) -> None:
+        """Take the model's current weights as the average (a resumed run's checkpoint holds it)."""
+        with torch.no_grad():
+            torch._foreach_copy_(self._average, self._tensors)
 
 
 def _floating_state(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     for name, value in model.state_dict(keep_vars=True).items():
         if torch.is_floating_point(value):
             yield name, value
-
-
-@torch.no_grad()
-def _copy_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
-    for name, value in _floating_state(model):
-        value.data.copy_(tensors[name])
