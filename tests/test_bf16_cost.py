@@ -3,6 +3,7 @@ of the same work), to bfloat16 precision."""
 
 import json
 
+import pytest
 import torch
 
 from recbole_sasrec_ext.benchmark import bf16_cost
@@ -28,3 +29,11 @@ def test_runs_on_small_shapes_and_prints_json(capsys):
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["what"].split(",")[0] for line in lines][0] == "CE forward+backward"
     assert lines[0]["bf16/float32"] > 0
+
+
+@pytest.mark.parametrize("option", ["--repeats", "--positions", "--items"])
+def test_a_count_below_one_is_a_usage_error_naming_it(option, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bf16_cost.main([option, "0"])
+    assert exit_info.value.code == 2
+    assert option in capsys.readouterr().err

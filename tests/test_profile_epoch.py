@@ -28,3 +28,17 @@ def test_an_override_that_is_not_key_value_is_a_usage_error(tiny_data):
     with pytest.raises(SystemExit) as exit_info:
         profile_epoch.main(["--model", "SASRec", "--dataset", "tiny", "learning_rate"])
     assert exit_info.value.code == 2
+
+
+def test_a_bad_setting_is_one_line_and_exit_2_before_training(tiny_data, capsys, tmp_path):
+    code = profile_epoch.main(["--model", "SASRec", "--dataset", "tiny",
+                               f"--data_path={tiny_data}", "--hidden_size=-4"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "hidden_size" in err[0]
+
+
+def test_zero_batches_is_a_usage_error():
+    with pytest.raises(SystemExit) as exit_info:
+        profile_epoch.main(["--model", "SASRec", "--dataset", "tiny", "--batches", "0"])
+    assert exit_info.value.code == 2

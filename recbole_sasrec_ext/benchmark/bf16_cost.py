@@ -17,6 +17,7 @@ import time
 
 import torch
 
+from recbole_sasrec_ext.common.argv import positive
 from recbole_sasrec_ext.layers.chunked_softmax import DEFAULT_CHUNK, chunked_softmax_ce
 
 
@@ -56,12 +57,12 @@ def _ms(fn, repeats: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--positions", type=int, default=1100)
-    parser.add_argument("--d", type=int, default=64)
-    parser.add_argument("--items", type=int, default=12101)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--positions", type=positive(int), default=1100)
+    parser.add_argument("--d", type=positive(int), default=64)
+    parser.add_argument("--items", type=positive(int), default=12101)
+    parser.add_argument("--rounds", type=positive(int), default=3)
+    parser.add_argument("--repeats", type=positive(int), default=5)
+    parser.add_argument("--threads", type=positive(int), default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -28,7 +28,6 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 from recbole_sasrec_ext.benchmark import results
 from recbole_sasrec_ext.benchmark.results import ResultsError
@@ -55,6 +54,7 @@ from recbole_sasrec_ext.benchmark.suite import (
     plan_summary,
 )
 from recbole_sasrec_ext.common import lifetime
+from recbole_sasrec_ext.common.argv import positive
 from recbole_sasrec_ext.common.errors import PluginError
 from recbole_sasrec_ext.common.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
 
@@ -74,19 +74,6 @@ def _int_list(text: str) -> list[int]:
     if not values:
         raise argparse.ArgumentTypeError("expected at least one integer")
     return values
-
-
-def _positive(kind: type) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = 0
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
-        return value
-
-    return parse
 
 
 def _name_list(text: str) -> list[str]:
@@ -112,15 +99,15 @@ def _run_parser() -> argparse.ArgumentParser:
         "--only-datasets", type=_name_list, help="run only these data sets of the suite, e.g. games"
     )
     parser.add_argument(
-        "--max-runs", type=_positive(int), help="start at most N runs now; rerun to continue"
+        "--max-runs", type=positive(int), help="start at most N runs now; rerun to continue"
     )
     parser.add_argument(
-        "--jobs", type=_positive(int), default=1,
+        "--jobs", type=positive(int), default=1,
         help="runs at the same time, one thread each unless OMP_NUM_THREADS is set (default 1; "
         "2 on a 2-core machine)",
     )
     parser.add_argument(
-        "--timeout", type=_positive(float), help="seconds per run (replaces the suite's timeout_s)"
+        "--timeout", type=positive(float), help="seconds per run (replaces the suite's timeout_s)"
     )
     parser.add_argument(
         "--data-root", type=Path, help="base of a relative data_path (default: repo root)"
@@ -162,7 +149,7 @@ def _speed_parser() -> argparse.ArgumentParser:
         help="validation metric of the target, e.g. ndcg@10 (default: the suite's valid_metric)",
     )
     parser.add_argument(
-        "--timeout", type=_positive(float), help="seconds per run (replaces the suite's timeout_s)"
+        "--timeout", type=positive(float), help="seconds per run (replaces the suite's timeout_s)"
     )
     parser.add_argument(
         "--data-root", type=Path, help="base of a relative data_path (default: repo root)"

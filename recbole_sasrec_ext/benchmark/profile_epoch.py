@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 import time
 
 import torch
@@ -19,7 +20,9 @@ import yaml
 from torch.profiler import ProfilerActivity, profile
 
 from recbole_sasrec_ext.apps.quick_start import build
-from recbole_sasrec_ext.common.argv import parse_overrides
+from recbole_sasrec_ext.common.argv import parse_overrides, positive
+from recbole_sasrec_ext.common.errors import PluginError
+from recbole_sasrec_ext.common.exit_codes import EXIT_BAD_INPUT
 from recbole_sasrec_ext.config.plugin_config import Config
 from recbole_sasrec_ext.training.registry import get_trainer
 
@@ -44,14 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--dataset", required=True)
-    parser.add_argument("--batches", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--rows", type=int, default=25, help="operators listed")
+    parser.add_argument("--batches", type=positive(int), default=30)
+    parser.add_argument("--warmup", type=positive(int), default=3)
+    parser.add_argument("--rows", type=positive(int), default=25, help="operators listed")
     args, rest = parser.parse_known_args(argv)
     overrides = {k: yaml.safe_load(v) for k, v in parse_overrides(parser, rest).items()}
     settings = {"show_progress": False, **overrides}
-    config = Config(args.model, args.dataset, config_dict=settings)
-    _, train, _, _, model = build(config)
+    try:  # a bad key, value or data set: one line, exit 2, before anything is trained
+        config = Config(args.model, args.dataset, config_dict=settings)
+        _, train, _, _, model = build(config)
+    except PluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     trainer._train_epoch(_FirstBatches(train, args.warmup), 0)
     start = time.perf_counter()

@@ -1,11 +1,11 @@
-"""Command-line arguments: ``--key=value`` overrides, and temporarily replacing ``sys.argv``
-(RecBole's ``Config`` reads ``--key=value`` from it)."""
+"""Command-line arguments: ``--key=value`` overrides, temporarily replacing ``sys.argv``
+(RecBole's ``Config`` reads ``--key=value`` from it), and positive numbers."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 
@@ -59,3 +59,17 @@ def model_and_dataset(
     if dataset is None and "dataset" not in in_files:
         dataset = DEFAULT_DATASET
     return model, dataset
+
+
+def positive(kind: type) -> Callable[[str], float]:
+    """An argparse ``type``: ``kind(text)`` if it is > 0, else a usage error (exit 2) naming it."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        return value
+
+    return parse
