@@ -16,6 +16,7 @@ from conftest import ROOT, tiny_rows, write_inter
 from recbole_sasrec_ext import run
 from recbole_sasrec_ext.common.errors import PluginError
 from recbole_sasrec_ext.training import checkpoint
+from recbole_sasrec_ext.training.lr_schedule import plateau_factor
 
 ARGS = {
     "epochs": 10,
@@ -67,8 +68,15 @@ def _scores(summary: dict) -> list[tuple[int, float]]:
     return [(h["epoch"], h["valid_score"]) for h in summary["valid_history"]]
 
 
-@pytest.mark.parametrize("extra", [{}, {"weight_ema_epochs": 2.0}], ids=["plain", "weight_ema"])
-def test_killed_run_resumes_to_the_same_test_metrics(tmp_path, extra):
+@pytest.mark.parametrize(
+    ("extra", "kill_at"),
+    [({}, KILL_AT_EPOCH), ({"weight_ema_epochs": 2.0}, KILL_AT_EPOCH),
+     # epoch 4 brings no new best (rate halved), epoch 5 does: the checkpoint the run resumes
+     # from has a halved rate that only its history tells
+     ({"lr_plateau_patience": 1}, 6)],
+    ids=["plain", "weight_ema", "lr_plateau"],
+)
+def test_killed_run_resumes_to_the_same_test_metrics(tmp_path, extra, kill_at):
     data = write_inter(tmp_path / "data", "tiny", tiny_rows(n_users=60, max_len=25))
     config = {**ARGS, **extra, "data_path": str(data)}
     full = json.loads(run("SASRec", "tiny", config_dict=dict(config)).to_json())
@@ -76,11 +84,15 @@ def test_killed_run_resumes_to_the_same_test_metrics(tmp_path, extra):
     work = tmp_path / "killed"
     work.mkdir()
     args = ["--model", "SASRec", "--dataset", "tiny", *(f"--{k}={v}" for k, v in config.items())]
-    proc = _cli(args, work, kill_at_epoch=KILL_AT_EPOCH)
+    proc = _cli(args, work, kill_at_epoch=kill_at)
     proc.communicate(timeout=600)
     assert proc.returncode == -signal.SIGKILL, "the run was not killed"
     (saved,) = list((work / "saved").glob("*.pth"))
-    assert checkpoint.load(saved)["epoch"] < KILL_AT_EPOCH
+    state = checkpoint.load(saved)
+    assert state["epoch"] < kill_at
+    if "lr_plateau_patience" in extra:
+        scores = [h["valid_score"] for h in state["progress"]["history"]]
+        assert plateau_factor(scores, 1, 0.5, bigger=True) == 0.5
 
     resumed = _cli([f"--resume=saved/{saved.name}"], work)
     out, err = resumed.communicate(timeout=600)

@@ -20,7 +20,9 @@ UNHASHED_KEYS = frozenset({"per_user_file"})
 
 #: Keys declared after rows were hashed, with the value that behaves as the code before them: at
 #: that value they are left out, so a row made before the key existed keeps its hash.
-LATER_KEYS_NEUTRAL = {"weight_ema_epochs": 0.0}
+LATER_KEYS_NEUTRAL = {
+    "weight_ema_epochs": 0.0, "lr_plateau_patience": 0, "lr_plateau_factor": 0.5,
+}
 
 
 def settings_hash(config) -> str:

@@ -103,6 +103,8 @@ COMMON_KEYS: tuple[Key, ...] = (
     Key("lr_base_batch_size", int, low=1),
     Key("warmup_epochs", float, low=0.0),
     Key("weight_ema_epochs", float, low=0.0),
+    Key("lr_plateau_patience", int, low=0),
+    Key("lr_plateau_factor", float, low=0.0, high=1.0, low_open=True, high_open=True),
     Key("torch_compile", bool),
     Key("filter_seen", bool),
     Key("length_buckets", int, low=0),

@@ -4,12 +4,17 @@
 √(batch / base) or batch / base, ``base`` = ``lr_base_batch_size`` (the batch the learning rate was
 tuned for: 128 in the SASRec paper). ``warmup_epochs`` (a float, may be fractional) ramps the rate
 linearly from 1/steps of its value to its value over the first ``warmup_epochs`` epochs of steps.
+
+``lr_plateau_patience`` / ``lr_plateau_factor``: the rate is multiplied by the factor each time that
+many validations in a row bring no new best score (:func:`plateau_factor`). The factor in force is
+a function of the validation history alone, so a resumed run recomputes it from its checkpoint.
 """
 
 from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -54,3 +59,24 @@ def make_schedule(
     """The schedule of a run: peak rate and warm-up steps (``ceil(warmup_epochs × steps)``)."""
     peak = scaled_learning_rate(lr, scaling, batch_size, base_batch_size)
     return LrSchedule(peak, math.ceil(warmup_epochs * steps_per_epoch))
+
+
+def plateau_factor(scores: Sequence[float], patience: int, factor: float, bigger: bool) -> float:
+    """The learning-rate multiplier after the validations ``scores`` (oldest first).
+
+    Every ``patience``-th validation in a row without a new best (strictly better than every
+    earlier score; ``bigger``: higher is better) multiplies it by ``factor``; ``patience`` 0 = 1.0.
+    E.g. patience 2, scores 1, 0, 0, 0, 0 (higher better): four validations without a new best,
+    two decays, ``factor ** 2``.
+    """
+    if patience <= 0:
+        return 1.0
+    multiplier, best, since_best = 1.0, None, 0
+    for score in scores:
+        if best is None or (score > best if bigger else score < best):
+            best, since_best = score, 0
+            continue
+        since_best += 1
+        if since_best % patience == 0:
+            multiplier *= factor
+    return multiplier

@@ -25,7 +25,12 @@ from recbole_sasrec_ext.parallel.ddp import data_parallel
 from recbole_sasrec_ext.parallel.evaluation import evaluate_sharded
 from recbole_sasrec_ext.parallel.quiet import drop_tensorboard
 from recbole_sasrec_ext.training import checkpoint
-from recbole_sasrec_ext.training.lr_schedule import LrScaling, LrSchedule, make_schedule
+from recbole_sasrec_ext.training.lr_schedule import (
+    LrScaling,
+    LrSchedule,
+    make_schedule,
+    plateau_factor,
+)
 from recbole_sasrec_ext.training.other_parameter import encode_other_parameter
 from recbole_sasrec_ext.training.sequence_scoring import sequence_scorer
 from recbole_sasrec_ext.training.weight_average import WeightAverage
@@ -49,6 +54,8 @@ class PluginTrainer(Trainer):
       on with the raw weights, which a checkpoint also holds for resuming;
     * optional large-batch recipe: ``lr_scaling``/``lr_base_batch_size``/``warmup_epochs``
       (:mod:`recbole_sasrec_ext.training.lr_schedule`), and ``torch_compile`` of the training loss;
+    * ``lr_plateau_patience`` > 0: the rate is multiplied by ``lr_plateau_factor`` after every
+      that many validations in a row without a new best (recomputed from the history on resume);
     * sampled evaluation encodes each user once and scores its candidates by dot products, for
       every model :func:`~recbole_sasrec_ext.training.sequence_scoring.sequence_scorer`
       verifies (the plugin's, and RecBole's GRU4Rec, SASRec and Caser; RecBole re-runs the encoder
@@ -92,6 +99,7 @@ class PluginTrainer(Trainer):
         self._ddp = None
         horizon = config["weight_ema_epochs"] or 0.0
         self._ema = WeightAverage(model, horizon) if horizon > 0 else None
+        self._lr_factor = 1.0  # lr_plateau_*: the multiplier in force (from the history)
         if self._group is not None:
             self._join_group()
 
@@ -208,6 +216,7 @@ class PluginTrainer(Trainer):
         self.train_seconds = float(progress.get("train_seconds", 0.0))
         self.epochs_run = int(progress.get("epochs_run", 0))
         self._epoch = int(state["epoch"])
+        self._lr_factor = self._plateau_factor()
         self._resumed_rng = state.get("rng")
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
 
@@ -316,7 +325,7 @@ class PluginTrainer(Trainer):
         total, first, n_batches = None, None, 0
         for batch_idx, interaction in enumerate(iter_data):
             if schedule is not None:
-                lr = schedule.lr_at(epoch_idx * steps + batch_idx)
+                lr = schedule.lr_at(epoch_idx * steps + batch_idx) * self._lr_factor
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
             interaction = interaction.to(self.device)
@@ -403,7 +412,28 @@ class PluginTrainer(Trainer):
         )
         for metric, value in result.items():  # RecBole logs only the valid score
             self.tensorboard.add_scalar(f"Valid/{metric}", float(value), self._epoch)
+        self._apply_plateau_factor()
         return score, result
+
+    def _plateau_factor(self) -> float:
+        """The learning-rate multiplier ``lr_plateau_*`` gives after the validations so far."""
+        return plateau_factor(
+            [entry["valid_score"] for entry in self.history],
+            self.config["lr_plateau_patience"] or 0, self.config["lr_plateau_factor"],
+            self.valid_metric_bigger,
+        )
+
+    def _apply_plateau_factor(self) -> None:
+        """After a validation: the rate becomes peak × the plateau multiplier when that changed
+        (a warm-up schedule multiplies its own rate by it at every step)."""
+        factor = self._plateau_factor()
+        if factor == self._lr_factor:
+            return
+        self._lr_factor = factor
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate * factor
+        self.logger.info(f"learning rate now {self.learning_rate * factor:.3g} "
+                         f"(x {factor:.3g}: lr_plateau_patience)")
 
     # --- fast evaluation ----------------------------------------------------------------------
     def _full_sort_scores(self, interaction) -> torch.Tensor:
