@@ -8,7 +8,7 @@ import pytest
 from test_benchmark import calls_of, kill_hung_fakes, make_fake, read_csv, write_suite
 
 from recbole_sasrec_ext.benchmark import cli, results, runner
-from recbole_sasrec_ext.benchmark.suite import load_suite
+from recbole_sasrec_ext.benchmark.suite import SuiteError, load_suite
 
 MODELS = ["SASRec", "RKSA", "Crash", "Slow"]
 #: Columns that differ between two runs of the same suite (times, dates, where it ran, and the
@@ -90,3 +90,85 @@ def test_bad_jobs_is_a_usage_error(tmp_path, value, capsys):
         cli.main([str(suite), "--out", str(tmp_path / "out"), "--jobs", value])
     assert exit_info.value.code == 2
     assert "--jobs" in capsys.readouterr().err
+
+
+def _threads_suite(tmp_path: Path, threads_line: str = "threads: 2") -> Path:
+    path = write_suite(tmp_path / "t.yaml", ["RKSA", "Caser", "SASRec"], [1], timeout_s=30)
+    text = path.read_text().replace(
+        "  SASRec: {epochs: 3}", f"  SASRec: {{epochs: 3, {threads_line}}}"
+    )
+    path.write_text(text)
+    return path
+
+
+def _fake_with_thread_log(tmp_path: Path) -> tuple[dict, Path]:
+    fake = make_fake(tmp_path / "fake")
+    config_path = Path(fake["prefix"][-1])
+    config = json.loads(config_path.read_text())
+    config["threads"] = str(tmp_path / "threads.txt")
+    config_path.write_text(json.dumps(config))
+    return fake, Path(config["threads"])
+
+
+def test_a_run_with_threads_takes_that_many_places_and_starts_first(tmp_path, monkeypatch):
+    fake, log = _fake_with_thread_log(tmp_path)
+    suite = load_suite(_threads_suite(tmp_path))
+    running, seen = {}, []  # pid -> model; (model started, models running beside it)
+    start, finish = runner._start_process, runner._Started.finish
+
+    def recording_start(spec, *args, **kwargs):
+        started = start(spec, *args, **kwargs)
+        seen.append((spec.model, sorted(running.values())))
+        running[started.process.pid] = spec.model
+        return started
+
+    def recording_finish(self, *args, **kwargs):
+        running.pop(self.process.pid, None)
+        return finish(self, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "_start_process", recording_start)
+    monkeypatch.setattr(runner._Started, "finish", recording_finish)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    try:
+        runner.run_suite(suite, tmp_path / "out", command_prefix=fake["prefix"],
+                         stream=io.StringIO(), jobs=2)
+    finally:
+        kill_hung_fakes(fake)
+    # SASRec (2 places of 2) first and alone, then the others two at a time in plan order
+    assert seen == [("SASRec", []), ("RKSA", []), ("Caser", ["RKSA"])]
+    assert sorted(log.read_text().splitlines()) == ["Caser 1 1", "RKSA 1 1", "SASRec 1 2"]
+    rows = read_csv(tmp_path / "out" / results.CSV_NAME)
+    assert {r["model"]: r["status"] for r in rows} == {m: "ok" for m in ("RKSA", "Caser", "SASRec")}
+
+
+def test_threads_with_one_job_and_a_count_above_jobs(tmp_path, monkeypatch):
+    fake, log = _fake_with_thread_log(tmp_path)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    suite = load_suite(_threads_suite(tmp_path, "threads: 4"))
+    try:
+        runner.run_suite(suite, tmp_path / "one", command_prefix=fake["prefix"],
+                         stream=io.StringIO(), jobs=1)
+        runner.run_suite(suite, tmp_path / "two", command_prefix=fake["prefix"],
+                         stream=io.StringIO(), jobs=2)
+    finally:
+        kill_hung_fakes(fake)
+    lines = log.read_text().splitlines()
+    # one job: the suite's count, the caller's setting for the others; two jobs: at most 2
+    assert sorted(lines[:3]) == ["Caser 1 -", "RKSA 1 -", "SASRec 1 4"]
+    assert sorted(lines[3:]) == ["Caser 1 1", "RKSA 1 1", "SASRec 1 2"]
+
+
+def test_threads_are_checked_not_hashed_and_a_profile_may_set_them(tmp_path):
+    plain = load_suite(write_suite(tmp_path / "p.yaml", ["RKSA", "Caser", "SASRec"], [1]))
+    with_threads = load_suite(_threads_suite(tmp_path))
+    keys = [spec.key for spec in plain.runs()]
+    assert [spec.key for spec in with_threads.runs()] == keys  # finished rows stay finished
+    assert [spec.threads for spec in with_threads.runs()] == [None, None, 2]
+    profiled = _threads_suite(tmp_path)
+    profiled.write_text(profiled.read_text() + "profiles:\n  cpu:\n    models:\n"
+                        "      SASRec: {threads: 1}\n      Caser: {threads: 2}\n")
+    chosen = load_suite(profiled).with_profile("cpu")
+    assert [spec.threads for spec in chosen.runs()] == [None, 2, 1]
+    for bad in ("threads: 0", "threads: two", "threads: 1.5", "threads: true"):
+        with pytest.raises(SuiteError, match=r"models\.SASRec\.threads: must be a whole number"):
+            load_suite(_threads_suite(tmp_path, bad))

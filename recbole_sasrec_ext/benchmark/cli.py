@@ -270,8 +270,9 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
         prefix = default_command_prefix()
         if not os.environ.get(RUN_CMD_ENV, "").strip():  # the runs are the plugin's own
             check_plan(plan, args.out if args.out.is_dir() else None)  # as each run would
-        for spec in plan:
-            print(command_text([*prefix, *spec.args()]))
+        for spec in plan:  # a suite's thread count as the runner sets it
+            threads = f"OMP_NUM_THREADS={spec.threads} " if spec.threads else ""
+            print(threads + command_text([*prefix, *spec.args()]))
         print(
             f"{suite.name}{_profile_text(suite.profile)}: {plan_summary(plan)}, "
             f"timeout {suite.timeout_s:g} s each",

@@ -182,7 +182,7 @@ def _run_process(
     spec: RunSpec, command_prefix: Sequence[str], out_dir: Path, timeout_s: float,
     checkpoints: Path, resume: Path | None,
 ) -> RunOutcome:
-    started = _start_process(spec, command_prefix, out_dir, checkpoints, resume)
+    started = _start_process(spec, command_prefix, out_dir, checkpoints, resume, spec.threads)
     try:
         returncode = started.process.wait(timeout=timeout_s)
         timed_out = False
@@ -370,8 +370,10 @@ def run_suite(
     stream
         Where progress lines go (default stderr).
     jobs
-        Runs at the same time (each in its own subprocess, started in plan order); with more
-        than one, each run gets one OpenMP/MKL thread unless the environment sets a number.
+        Places for runs at the same time (each run in its own subprocess; see
+        :func:`_run_parallel`): a run takes its suite's ``threads`` places (1 when unset) and
+        gets that many OpenMP/MKL threads, unless the environment sets a number. With one job a
+        run gets its suite's ``threads`` (the caller's setting when unset).
         Rows are written as runs end, so results.csv's order may differ from the plan's; the
         rows themselves are the same as with one job.
     """
@@ -474,19 +476,27 @@ def _run_suite_locked(
 
 
 def _run_parallel(todo, jobs, prefix, out_dir, timeout_s, begin, record) -> None:
-    """Keep up to ``jobs`` runs going, in plan order; ``record`` each as it ends. A run with a
-    checkpoint resumes from it; one whose checkpoint had finished training starts again (as
-    :func:`run_one`). On an exception (e.g. Ctrl-C) every running run is killed."""
-    queue = list(todo)
+    """Keep up to ``jobs`` places busy; ``record`` each run as it ends. A run takes ``threads``
+    places (its suite's count, at most ``jobs``; 1 when unset) and gets that many OpenMP/MKL
+    threads; runs that take more places start first, otherwise in plan order, and a run waits
+    until its places are free. A run with a checkpoint resumes from it; one whose checkpoint had
+    finished training starts again (as :func:`run_one`). On an exception (e.g. Ctrl-C) every
+    running run is killed."""
+
+    def places(spec: RunSpec) -> int:
+        return min(spec.threads or 1, jobs)
+
+    queue = sorted(todo, key=lambda item: -places(item[1]))  # stable: plan order otherwise
     running: list[tuple[str, _Started]] = []
     try:
         while queue or running:
-            while queue and len(running) < jobs:
+            while queue and sum(places(s.spec) for _, s in running) + places(queue[0][1]) <= jobs:
                 where, spec = queue.pop(0)
                 begin(where, spec, len(queue))
                 checkpoints = out_dir / CHECKPOINTS_DIR / spec.run_name
                 running.append((where, _start_process(spec, prefix, out_dir, checkpoints,
-                                                      newest_checkpoint(checkpoints), 1)))
+                                                      newest_checkpoint(checkpoints),
+                                                      places(spec))))
             time.sleep(_POLL_S)
             for item in list(running):
                 where, started = item
@@ -501,7 +511,8 @@ def _run_parallel(todo, jobs, prefix, out_dir, timeout_s, begin, record) -> None
                 if started.resume is not None and _FINISHED_MARK in outcome.error:
                     shutil.rmtree(started.checkpoints)  # trained to the end: train again
                     running.append((where, _start_process(started.spec, prefix, out_dir,
-                                                          started.checkpoints, None, 1)))
+                                                          started.checkpoints, None,
+                                                          places(started.spec))))
                     continue
                 record(where, started.spec, outcome)
     except BaseException:

@@ -37,6 +37,9 @@ key is an error that names it:
 A model entry may name a class by import path, ``Label: {class: my_package.my_module:MyModel,
 ...}``: a RecBole model class (checked when the suite is loaded, so the module must be importable,
 e.g. from the current folder or ``PYTHONPATH``) that runs through the same pipeline under ``Label``.
+A model entry, or a profile's model layer, may give its runs' thread count, ``threads: N`` (the
+runner's, not a config override, and not part of the run key): their OpenMP/MKL threads; with
+``--jobs`` such a run takes N of the places and starts before runs that take fewer.
 
 Overrides are merged ``common`` < ``datasets[d]`` < ``models[m]`` < ``models[m].per_dataset[d]``,
 then the chosen profile's layers in the same order.
@@ -72,6 +75,9 @@ PROFILE_KEYS = ("timeout_s", "notes", "common", "datasets", "models")
 SUITE_KEYS = BENCHMARK_KEYS + COMPARISON_KEYS
 PER_DATASET_KEY = "per_dataset"
 CLASS_KEY = "class"  # a model entry's import path ``package.module:Class``
+# A model entry's (or a profile's model layer's) OpenMP/MKL thread count for its runs: the runner's,
+# not a config override; with --jobs N such a run takes that many of the N places.
+THREADS_KEY = "threads"
 # Set by the runner itself: a suite may not override them.
 RESERVED_OVERRIDES = frozenset({"model", "dataset", "seed"})
 # Left out of the run key's hash, so that moving the data does not invalidate finished runs.
@@ -121,6 +127,7 @@ class RunSpec:
     overrides: Mapping[str, Any]
     profile: str = ""  # the suite's chosen profile ("" for a suite without profiles)
     model_class: str | None = None  # import path of the model's class, when the suite names one
+    threads: int | None = None  # the suite's ``threads`` for it (not hashed: results stay equal)
 
     @property
     def config_hash(self) -> str:
@@ -182,6 +189,7 @@ class Profile:
     datasets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     per_dataset: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    threads: Mapping[str, int] = field(default_factory=dict)  # model -> ``threads``
 
 
 @dataclass(frozen=True)
@@ -209,6 +217,12 @@ class Suite:
     # run label -> a model of the suite with settings applied last (the search's runs, or the
     # chosen settings); empty: one run label per model, as the file says
     variants: Mapping[str, Variant] = field(default_factory=dict)
+    threads: Mapping[str, int] = field(default_factory=dict)  # model -> ``threads``
+
+    def threads_of(self, model: str) -> int | None:
+        """The thread count the suite (its chosen profile first) gives ``model``'s runs."""
+        chosen = self.profiles[self.profile].threads if self.profile else {}
+        return chosen.get(model, self.threads.get(model))
 
     def search_suite(self, models: Sequence[str] | None = None) -> Suite:
         """The suite of the validation search: every setting of every searched model (of
@@ -305,6 +319,7 @@ class Suite:
                 # the model to run: its class path, or its name when the label is a variant's
                 self.model_classes.get(variants[label].model)
                 or (variants[label].model if label != variants[label].model else None),
+                self.threads_of(variants[label].model),
             )
             for dataset in self.datasets
             for seed in (self.seeds if seeds is None else seeds)
@@ -418,6 +433,7 @@ def _validate(path: Path, raw: Any) -> Suite:
     per_dataset: dict[str, dict[str, dict[str, Any]]] = {}
     model_classes: dict[str, str] = {}
     model_keys: dict[str, tuple[str, ...]] = {}
+    threads: dict[str, int] = {}
     for name, value in _named(fail, "models", raw["models"], _MODEL_RE).items():
         entry = _model_entry(fail, f"models.{name}", value, datasets, allow_class=True)
         models[name], per_dataset[name], model_keys[name] = (
@@ -425,6 +441,8 @@ def _validate(path: Path, raw: Any) -> Suite:
         )
         if entry.class_path is not None:
             model_classes[name] = entry.class_path
+        if entry.threads is not None:
+            threads[name] = entry.threads
     per_dataset = {m: block for m, block in per_dataset.items() if block}
     for key in COMPARISON_KEYS:
         if key in raw and (not isinstance(raw[key], str) or raw[key] not in models):
@@ -451,6 +469,7 @@ def _validate(path: Path, raw: Any) -> Suite:
         model_classes=model_classes,
         anchors=anchors,
         search=search,
+        threads=threads,
     )
 
 
@@ -498,6 +517,7 @@ class _ModelEntry:
     per_dataset: dict[str, dict[str, Any]]
     class_path: str | None  # ``class``: import path of a user's model
     config_keys: tuple[str, ...]  # the keys that class declares (``CONFIG_KEYS``)
+    threads: int | None = None  # ``threads``: the runs' OpenMP/MKL threads
 
 
 def _model_entry(
@@ -517,6 +537,12 @@ def _model_entry(
         if not allow_class:
             raise fail(f"{where}.{CLASS_KEY}", "a profile cannot change a model's class")
         class_path, extra_keys = _model_class(fail, f"{where}.{CLASS_KEY}", value.pop(CLASS_KEY))
+    threads = None
+    if isinstance(value, dict) and THREADS_KEY in value:
+        threads = value.pop(THREADS_KEY)
+        if not _is_int(threads) or threads < 1:
+            raise fail(f"{where}.{THREADS_KEY}",
+                       f"must be a whole number of threads >= 1, got {threads!r}")
     if isinstance(value, dict) and PER_DATASET_KEY in value:
         named = _named(fail, f"{where}.{PER_DATASET_KEY}", value.pop(PER_DATASET_KEY))
         for dataset, sub in named.items():
@@ -524,7 +550,9 @@ def _model_entry(
             if dataset not in datasets:
                 raise fail(key, f"not a data set of this suite ({', '.join(datasets)})")
             block[dataset] = _overrides(fail, key, sub, extra_keys)
-    return _ModelEntry(_overrides(fail, where, value, extra_keys), block, class_path, extra_keys)
+    return _ModelEntry(
+        _overrides(fail, where, value, extra_keys), block, class_path, extra_keys, threads
+    )
 
 
 def _model_class(fail: Any, where: str, value: Any) -> tuple[str, tuple[str, ...]]:
@@ -586,6 +614,7 @@ def _profiles(
             },
             models={m: entry.overrides for m, entry in model_layers.items()},
             per_dataset={m: e.per_dataset for m, e in model_layers.items() if e.per_dataset},
+            threads={m: e.threads for m, e in model_layers.items() if e.threads is not None},
         )
     return profiles
 
