@@ -7,6 +7,7 @@ from recbole.trainer import Trainer
 
 from recbole_sasrec_ext import Config, PluginError
 from recbole_sasrec_ext.apps.quick_start import build
+from recbole_sasrec_ext.training import checkpoint
 from recbole_sasrec_ext.training.lr_schedule import plateau_factor
 from recbole_sasrec_ext.training.trainer import PluginTrainer
 
@@ -17,7 +18,7 @@ from recbole_sasrec_ext.training.trainer import PluginTrainer
         ([1, 0, 0, 0, 0], 2, True, 0.25),  # 4 without a new best: decays at the 2nd and 4th
         ([1, 0, 0, 0, 0], 0, True, 1.0),  # off
         ([1, 0, 2, 0, 3], 2, True, 1.0),  # a new best every other validation: never 2 in a row
-        ([1, 0, 1, 0], 1, True, 0.125),  # a tie is no new best
+        ([1, 0, 1, 0], 1, True, 0.25),  # a tie is a new best (RecBole's early stopping too)
         ([3, 2, 4, 1], 1, False, 0.5),  # lower is better: 2 and 1 are new bests, 4 is not
         ([0.1, 0.05, 0.05, 0.2, 0.1], 1, True, 0.125),  # a new best keeps the rate it has
     ],
@@ -36,9 +37,9 @@ SCRIPTED = [0.10, 0.05, 0.05, 0.20, 0.10]  # validation scores of epochs 0-4
 
 
 def _trainer(tiny_data, tmp_path, **extra):
-    config = Config("SASRec", "tiny", config_dict=fast_config(
-        tiny_data, learning_rate=0.004, lr_plateau_patience=1, lr_plateau_factor=0.5,
-        stopping_step=10, checkpoint_dir=str(tmp_path), **extra))
+    settings = {"learning_rate": 0.004, "lr_plateau_patience": 1, "lr_plateau_factor": 0.5,
+                "stopping_step": 10, "checkpoint_dir": str(tmp_path), **extra}
+    config = Config("SASRec", "tiny", config_dict=fast_config(tiny_data, **settings))
     _, train, valid, _, model = build(config)
     return PluginTrainer(config, model), train, valid
 
@@ -97,3 +98,16 @@ def test_warmup_schedule_is_multiplied_too(tiny_data, tmp_path, monkeypatch):
     # after epoch 1's validation (no new best) the schedule's rate is halved at every step
     assert step_rates[2 * per_epoch:] == pytest.approx([0.002] * per_epoch)
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.001)  # after epoch 2's
+
+
+def test_a_tie_is_a_new_best_for_the_plateau_and_the_reported_best_epoch(
+    tiny_data, tmp_path, monkeypatch
+):
+    """RecBole's early stopping saves a checkpoint on a tie: best_epoch names that checkpoint,
+    and the plateau counts from it (no halving after the tie)."""
+    _script_validation(monkeypatch, [0.10, 0.05, 0.10, 0.08])
+    trainer, train, valid = _trainer(tiny_data, tmp_path, epochs=4, lr_plateau_patience=2)
+    trainer.fit(train, valid, saved=True)
+    assert trainer.best_epoch == 2
+    assert checkpoint.load(trainer.saved_model_file)["epoch"] == 2
+    assert trainer._lr_factor == 1.0  # one validation since the tie, patience 2

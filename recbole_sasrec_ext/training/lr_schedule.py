@@ -64,8 +64,10 @@ def make_schedule(
 def plateau_factor(scores: Sequence[float], patience: int, factor: float, bigger: bool) -> float:
     """The learning-rate multiplier after the validations ``scores`` (oldest first).
 
-    Every ``patience``-th validation in a row without a new best (strictly better than every
-    earlier score; ``bigger``: higher is better) multiplies it by ``factor``; ``patience`` 0 = 1.0.
+    Every ``patience``-th validation in a row without a new best multiplies it by ``factor``;
+    ``patience`` 0 = 1.0. A new best is a score at least as good as every earlier one (``bigger``:
+    higher is better): a tie counts, as in RecBole's early stopping, so the plateau and the
+    patience count from the same epoch.
     E.g. patience 2, scores 1, 0, 0, 0, 0 (higher better): four validations without a new best,
     two decays, ``factor ** 2``.
     """
@@ -73,7 +75,7 @@ def plateau_factor(scores: Sequence[float], patience: int, factor: float, bigger
         return 1.0
     multiplier, best, since_best = 1.0, None, 0
     for score in scores:
-        if best is None or (score > best if bigger else score < best):
+        if best is None or (score >= best if bigger else score <= best):
             best, since_best = score, 0
             continue
         since_best += 1

@@ -399,7 +399,9 @@ class PluginTrainer(Trainer):
     def _valid_epoch(self, valid_data, show_progress=False):
         score, result = super()._valid_epoch(valid_data, show_progress)  # evaluate(): the average
         best = self._best_seen
-        if best is None or (score > best if self.valid_metric_bigger else score < best):
+        # a tie is a new best, as RecBole's early stopping saves it: best_epoch names the
+        # checkpoint that is tested
+        if best is None or (score >= best if self.valid_metric_bigger else score <= best):
             self._best_seen = score
             self.best_epoch = self._epoch
         self.history.append(
