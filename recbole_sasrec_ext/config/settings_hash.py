@@ -22,6 +22,7 @@ UNHASHED_KEYS = frozenset({"per_user_file"})
 #: that value they are left out, so a row made before the key existed keeps its hash.
 LATER_KEYS_NEUTRAL = {
     "weight_ema_epochs": 0.0, "lr_plateau_patience": 0, "lr_plateau_factor": 0.5,
+    "output_embedding": "tied",
 }
 
 

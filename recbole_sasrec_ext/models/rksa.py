@@ -138,7 +138,7 @@ class RKSA(TransformerRecommender):
         one = interaction[torch.tensor([0])]
         hidden, extras = self.encode(one)  # (1, L, d)
         n = int(one[self.ITEM_SEQ_LEN][0])
-        scores = hidden[0, n - 1] @ self.embedding.item.weight.T  # (n_items,)
+        scores = self.score_all(hidden[0, n - 1][None])[0]  # (n_items,)
         scores[0] = float("-inf")
         scores[one[self.ITEM_SEQ][0, :n]] = float("-inf")  # recommend something new
         last = extras[-1]

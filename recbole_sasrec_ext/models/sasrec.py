@@ -35,7 +35,9 @@ class SASRec(TransformerRecommender):
       (the original code's block: keys/values un-normalised, residual on the normalised queries),
       ``init: normal`` (SASRec+), ``position_order: from_start``, ``train_stride`` (the whole
       history of long users), ``hidden_act: gelu`` / ``swiglu``, ``layer_norm: gated``
-      (eSASRec's block), ``label_smoothing`` (CE), ``scale_embedding: False``;
+      (eSASRec's block), ``label_smoothing`` (CE), ``scale_embedding: False``,
+      ``output_embedding: tied_bias`` / ``untied`` (a bias per item, or an output table of its own;
+      the paper's shared embedding is the default);
     * under full ranking, unless set, the full-ranking recipe applies
       (``properties/model/recipe-full-ranking.yaml``: CE with label smoothing 0.3, d=64, one
       block, the original code's block, ``train_stride`` half the window, ...).

@@ -33,6 +33,7 @@ from recbole_sasrec_ext.layers.losses import (
     next_item_loss,
     sequence_sampled_softmax_loss,
 )
+from recbole_sasrec_ext.layers.output_items import OutputEmbedding, OutputItems
 from recbole_sasrec_ext.models.defaults import Recipe
 
 #: The keys of every transformer recommender of the plugin (documented in properties/model/*.yaml).
@@ -56,6 +57,7 @@ TRANSFORMER_KEYS: tuple[Key, ...] = (
     Key("negatives_per", str, choices=("batch", "sequence")),
     Key("exclude_own_negatives", bool),
     Key("label_smoothing", float, low=0.0, high=1.0, high_open=True),
+    Key("output_embedding", str, choices=tuple(v.value for v in OutputEmbedding)),
     Key("bf16", bool),
     Key("train_stride", int, low=0),
     Key("recipe", str, choices=tuple(r.value for r in Recipe)),
@@ -133,6 +135,7 @@ class TransformerRecommender(SequentialRecommender):
         )
         self.final_norm = (nn.LayerNorm(d, eps=config["layer_norm_eps"]) if placement.final_norm
                            else nn.Identity())
+        self.output = OutputItems(self.n_items, d, OutputEmbedding(config["output_embedding"]))
         self.init_std = config["init_std"] if config["init"] == "normal" else None
         self.apply(self._init_weights)
 
@@ -225,7 +228,7 @@ class TransformerRecommender(SequentialRecommender):
             own = (torch.cat([interaction[self.ITEM_SEQ], targets], dim=1)  # (B, 2L)
                    if self.exclude_own_negatives else None)
             loss = sequence_sampled_softmax_loss(
-                hidden, targets, self.embedding.item.weight, self.n_negatives, own)
+                self.output.query(hidden), targets, self.output_weight(), self.n_negatives, own)
             return loss + self.auxiliary_loss(extras)
         if TARGET_LIST_FIELD in interaction:  # full-sequence rows: a target at every position
             targets = interaction[TARGET_LIST_FIELD]  # (B, L)
@@ -234,8 +237,8 @@ class TransformerRecommender(SequentialRecommender):
                 own = torch.cat([interaction[self.ITEM_SEQ], targets], dim=1)  # (B, 2L)
                 row = torch.arange(targets.size(0), device=targets.device)  # (B,)
                 own_row = row[:, None].expand_as(targets)[mask]  # (N,)
-                loss = ce_loss(hidden[mask], targets[mask], self.embedding.item.weight, own,
-                               own_row)
+                loss = ce_loss(self.output.query(hidden[mask]), targets[mask],
+                               self.output_weight(), own, own_row)
                 return loss + self.auxiliary_loss(extras)
             hidden, targets = hidden[mask], targets[mask]  # (N, d), (N,)
         else:  # RecBole's prefix samples: the loss at the last position, as RecBole's SASRec
@@ -243,8 +246,8 @@ class TransformerRecommender(SequentialRecommender):
             hidden = self.gather_indexes(hidden, interaction[self.ITEM_SEQ_LEN] - 1)  # (B, d)
             targets = interaction[self.ITEM_ID]  # (B,)
         loss = next_item_loss(
-            self.loss_type, hidden, targets, self.embedding.item.weight, self.n_negatives,
-            self.gbce_t, self.label_smoothing,
+            self.loss_type, self.output.query(hidden), targets, self.output_weight(),
+            self.n_negatives, self.gbce_t, self.label_smoothing,
         )
         return loss + self.auxiliary_loss(extras)
 
@@ -254,12 +257,20 @@ class TransformerRecommender(SequentialRecommender):
         hidden = self.forward(interaction)  # (B, L, d)
         return self.gather_indexes(hidden, interaction[self.ITEM_SEQ_LEN] - 1)  # (B, d)
 
+    def output_weight(self) -> torch.Tensor:
+        """The item side (V, d) or (V, d+1) of every score (``output_embedding``)."""
+        return self.output.weight(self.embedding.item.weight)
+
+    def score_all(self, sequences: torch.Tensor) -> torch.Tensor:
+        """Scores (N, n_items) of every item id for sequence representations (N, d)."""
+        return self.output.query(sequences) @ self.output_weight().T  # (N, n_items)
+
     def score_candidates(self, sequences: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Scores (N,) of items (N,) for sequence representations (N, d)."""
-        return (sequences * self.embedding.item(items)).sum(-1)
+        return (self.output.query(sequences) * self.output_weight()[items]).sum(-1)  # (N,)
 
     def predict(self, interaction) -> torch.Tensor:
         return self.score_candidates(self.encode_sequences(interaction), interaction[self.ITEM_ID])
 
     def full_sort_predict(self, interaction) -> torch.Tensor:
-        return self.encode_sequences(interaction) @ self.embedding.item.weight.T  # (B, n_items)
+        return self.score_all(self.encode_sequences(interaction))  # (B, n_items)

@@ -54,6 +54,10 @@ def check_exportable(state: dict, path: os.PathLike) -> None:
     if implementation not in EXPORTABLE:
         raise PluginError(f"{path}: only the plugin's SASRec can be exported, this checkpoint is "
                           f"{implementation or config.get('model')}")
+    output = config.get("final", {}).get("output_embedding", "tied")
+    if output != "tied":
+        raise PluginError(f"{path}: output_embedding is {output!r}; a bundle scores with the input "
+                          "item table, so only output_embedding 'tied' can be exported")
 
 
 def encoder_settings(model, config) -> dict:
