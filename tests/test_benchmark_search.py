@@ -16,6 +16,7 @@ from recbole_sasrec_ext.benchmark.search import (
     Variant,
     choose,
     variant_label,
+    without_own_values,
 )
 from recbole_sasrec_ext.benchmark.suite import SuiteError, load_suite
 
@@ -130,7 +131,9 @@ def test_search_then_the_suite_runs_with_the_chosen_settings(
     assert cli.main([str(path), "--out", str(out), "--dry-run"]) == 0
     dry = capsys.readouterr().out
     lr = chosen["settings"]["learning_rate"]
-    assert f"--learning_rate={lr}" in dry and "--hidden_dropout_prob=0.5" not in dry
+    # a chosen learning rate equal to SASRec's own (0.001, transformer.yaml) is no override
+    assert (f"--learning_rate={lr}" in dry) == (lr != 0.001)
+    assert "--hidden_dropout_prob=0.5" not in dry
 
     assert cli.main([str(path), "--out", str(out)]) == 0
     rows = _rows(out)
@@ -139,13 +142,50 @@ def test_search_then_the_suite_runs_with_the_chosen_settings(
     assert after["Pop"] == before["Pop"]  # not searched: skipped, unchanged
     assert after["SASRec"]["config_hash"] != before["SASRec"]["config_hash"]
     overrides = json.loads(after["SASRec"]["overrides"])
-    assert {k: overrides[k] for k in chosen["settings"]} == chosen["settings"]
+    assert {k: overrides.get(k, 0.001) for k in chosen["settings"]} == chosen["settings"]
     assert not (out / before["SASRec"]["per_user"]).exists()
     keys = {(h.model, h.config_hash) for h in results.read_histories(out / results.HISTORIES_NAME)}
     assert ("SASRec", before["SASRec"]["config_hash"]) not in keys
     report = (out / "results.md").read_text()
     assert "Validation search (seed 5, NDCG@5 on validation only)" in report
     assert "chosen: SASRec: attn_dropout_prob=" in report and f"learning_rate={lr:g}." in report
+
+
+def test_a_chosen_value_equal_to_the_models_own_is_no_override() -> None:
+    own = {"A": [{"learning_rate": 0.001, "dropout_prob": 0.3}],
+           "B": [{"learning_rate": 0.001}, {"learning_rate": 0.0005}]}  # two data sets
+    kept = without_own_values(
+        {"A": {"learning_rate": 0.001, "dropout_prob": 0.5}, "B": {"learning_rate": 0.001}},
+        lambda model: own[model])
+    assert kept == {"A": {"dropout_prob": 0.5},  # lr is A's own: no override
+                    "B": {"learning_rate": 0.001}}  # differs on the second data set: kept
+
+
+def _write_choices(out: Path, settings: dict) -> None:
+    (out / "search").mkdir(parents=True, exist_ok=True)
+    content = {"seed": 5, "models": {"SASRec": {"settings": settings}}}
+    (out / "search" / "chosen.json").write_text(json.dumps(content))
+
+
+def test_choices_equal_to_the_models_own_settings_keep_its_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    path, out = _suite_yaml(tmp_path), tmp_path / "out"
+    assert cli.main([str(path), "--out", str(out)]) == 0
+    before = _rows(out)
+    # the plugin's learning rate (transformer.yaml) and the suite file's dropout: SASRec's own
+    _write_choices(out, {"learning_rate": 0.001, "hidden_dropout_prob": 0.5})
+    capsys.readouterr()
+    assert cli.main([str(path), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "the search chose SASRec's own settings: their runs keep their keys" in err
+    assert "finished: 0 run now (0 failed), 2 already done, of 2 planned" in err
+    assert _rows(out) == before
+    # one value that differs: only it becomes an override, the equal one does not
+    _write_choices(out, {"learning_rate": 0.001, "hidden_dropout_prob": 0.3})
+    assert cli.main([str(path), "--out", str(out), "--dry-run"]) == 0
+    dry = capsys.readouterr().out
+    assert "--hidden_dropout_prob=0.3" in dry and "--learning_rate" not in dry
 
 
 def test_search_refuses_seeds(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

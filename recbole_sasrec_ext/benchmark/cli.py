@@ -44,6 +44,7 @@ from recbole_sasrec_ext.benchmark.search import (
     choose,
     read_choices,
     with_choices,
+    without_own_values,
     write_choices,
 )
 from recbole_sasrec_ext.benchmark.suite import (
@@ -334,7 +335,24 @@ def _with_search_choices(suite: Suite, out: Path) -> Suite:
     metric = str(suite.common.get("valid_metric", "valid_metric"))
     note = choices_note(suite.search, choices, metric)
     print(f"{suite.name}: {note}", file=sys.stderr)
-    return replace(with_choices(suite, choices), notes=(*suite.notes, note))
+    known = {m: s for m, s in choices.items() if m in suite.models}
+    overrides = without_own_values(known, lambda model: _own_values(suite, model))
+    same = sorted(m for m in known if known[m] and not overrides[m])
+    if same:
+        print(f"{suite.name}: the search chose {', '.join(same)}'s own settings: their runs keep "
+              "their keys (rows already made stay done)", file=sys.stderr)
+    return replace(with_choices(suite, overrides), notes=(*suite.notes, note))
+
+
+def _own_values(suite: Suite, model: str) -> list[dict]:
+    """``model``'s final config values on each data set of ``suite`` (its runs' settings)."""
+    from recbole_sasrec_ext.config.plugin_config import Config
+
+    return [
+        dict(Config(suite.model_classes.get(model) or model, dataset,
+                    config_dict=suite.overrides(model, dataset)).final_config_dict)
+        for dataset in suite.datasets
+    ]
 
 
 def _profile_text(profile: str) -> str:

@@ -19,14 +19,15 @@ folder of its own: resumable, with its own report) and writes ``DIR/search/chose
 model's setting with the best validation ``valid_metric`` (the first in grid order on a tie),
 once all of that model's settings have finished. A later run of the suite into ``DIR`` applies
 the chosen settings after every other layer (so they are part of each run's key) and says so in
-the report's notes. Models the block does not list keep their settings (e.g. Pop, or a row held
+the report's notes; a chosen value equal to the one the model runs with anyway is no override, so
+runs already made with the model's own settings keep their key and are not run again. Models the block does not list keep their settings (e.g. Pop, or a row held
 to a paper's settings).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,24 @@ def choices_note(space: SearchSpace, choices: Mapping[str, Mapping[str, Any]],
         f"{list(space.dropouts)} ({' or '.join(map(str, budgets))} runs each); chosen: {chosen}. "
         f"Not searched: the models the suite's search block does not list."
     )
+
+
+def without_own_values(
+    choices: Mapping[str, Mapping[str, Any]],
+    own: Callable[[str], Sequence[Mapping[str, Any]]],
+) -> dict[str, dict[str, Any]]:
+    """Each model's chosen settings less those equal to the value the model runs with anyway.
+
+    ``own(model)`` gives the model's final values, one mapping per data set of the suite. A chosen
+    value equal to the model's own on every data set is no override: the runs keep their key, so
+    rows already made with the model's own settings stay done and are not run again (their results
+    would be the same)."""
+    kept: dict[str, dict[str, Any]] = {}
+    for model, settings in choices.items():
+        values = own(model)
+        kept[model] = {key: value for key, value in settings.items()
+                       if not values or any(v.get(key) != value for v in values)}
+    return kept
 
 
 def with_choices(suite: Any, choices: Mapping[str, Mapping[str, Any]]) -> Any:
