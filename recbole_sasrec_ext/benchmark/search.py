@@ -20,8 +20,8 @@ model's setting with the best validation ``valid_metric`` (the first in grid ord
 once all of that model's settings have finished. A later run of the suite into ``DIR`` applies
 the chosen settings after every other layer (so they are part of each run's key) and says so in
 the report's notes; a chosen value equal to the one the model runs with anyway is no override, so
-runs already made with the model's own settings keep their key and are not run again. Models the block does not list keep their settings (e.g. Pop, or a row held
-to a paper's settings).
+runs already made with the model's own settings keep their key and are not run again. Models the
+block does not list keep their settings (e.g. Pop, or a row held to a paper's settings).
 """
 
 from __future__ import annotations
