@@ -5,6 +5,7 @@ made with it (real runs of a tiny SASRec on a tiny generated data set)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -186,6 +187,39 @@ def test_choices_equal_to_the_models_own_settings_keep_its_rows(
     assert cli.main([str(path), "--out", str(out), "--dry-run"]) == 0
     dry = capsys.readouterr().out
     assert "--hidden_dropout_prob=0.3" in dry and "--learning_rate" not in dry
+
+
+OWN_POINT_BLOCK = """\
+search:
+  seed: 1
+  learning_rate: [0.01, 0.001]
+  dropout: [0.1, 0.5]
+  models:
+    SASRec: [hidden_dropout_prob]
+"""
+
+
+def test_the_grid_point_of_the_models_own_settings_reuses_the_suites_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """lr 0.001 (transformer.yaml) with hidden dropout 0.5 (the suite file's) is SASRec's own
+    setting: with the suite's seed-1 run finished, the search runs the other three points only."""
+    path, out = _suite_yaml(tmp_path, OWN_POINT_BLOCK), tmp_path / "out"
+    assert cli.main([str(path), "--out", str(out), "--search"]) == 0  # no suite rows yet: 4 runs
+    assert len(_rows(out / "search")) == 4
+    shutil.rmtree(out / "search")
+    assert cli.main([str(path), "--out", str(out)]) == 0
+    own = next(r for r in _rows(out) if r["model"] == "SASRec")
+    capsys.readouterr()
+    assert cli.main([str(path), "--out", str(out), "--search"]) == 0
+    err = capsys.readouterr().err
+    assert "search: SASRec-lr0.001-do0.5 is SASRec's own setting" in err
+    assert sorted(r["model"] for r in _rows(out / "search")) == [
+        "SASRec-lr0.001-do0.1", "SASRec-lr0.01-do0.1", "SASRec-lr0.01-do0.5"]
+    tried = json.loads((out / "search" / "chosen.json").read_text())["models"]["SASRec"]["tried"]
+    assert [t["best_valid_score"] for t in tried
+            if t["settings"] == {"learning_rate": 0.001, "hidden_dropout_prob": 0.5}] == [
+        float(own["best_valid_score"])]
 
 
 def test_search_refuses_seeds(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

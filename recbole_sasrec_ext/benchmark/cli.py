@@ -261,7 +261,9 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
             print(f"error: --seeds: not with --search (the search runs on {suite.source}'s "
                   "search.seed)", file=sys.stderr)
             return EXIT_BAD_INPUT
-        suite, out = suite.search_suite(args.only_models), args.out / SEARCH_DIR
+        parent, out = suite, args.out / SEARCH_DIR
+        suite, borrowed = _borrow_own_rows(parent, suite.search_suite(args.only_models),
+                                           args.out, args.data_root)
     else:
         suite = _with_search_choices(suite, args.out)
     plan = suite.runs(seeds=args.seeds, models=args.only_models, data_root=args.data_root)
@@ -300,7 +302,9 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
     written = write_report(out.resolve())
     print(f"report: {', '.join(str(p) for p in written)}", file=sys.stderr)
     if args.search:
-        content = choose(suite.search, results.read_rows(out / results.CSV_NAME))
+        csv = out / results.CSV_NAME
+        rows = results.read_rows(csv) if csv.is_file() else []
+        content = choose(suite.search, [*rows, *borrowed])
         path = write_choices(out, content)
         print(f"search: settings chosen for {len(content['models'])} of "
               f"{len(suite.search.dropout_keys)} models ({path}); models not listed there are "
@@ -342,6 +346,37 @@ def _with_search_choices(suite: Suite, out: Path) -> Suite:
         print(f"{suite.name}: the search chose {', '.join(same)}'s own settings: their runs keep "
               "their keys (rows already made stay done)", file=sys.stderr)
     return replace(with_choices(suite, overrides), notes=(*suite.notes, note))
+
+
+def _borrow_own_rows(
+    parent: Suite, search: Suite, out: Path, data_root: Path | None
+) -> tuple[Suite, list[results.Row]]:
+    """The search less its settings that are a model's own where ``out``'s results already hold
+    the model's finished runs on the search seed: those runs' rows (relabelled as the setting's)
+    stand for the setting, whose runs would repeat them (the same config, the same numbers)."""
+    path = out / results.CSV_NAME
+    if not path.is_file():
+        return search, []
+    done = {(r["model"], r["dataset"], int(r["seed"]), r["config_hash"]): r
+            for r in results.read_rows(path) if r["status"] == results.Status.OK.value}
+    own: dict[str, list[dict]] = {}
+    kept, borrowed = {}, []
+    for label, variant in search.variants.items():
+        if variant.model not in own:
+            own[variant.model] = _own_values(parent, variant.model)
+        if without_own_values({label: variant.settings}, lambda _, m=variant.model: own[m])[label]:
+            kept[label] = variant
+            continue
+        specs = parent.runs(seeds=[search.search.seed], models=[variant.model],
+                            data_root=data_root)
+        rows = [done.get(spec.key) for spec in specs]
+        if not all(rows):
+            kept[label] = variant
+            continue
+        borrowed += [{**row, "model": label} for row in rows]
+        print(f"search: {label} is {variant.model}'s own setting: its finished seed "
+              f"{search.search.seed} runs in {path} stand for it (not run again)", file=sys.stderr)
+    return replace(search, variants=kept), borrowed
 
 
 def _own_values(suite: Suite, model: str) -> list[dict]:
