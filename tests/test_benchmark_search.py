@@ -118,6 +118,9 @@ def test_search_then_the_suite_runs_with_the_chosen_settings(
     assert cli.main([str(path), "--out", str(out), "--search"]) == 0
     err = capsys.readouterr().err
     assert "search: settings chosen for 1 of 1 models" in err
+    done = [line for line in err.splitlines() if " ok in " in line]  # the search shows validation
+    assert len(done) == 4 and all(": best validation " in line and "(epoch " in line
+                                  for line in done)
     search_rows = _rows(out / "search")
     assert sorted(r["model"] for r in search_rows) == sorted(
         ["SASRec-lr0.01-do0.1", "SASRec-lr0.01-do0.3", "SASRec-lr0.001-do0.1",

@@ -296,6 +296,7 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
         data_root=args.data_root,
         command_line=command_line,
         jobs=args.jobs,
+        validation_only=bool(args.search),
     )
     from recbole_sasrec_ext.benchmark.report import write_report
 

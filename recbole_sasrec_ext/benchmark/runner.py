@@ -348,6 +348,7 @@ def run_suite(
     command_line: str = "",
     stream: TextIO | None = None,
     jobs: int = 1,
+    validation_only: bool = False,
 ) -> SuiteSummary:
     """Run every planned run not yet in ``results.csv`` with status ok; save after each run.
 
@@ -376,16 +377,19 @@ def run_suite(
         run gets its suite's ``threads`` (the caller's setting when unset).
         Rows are written as runs end, so results.csv's order may differ from the plan's; the
         rows themselves are the same as with one job.
+    validation_only
+        Each finished run's line shows its best validation metrics, not its test metrics (a
+        search, whose choice must not be read off the test set).
     """
     out_dir = out_dir.resolve()
     with results.folder_lock(out_dir):  # two runners on one folder would lose rows
         return _run_suite_locked(suite, out_dir, seeds, models, max_runs, command_prefix,
-                                 data_root, command_line, stream, jobs)
+                                 data_root, command_line, stream, jobs, validation_only)
 
 
 def _run_suite_locked(
     suite, out_dir, seeds, models, max_runs, command_prefix, data_root, command_line, stream,
-    jobs=1,
+    jobs=1, validation_only=False,
 ) -> SuiteSummary:
     stream = stream or sys.stderr
     prefix = list(command_prefix) if command_prefix else default_command_prefix()
@@ -463,7 +467,7 @@ def _run_suite_locked(
                 results.upsert_history(histories, results.history_entry(spec.key, outcome.result))
             results.write_histories(histories_path, histories)
         label = f"{where}: " if jobs > 1 else ""
-        print(f"    {label}{_describe(outcome)}", file=stream, flush=True)
+        print(f"    {label}{_describe(outcome, validation_only)}", file=stream, flush=True)
 
     if jobs == 1:
         for number, (where, spec) in enumerate(todo, start=1):
@@ -530,13 +534,20 @@ def _per_user_path(out_dir: Path, spec: RunSpec, outcome: RunOutcome) -> str:
     return spec.per_user_name
 
 
-def _describe(outcome: RunOutcome) -> str:
+def _describe(outcome: RunOutcome, validation_only: bool = False) -> str:
+    """One line for a finished run: its test metrics, or its best validation ones."""
     if outcome.status is Status.FAILED:
         return f"failed after {outcome.seconds:.1f} s: {outcome.error}"
-    metrics = outcome.result.test_result if outcome.result else {}
+    result = outcome.result
+    metrics = {}
+    if result is not None:
+        metrics = result.best_valid_result if validation_only else result.test_result
     shown = " ".join(
-        f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+        f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in (metrics or {}).items()
     )
+    if validation_only:
+        epoch = result.best_epoch if result else None
+        return f"ok in {outcome.seconds:.1f} s: best validation {shown} (epoch {epoch})"
     return f"ok in {outcome.seconds:.1f} s: {shown}"
 
 
