@@ -42,6 +42,7 @@ from recbole_sasrec_ext.benchmark.search import (
     SEARCH_DIR,
     choices_note,
     choose,
+    own_overrides,
     read_choices,
     with_choices,
     without_own_values,
@@ -365,7 +366,7 @@ def _borrow_own_rows(
     for label, variant in search.variants.items():
         if variant.model not in own:
             own[variant.model] = _own_values(parent, variant.model)
-        if without_own_values({label: variant.settings}, lambda _, m=variant.model: own[m])[label]:
+        if own_overrides(variant.settings, own[variant.model]):
             kept[label] = variant
             continue
         specs = parent.runs(seeds=[search.search.seed], models=[variant.model],

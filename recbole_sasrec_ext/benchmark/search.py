@@ -186,22 +186,25 @@ def choices_note(space: SearchSpace, choices: Mapping[str, Mapping[str, Any]],
     )
 
 
+def own_overrides(
+    settings: Mapping[str, Any], own: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """``settings`` less those equal to the value the model runs with anyway.
+
+    ``own`` holds the model's final values, one mapping per data set of the suite. A value equal
+    to the model's own on every data set is no override: the runs keep their key, so rows already
+    made with the model's own settings stay done and are not run again (their results would be
+    the same)."""
+    return {key: value for key, value in settings.items()
+            if not own or any(v.get(key) != value for v in own)}
+
+
 def without_own_values(
     choices: Mapping[str, Mapping[str, Any]],
     own: Callable[[str], Sequence[Mapping[str, Any]]],
 ) -> dict[str, dict[str, Any]]:
-    """Each model's chosen settings less those equal to the value the model runs with anyway.
-
-    ``own(model)`` gives the model's final values, one mapping per data set of the suite. A chosen
-    value equal to the model's own on every data set is no override: the runs keep their key, so
-    rows already made with the model's own settings stay done and are not run again (their results
-    would be the same)."""
-    kept: dict[str, dict[str, Any]] = {}
-    for model, settings in choices.items():
-        values = own(model)
-        kept[model] = {key: value for key, value in settings.items()
-                       if not values or any(v.get(key) != value for v in values)}
-    return kept
+    """:func:`own_overrides` of each model's chosen settings (``own(model)``: its final values)."""
+    return {model: own_overrides(settings, own(model)) for model, settings in choices.items()}
 
 
 def with_choices(suite: Any, choices: Mapping[str, Mapping[str, Any]]) -> Any:
