@@ -82,10 +82,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
     args, overrides = parse_args(argv)
-    from recbole_sasrec_ext.common import lifetime
+    from recbole_sasrec_ext.common import allocator, lifetime
     from recbole_sasrec_ext.parallel import group as process_group
 
     lifetime.sigterm_as_interrupt()
+    allocator.tune_for_training()  # freed activations kept for the next step (glibc only)
     try:
         group = process_group.from_env()
         if group is not None:  # a launched worker: never outlive the launcher

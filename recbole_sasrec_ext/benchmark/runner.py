@@ -481,14 +481,18 @@ def _run_suite_locked(
 
 def _run_parallel(todo, jobs, prefix, out_dir, timeout_s, begin, record) -> None:
     """Keep up to ``jobs`` places busy; ``record`` each run as it ends. A run takes ``threads``
-    places (its suite's count, at most ``jobs``; 1 when unset) and gets that many OpenMP/MKL
-    threads; runs that take more places start first, otherwise in plan order, and a run waits
+    places per training process (its suite's count, 1 when unset; times its ``nproc``; at most
+    ``jobs``) and each of its processes gets ``threads`` OpenMP/MKL threads (what the places allow);
+    runs that take more places start first, otherwise in plan order, and a run waits
     until its places are free. A run with a checkpoint resumes from it; one whose checkpoint had
     finished training starts again (as :func:`run_one`). On an exception (e.g. Ctrl-C) every
     running run is killed."""
 
     def places(spec: RunSpec) -> int:
-        return min(spec.threads or 1, jobs)
+        return min((spec.threads or 1) * spec.processes, jobs)
+
+    def threads(spec: RunSpec) -> int:  # per process
+        return max(1, places(spec) // spec.processes)
 
     queue = sorted(todo, key=lambda item: -places(item[1]))  # stable: plan order otherwise
     running: list[tuple[str, _Started]] = []
@@ -500,7 +504,7 @@ def _run_parallel(todo, jobs, prefix, out_dir, timeout_s, begin, record) -> None
                 checkpoints = out_dir / CHECKPOINTS_DIR / spec.run_name
                 running.append((where, _start_process(spec, prefix, out_dir, checkpoints,
                                                       newest_checkpoint(checkpoints),
-                                                      places(spec))))
+                                                      threads(spec))))
             time.sleep(_POLL_S)
             for item in list(running):
                 where, started = item
@@ -516,7 +520,7 @@ def _run_parallel(todo, jobs, prefix, out_dir, timeout_s, begin, record) -> None
                     shutil.rmtree(started.checkpoints)  # trained to the end: train again
                     running.append((where, _start_process(started.spec, prefix, out_dir,
                                                           started.checkpoints, None,
-                                                          places(started.spec))))
+                                                          threads(started.spec))))
                     continue
                 record(where, started.spec, outcome)
     except BaseException:

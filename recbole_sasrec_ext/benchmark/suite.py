@@ -39,7 +39,9 @@ A model entry may name a class by import path, ``Label: {class: my_package.my_mo
 e.g. from the current folder or ``PYTHONPATH``) that runs through the same pipeline under ``Label``.
 A model entry, or a profile's model layer, may give its runs' thread count, ``threads: N`` (the
 runner's, not a config override, and not part of the run key): their OpenMP/MKL threads; with
-``--jobs`` such a run takes N of the places and starts before runs that take fewer.
+``--jobs`` such a run takes N of the places and starts before runs that take fewer. A run with
+the config override ``nproc: P`` (``run_recbole.py --nproc=P``: P training processes,
+docs/scaling.md) takes P times as many places, and each process gets the threads its share allows.
 
 Overrides are merged ``common`` < ``datasets[d]`` < ``models[m]`` < ``models[m].per_dataset[d]``,
 then the chosen profile's layers in the same order.
@@ -78,6 +80,7 @@ CLASS_KEY = "class"  # a model entry's import path ``package.module:Class``
 # A model entry's (or a profile's model layer's) OpenMP/MKL thread count for its runs: the runner's,
 # not a config override; with --jobs N such a run takes that many of the N places.
 THREADS_KEY = "threads"
+NPROC_KEY = "nproc"  # a config override: the run trains in that many processes
 # Set by the runner itself: a suite may not override them.
 RESERVED_OVERRIDES = frozenset({"model", "dataset", "seed"})
 # Left out of the run key's hash, so that moving the data does not invalidate finished runs.
@@ -148,6 +151,11 @@ class RunSpec:
     def log_name(self) -> str:
         profile = f"-{self.profile}" if self.profile else ""
         return f"{self.model}-{self.dataset}-{self.seed}{profile}.log"
+
+    @property
+    def processes(self) -> int:
+        """Training processes of the run: its ``nproc`` override (1 when unset)."""
+        return int(self.overrides.get(NPROC_KEY, 1))
 
     @property
     def run_name(self) -> str:
@@ -645,6 +653,8 @@ def _overrides(fail: Any, where: str, value: Any, extra_keys: Sequence[str] = ()
                 f"{where}.{key}", "is set by the benchmark itself (use seeds / models / datasets)"
             )
         _check_value(fail, f"{where}.{key}", item)
+        if key == NPROC_KEY and (not _is_int(item) or item < 1):
+            raise fail(f"{where}.{key}", f"must be a whole number of processes >= 1, got {item!r}")
         if "=" in format_value(item):
             raise fail(f"{where}.{key}", "contains '=', which RecBole's command line cannot carry")
     try:  # like the command line: unknown keys (did you mean ...?), types and ranges
