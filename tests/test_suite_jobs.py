@@ -110,9 +110,17 @@ def _fake_with_thread_log(tmp_path: Path) -> tuple[dict, Path]:
     return fake, Path(config["threads"])
 
 
-def test_a_run_with_threads_takes_that_many_places_and_starts_first(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("setting", "sasrec_threads"),
+    [("threads: 2", "2"),  # one process, two threads
+     ("nproc: 2", "1"),  # two processes (run_recbole.py --nproc=2), one thread each
+     ("nproc: 2, threads: 2", "1")],  # four places asked, two there: one thread per process
+)
+def test_a_run_with_threads_takes_that_many_places_and_starts_first(
+    tmp_path, monkeypatch, setting, sasrec_threads
+):
     fake, log = _fake_with_thread_log(tmp_path)
-    suite = load_suite(_threads_suite(tmp_path))
+    suite = load_suite(_threads_suite(tmp_path, setting))
     running, seen = {}, []  # pid -> model; (model started, models running beside it)
     start, finish = runner._start_process, runner._Started.finish
 
@@ -136,7 +144,9 @@ def test_a_run_with_threads_takes_that_many_places_and_starts_first(tmp_path, mo
         kill_hung_fakes(fake)
     # SASRec (2 places of 2) first and alone, then the others two at a time in plan order
     assert seen == [("SASRec", []), ("RKSA", []), ("Caser", ["RKSA"])]
-    assert sorted(log.read_text().splitlines()) == ["Caser 1 1", "RKSA 1 1", "SASRec 1 2"]
+    assert sorted(log.read_text().splitlines()) == [
+        "Caser 1 1", "RKSA 1 1", f"SASRec 1 {sasrec_threads}"
+    ]
     rows = read_csv(tmp_path / "out" / results.CSV_NAME)
     assert {r["model"]: r["status"] for r in rows} == {m: "ok" for m in ("RKSA", "Caser", "SASRec")}
 
@@ -172,3 +182,10 @@ def test_threads_are_checked_not_hashed_and_a_profile_may_set_them(tmp_path):
     for bad in ("threads: 0", "threads: two", "threads: 1.5", "threads: true"):
         with pytest.raises(SuiteError, match=r"models\.SASRec\.threads: must be a whole number"):
             load_suite(_threads_suite(tmp_path, bad))
+    for bad in ("nproc: 0", "nproc: two", "nproc: 1.5", "nproc: true"):
+        with pytest.raises(SuiteError,
+                           match=r"models\.SASRec\.nproc: must be a whole number of processes"):
+            load_suite(_threads_suite(tmp_path, bad))
+    two = load_suite(_threads_suite(tmp_path, "nproc: 2")).runs()
+    assert [spec.processes for spec in two] == [1, 1, 2]
+    assert "--nproc=2" in two[2].args()

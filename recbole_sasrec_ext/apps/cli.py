@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     from recbole_sasrec_ext.parallel import group as process_group
 
     lifetime.sigterm_as_interrupt()
-    allocator.tune_for_training()  # freed activations kept for the next step (glibc only)
     try:
+        allocator.tune_for_training()  # freed activations kept for the next step (glibc only)
         group = process_group.from_env()
         if group is not None:  # a launched worker: never outlive the launcher
             lifetime.die_with_parent()

@@ -25,6 +25,8 @@ import ctypes.util
 import os
 from collections.abc import Mapping
 
+from recbole_sasrec_ext.common.errors import PluginError
+
 #: glibc's malloc.h
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
@@ -48,9 +50,20 @@ SETTINGS = (
 OPT_OUT_VARIABLE = "RECBOLE_SASREC_EXT_ALLOCATOR"
 
 
+#: The values of :data:`OPT_OUT_VARIABLE` (unset means ``tuned``).
+CHOICES = ("tuned", "system")
+
+
 def wanted(environ: Mapping[str, str]) -> bool:
-    """Whether to tune: not when the user chose (``MALLOC_*`` set, or the opt-out variable)."""
-    if environ.get(OPT_OUT_VARIABLE, "").strip().lower() == "system":
+    """Whether to tune: not when the user chose (``MALLOC_*`` set, or the opt-out variable).
+    Raises :class:`PluginError` naming the variable for a value other than :data:`CHOICES`."""
+    choice = environ.get(OPT_OUT_VARIABLE, "tuned").strip().lower()
+    if choice not in CHOICES:
+        raise PluginError(
+            f"environment variable {OPT_OUT_VARIABLE}={environ[OPT_OUT_VARIABLE]!r}: "
+            f"expected one of {', '.join(CHOICES)}"
+        )
+    if choice == "system":
         return False
     return not any(name.startswith("MALLOC_") for name in environ)
 
