@@ -27,6 +27,7 @@ import itertools
 import json
 import os
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -141,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), flush=True)
             with (args.out / "buckets.jsonl").open("a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
-    command = " ".join(["python -m recbole_sasrec_ext.benchmark.buckets", *(argv or sys.argv[1:])])
+    command = "python -m recbole_sasrec_ext.benchmark.buckets " + shlex.join(
+        argv if argv is not None else sys.argv[1:])
     header = (f"Measured {now_iso()} on {cpu_description()}, runs one after the other "
               f"(processes x threads as listed); `{command}`")
     (args.out / "buckets.md").write_text(f"{header}\n\n{table(rows)}\n", encoding="utf-8")
