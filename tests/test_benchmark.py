@@ -395,7 +395,8 @@ def test_dry_run_prints_the_commands(tmp_path: Path, capsys: pytest.CaptureFixtu
         "mode": "full",
     }
     recbole_sasrec = next(line for line in lines if "--model RecBole.SASRec" in line)
-    assert recbole_sasrec.startswith("OMP_NUM_THREADS=2 ")  # the cpu profile's threads
+    # the cpu profile's two training processes (one thread each, the launcher's default)
+    assert " --nproc=2 " in recbole_sasrec and not recbole_sasrec.startswith("OMP_NUM_THREADS")
     assert not any(line.startswith("OMP") for line in lines if line != recbole_sasrec)
     assert not (tmp_path / "out").exists()
 
