@@ -372,9 +372,10 @@ def run_suite(
         Where progress lines go (default stderr).
     jobs
         Places for runs at the same time (each run in its own subprocess; see
-        :func:`_run_parallel`): a run takes its suite's ``threads`` places (1 when unset) and
-        gets that many OpenMP/MKL threads, unless the environment sets a number. With one job a
-        run gets its suite's ``threads`` (the caller's setting when unset).
+        :func:`_run_parallel`): a run takes its suite's ``threads`` places (1 when unset) times
+        its ``nproc`` and each of its processes gets ``threads`` OpenMP/MKL threads, unless the
+        environment sets a number. With one job a run's processes get its suite's ``threads``
+        (the caller's setting when unset).
         Rows are written as runs end, so results.csv's order may differ from the plan's; the
         rows themselves are the same as with one job.
     validation_only
