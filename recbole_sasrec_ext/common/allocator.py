@@ -4,7 +4,7 @@ A training step allocates and frees the same large activation buffers again and 
 defaults give a buffer above a dynamic threshold its own ``mmap`` and trim the heap's top back to
 the kernel as soon as 128 KiB of it is free, so the next step's buffers arrive as fresh pages that
 the kernel must fault in and zero: on this project's 2-core CPU, RecBole's SASRec on ml-100k spent
-more than half of its CPU time in the kernel that way (docs/results.md, "The allocator"). Three
+a third of its CPU time in the kernel that way (docs/results.md, "Quick suite"). Three
 ``mallopt`` settings keep the memory in the process instead:
 
 * ``M_MMAP_THRESHOLD`` at its largest value (32 MiB on 64-bit glibc; fixed, which also stops
