@@ -46,8 +46,6 @@ PROTOCOL = (
 )
 
 
-#: ``--allocators`` values (common/allocator.py's choices).
-ALLOCATORS = CHOICES
 #: The default ``--layouts``: one process, one thread.
 ONE_THREAD = "1x1"
 
@@ -112,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="batching settings to compare: plain (RecBole's batches) or "
                              "key=value[+key=value], e.g. plain length_split=True "
                              "length_buckets=32")
-    parser.add_argument("--allocators", nargs="+", choices=ALLOCATORS, default=["tuned"],
+    parser.add_argument("--allocators", nargs="+", choices=CHOICES, default=["tuned"],
                         help="glibc allocator settings to compare (default tuned: the command "
                              "line's)")
     parser.add_argument("--layouts", nargs="+", default=[ONE_THREAD],

@@ -21,7 +21,6 @@ settings. On a C library other than glibc it does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from collections.abc import Mapping
 
@@ -48,8 +47,6 @@ SETTINGS = (
 
 #: ``RECBOLE_SASREC_EXT_ALLOCATOR=system`` keeps the C library's own settings.
 OPT_OUT_VARIABLE = "RECBOLE_SASREC_EXT_ALLOCATOR"
-
-
 #: The values of :data:`OPT_OUT_VARIABLE` (unset means ``tuned``).
 CHOICES = ("tuned", "system")
 
@@ -70,14 +67,11 @@ def wanted(environ: Mapping[str, str]) -> bool:
 
 def _glibc_mallopt():
     """glibc's ``mallopt``, or None on another C library (musl, macOS, Windows)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
     try:
-        libc = ctypes.CDLL(name)
+        libc = ctypes.CDLL(None)  # the symbols already loaded into this process
         libc.gnu_get_libc_version  # noqa: B018 (present in glibc only)
         mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # TypeError: Windows has no CDLL(None)
         return None
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)  # int mallopt(int param, int value)
     mallopt.restype = ctypes.c_int
@@ -91,4 +85,5 @@ def tune_for_training(environ: Mapping[str, str] | None = None) -> bool:
     mallopt = _glibc_mallopt()
     if mallopt is None:
         return False
-    return all(mallopt(option, value) == 1 for option, value in SETTINGS)
+    taken = [mallopt(option, value) == 1 for option, value in SETTINGS]  # all, even past a refusal
+    return all(taken)
