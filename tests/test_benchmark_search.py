@@ -225,6 +225,49 @@ def test_the_grid_point_of_the_models_own_settings_reuses_the_suites_row(
         float(own["best_valid_score"])]
 
 
+def test_an_own_setting_off_the_grid_competes_and_wins_only_when_better() -> None:
+    space = SearchSpace(5, (0.01, 0.001), (0.1,), {"GRU4Rec": ("dropout_prob",)})
+    rows = [{"model": "GRU4Rec-lr0.01-do0.1", "seed": "5", "status": "ok",
+             "best_valid_score": "0.2"},
+            {"model": "GRU4Rec-lr0.001-do0.1", "seed": "5", "status": "ok",
+             "best_valid_score": "0.3"}]
+    better = choose(space, rows, {"GRU4Rec": 0.31})["models"]["GRU4Rec"]
+    assert better["settings"] == {} and better["own"] is True
+    assert better["best_valid_score"] == 0.31 and better["own_best_valid_score"] == 0.31
+    assert [t["best_valid_score"] for t in better["tried"]] == [0.2, 0.3]
+    for own in (0.3, 0.1):  # a tie (or an own point on the grid, which scores the same) or worse
+        worse = choose(space, rows, {"GRU4Rec": own})["models"]["GRU4Rec"]
+        assert worse["settings"] == {"learning_rate": 0.001, "dropout_prob": 0.1}
+        assert worse["own"] is False and worse["best_valid_score"] == 0.3
+    assert "own" not in choose(space, rows)["models"]["GRU4Rec"]  # no finished own run
+
+
+def test_a_better_own_setting_off_the_grid_keeps_the_models_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """SASRec's own hidden dropout (0.5, the suite file's) is off the grid {0.1, 0.3}: when its
+    finished run on the search seed scores above every grid point, the search keeps it."""
+    path, out = _suite_yaml(tmp_path), tmp_path / "out"
+    assert cli.main([str(path), "--out", str(out), "--seeds", "5"]) == 0
+    assert cli.main([str(path), "--out", str(out), "--search"]) == 0
+    rows = _rows(out)
+    for row in rows:  # the own run made better than any grid point (a real score is <= 1)
+        if row["model"] == "SASRec":
+            row["best_valid_score"] = "1.5"
+    results.write_rows(out / results.CSV_NAME, rows)
+    capsys.readouterr()
+    assert cli.main([str(path), "--out", str(out), "--search"]) == 0  # every point done
+    assert "finished: 0 run now" in capsys.readouterr().err
+    chosen = json.loads((out / "search" / "chosen.json").read_text())["models"]["SASRec"]
+    assert chosen["settings"] == {} and chosen["own"] is True and len(chosen["tried"]) == 4
+    assert cli.main([str(path), "--out", str(out), "--seeds", "5"]) == 0
+    err = capsys.readouterr().err
+    assert "SASRec: its own settings (better than every grid point)" in err
+    assert "the search chose SASRec's own settings: their runs keep their keys" in err
+    assert "finished: 0 run now (0 failed), 2 already done, of 2 planned" in err
+    assert _rows(out) == rows
+
+
 def test_search_refuses_seeds(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path, out = _suite_yaml(tmp_path), tmp_path / "out"
     assert cli.main([str(path), "--out", str(out), "--search", "--seeds", "1"]) == 2

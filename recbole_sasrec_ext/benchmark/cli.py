@@ -263,8 +263,8 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
                   "search.seed)", file=sys.stderr)
             return EXIT_BAD_INPUT
         parent, out = suite, args.out / SEARCH_DIR
-        suite, borrowed = _borrow_own_rows(parent, suite.search_suite(args.only_models),
-                                           args.out, args.data_root)
+        suite, borrowed, own_scores = _borrow_own_rows(
+            parent, suite.search_suite(args.only_models), args.out, args.data_root)
     else:
         suite = _with_search_choices(suite, args.out)
     plan = suite.runs(seeds=args.seeds, models=args.only_models, data_root=args.data_root)
@@ -306,7 +306,7 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
     if args.search:
         csv = out / results.CSV_NAME
         rows = results.read_rows(csv) if csv.is_file() else []
-        content = choose(suite.search, [*rows, *borrowed])
+        content = choose(suite.search, [*rows, *borrowed], own_scores)
         path = write_choices(out, content)
         print(f"search: settings chosen for {len(content['models'])} of "
               f"{len(suite.search.dropout_keys)} models ({path}); models not listed there are "
@@ -343,7 +343,7 @@ def _with_search_choices(suite: Suite, out: Path) -> Suite:
     print(f"{suite.name}: {note}", file=sys.stderr)
     known = {m: s for m, s in choices.items() if m in suite.models}
     overrides = without_own_values(known, lambda model: _own_values(suite, model))
-    same = sorted(m for m in known if known[m] and not overrides[m])
+    same = sorted(m for m in known if not overrides[m])
     if same:
         print(f"{suite.name}: the search chose {', '.join(same)}'s own settings: their runs keep "
               "their keys (rows already made stay done)", file=sys.stderr)
@@ -352,33 +352,35 @@ def _with_search_choices(suite: Suite, out: Path) -> Suite:
 
 def _borrow_own_rows(
     parent: Suite, search: Suite, out: Path, data_root: Path | None
-) -> tuple[Suite, list[results.Row]]:
+) -> tuple[Suite, list[results.Row], dict[str, float]]:
     """The search less its settings that are a model's own where ``out``'s results already hold
     the model's finished runs on the search seed: those runs' rows (relabelled as the setting's)
-    stand for the setting, whose runs would repeat them (the same config, the same numbers)."""
+    stand for the setting, whose runs would repeat them (the same config, the same numbers).
+    Also each searched model's own validation score from such a run (one data set), for
+    :func:`choose`: an own setting off the grid competes with the grid's points."""
     path = out / results.CSV_NAME
     if not path.is_file():
-        return search, []
+        return search, [], {}
     done = {(r["model"], r["dataset"], int(r["seed"]), r["config_hash"]): r
             for r in results.read_rows(path) if r["status"] == results.Status.OK.value}
     own: dict[str, list[dict]] = {}
+    own_rows: dict[str, list[results.Row | None]] = {}
+    for model in dict.fromkeys(v.model for v in search.variants.values()):
+        own[model] = _own_values(parent, model)
+        specs = parent.runs(seeds=[search.search.seed], models=[model], data_root=data_root)
+        own_rows[model] = [done.get(spec.key) for spec in specs]
+    own_scores = {model: float(rows[0]["best_valid_score"]) for model, rows in own_rows.items()
+                  if len(rows) == 1 and rows[0] and rows[0].get("best_valid_score")}
     kept, borrowed = {}, []
     for label, variant in search.variants.items():
-        if variant.model not in own:
-            own[variant.model] = _own_values(parent, variant.model)
-        if own_overrides(variant.settings, own[variant.model]):
-            kept[label] = variant
-            continue
-        specs = parent.runs(seeds=[search.search.seed], models=[variant.model],
-                            data_root=data_root)
-        rows = [done.get(spec.key) for spec in specs]
-        if not all(rows):
+        rows = own_rows[variant.model]
+        if own_overrides(variant.settings, own[variant.model]) or not all(rows):
             kept[label] = variant
             continue
         borrowed += [{**row, "model": label} for row in rows]
         print(f"search: {label} is {variant.model}'s own setting: its finished seed "
               f"{search.search.seed} runs in {path} stand for it (not run again)", file=sys.stderr)
-    return replace(search, variants=kept), borrowed
+    return replace(search, variants=kept), borrowed, own_scores
 
 
 def _own_values(suite: Suite, model: str) -> list[dict]:

@@ -17,11 +17,15 @@ all; a model with no dropout keys gets the learning rates only). ``python -m
 recbole_sasrec_ext.benchmark SUITE --search --out DIR`` runs them into ``DIR/search`` (an output
 folder of its own: resumable, with its own report) and writes ``DIR/search/chosen.json``: each
 model's setting with the best validation ``valid_metric`` (the first in grid order on a tie),
-once all of that model's settings have finished. A later run of the suite into ``DIR`` applies
-the chosen settings after every other layer (so they are part of each run's key) and says so in
-the report's notes; a chosen value equal to the one the model runs with anyway is no override, so
-runs already made with the model's own settings keep their key and are not run again. Models the
-block does not list keep their settings (e.g. Pop, or a row held to a paper's settings).
+once all of that model's settings have finished. A model whose own setting (its yaml's, or the
+suite file's) lies off the grid has one more candidate: the suite's finished run on the search
+seed, which is kept (``settings: {}``, ``own: true``) when its validation beats every grid point,
+so a baseline is never moved from its recommended setting to a worse one. A later run of the
+suite into ``DIR`` applies the chosen settings after every other layer (so they are part of
+each run's key) and says so in the report's notes; a chosen value equal to the one the model
+runs with anyway is no override, so runs already made with the model's own settings keep their
+key and are not run again. Models the block does not list keep their settings (e.g. Pop, or a
+row held to a paper's settings).
 """
 
 from __future__ import annotations
@@ -127,9 +131,13 @@ def search_variants(space: SearchSpace, models: Sequence[str] | None = None) -> 
     return {variant_label(m, s): Variant(m, s) for m in chosen for s in space.settings(m)}
 
 
-def choose(space: SearchSpace, rows: Sequence[results.Row]) -> dict[str, Any]:
+def choose(space: SearchSpace, rows: Sequence[results.Row],
+           own_scores: Mapping[str, float] | None = None) -> dict[str, Any]:
     """``chosen.json``'s content from the search folder's rows: for each searched model whose
-    every setting finished, the setting with the best ``best_valid_score``."""
+    every setting finished, the setting with the best ``best_valid_score``. ``own_scores``:
+    model -> the validation score of its own setting on the search seed (the suite's finished
+    run); it wins only when strictly better than every grid point (on the grid it is one of them
+    and scores the same), and then the chosen settings are empty: the model keeps its own."""
     scores = {r["model"]: float(r["best_valid_score"]) for r in rows
               if r["status"] == Status.OK.value and r.get("best_valid_score") not in ("", None)
               and int(r["seed"]) == space.seed}
@@ -139,11 +147,18 @@ def choose(space: SearchSpace, rows: Sequence[results.Row]) -> dict[str, Any]:
         if any(score is None for _, score in tried):
             continue  # not every setting has finished: nothing is chosen yet
         best = max(range(len(tried)), key=lambda i: (tried[i][1], -i))
-        chosen[model] = {
+        entry: dict[str, Any] = {
             "settings": tried[best][0],
             "best_valid_score": tried[best][1],
             "tried": [{"settings": s, "best_valid_score": score} for s, score in tried],
         }
+        own = (own_scores or {}).get(model)
+        if own is not None:
+            entry["own_best_valid_score"] = own
+            entry["own"] = own > tried[best][1]
+            if entry["own"]:
+                entry.update(settings={}, best_valid_score=own)
+        chosen[model] = entry
     return {"seed": space.seed, "models": chosen}
 
 
@@ -176,12 +191,16 @@ def choices_note(space: SearchSpace, choices: Mapping[str, Mapping[str, Any]],
     """One line for the report's notes: the budget and what was chosen."""
     budgets = sorted({space.budget(m) for m in space.dropout_keys})
     chosen = "; ".join(
-        f"{m}: " + ", ".join(f"{k}={v:g}" for k, v in s.items()) for m, s in choices.items()
+        f"{m}: " + (", ".join(f"{k}={v:g}" for k, v in s.items())
+                    or "its own settings (better than every grid point)")
+        for m, s in choices.items()
     )
     return (
         f"Validation search (seed {space.seed}, {valid_metric} on validation only): every searched "
         f"model got the same grid, learning_rate {list(space.learning_rates)} x dropout "
-        f"{list(space.dropouts)} ({' or '.join(map(str, budgets))} runs each); chosen: {chosen}. "
+        f"{list(space.dropouts)} ({' or '.join(map(str, budgets))} runs each; a model's own "
+        f"setting off the grid competes too, from its finished run on that seed); "
+        f"chosen: {chosen}. "
         f"Not searched: the models the suite's search block does not list."
     )
 
